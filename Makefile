@@ -1,0 +1,81 @@
+# moat — build, run, test.  `make run` and `make test` are the two entry points.
+CC      ?= cc
+PKGS    := libssl libcrypto libevent libevent_openssl libevent_pthreads jansson sqlite3 libsodium libcurl
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Isrc/lib
+ifeq ($(WERROR),1)
+CFLAGS  += -Werror
+endif
+ifeq ($(SANITIZE),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -O1
+LDFLAGS += -fsanitize=address,undefined
+BUILD   ?= build-asan
+endif
+BUILD   ?= build
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS  += $(PKG_CFLAGS)
+LIBS     = $(PKG_LIBS) -lpthread
+
+LIB_SRC    := $(wildcard src/lib/*.c)
+MOATD_SRC  := $(wildcard src/moatd/*.c)
+ADM_SRC    := $(wildcard src/moatadm/*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+
+LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/%.o)
+MOATD_OBJ  := $(MOATD_SRC:%.c=$(BUILD)/%.o)
+ADM_OBJ    := $(ADM_SRC:%.c=$(BUILD)/%.o)
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+PY       := /usr/bin/python3
+DATA_DIR ?= $(CURDIR)/run
+ADDR     ?= 127.0.0.1
+API_PORT ?= 9443
+
+.PHONY: all deps run test unit integration clean bench
+all: deps-check $(BUILD)/moatd $(BUILD)/moatadm
+
+# Fail early, with the fix, when a -dev package is missing.
+deps-check:
+	@pkg-config --exists $(PKGS) || { echo "missing build dependencies: run scripts/deps" >&2; exit 1; }
+
+deps:
+	scripts/deps
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libmoat.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/moatd: $(MOATD_OBJ) $(BUILD)/libmoat.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/moatadm: $(ADM_OBJ) $(BUILD)/libmoat.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -ledit
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmoat.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/unit -o $@ $^ $(LIBS)
+
+unit: all $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+integration: all
+	MOAT_BUILD=$(CURDIR)/$(BUILD) $(PY) -m pytest -q -x tests/integration
+
+test: deps
+	$(MAKE) unit integration
+
+run: deps
+	$(MAKE) all
+	scripts/run-node $(BUILD) $(DATA_DIR) $(ADDR) $(API_PORT)
+
+bench: deps all
+	bench/run
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find build build-asan -name '*.d' 2>/dev/null)

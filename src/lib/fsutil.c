@@ -1,0 +1,89 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+
+int
+fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+    struct err *e)
+{
+	char		*tmp = NULL, *dcopy = NULL;
+	const char	*p = data;
+	int		 fd = -1, dfd;
+	size_t		 off = 0;
+
+	if (asprintf(&tmp, "%s.tmp.%d", path, (int)getpid()) == -1)
+		return err_set(e, E_INTERNAL, "out of memory");
+	/* O_EXCL|mode at creation: the key is never readable by others,
+	 * not even for the instant between open and chmod. */
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd == -1)
+		goto fail;
+	if (fchmod(fd, mode) == -1)
+		goto fail;
+	while (off < len) {
+		ssize_t n = write(fd, p + off, len - off);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			goto fail;
+		}
+		off += (size_t)n;
+	}
+	if (fsync(fd) == -1 || close(fd) == -1) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) == -1)
+		goto fail;
+	dcopy = strdup(path);
+	if (dcopy != NULL && (dfd = open(dirname(dcopy), O_RDONLY |
+	    O_DIRECTORY | O_CLOEXEC)) != -1) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	free(dcopy);
+	free(tmp);
+	return 0;
+fail:
+	err_set(e, E_INTERNAL, "cannot write %s: %s", path, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	unlink(tmp);
+	free(tmp);
+	return -1;
+}
+
+int
+fs_mkdir(const char *path, mode_t mode, struct err *e)
+{
+	char	 buf[4096];
+	char	*s;
+	size_t	 n = strlen(path);
+
+	if (n == 0 || n >= sizeof(buf))
+		return err_set(e, E_INTERNAL, "bad directory path");
+	memcpy(buf, path, n + 1);
+	for (s = buf + 1; *s != '\0'; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(buf, 0755) == -1 && errno != EEXIST)
+			return err_set(e, E_INTERNAL, "mkdir %s: %s", buf,
+			    strerror(errno));
+		*s = '/';
+	}
+	if (mkdir(buf, mode) == -1 && errno != EEXIST)
+		return err_set(e, E_INTERNAL, "mkdir %s: %s", buf,
+		    strerror(errno));
+	(void)chmod(buf, mode);
+	return 0;
+}

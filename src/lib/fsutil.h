@@ -1,0 +1,18 @@
+/* fsutil.h — files that other processes may read while we replace them. */
+#ifndef MOAT_FSUTIL_H
+#define MOAT_FSUTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+/* Replace path with data atomically: temp file in the same directory,
+ * fchmod(mode), write, fsync, rename, fsync of the directory.  A reader
+ * sees the old file or the new one, never a half-written one. */
+int	fs_write_atomic(const char *path, const void *data, size_t len,
+	    mode_t mode, struct err *e);
+/* mkdir -p with mode for the last component. */
+int	fs_mkdir(const char *path, mode_t mode, struct err *e);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * store.h — the cluster store: the one source of truth for certificates,
+ * policy, nodes and users.
+ *
+ * A small key/value interface with etcd v3's semantics, so that the
+ * embedded SQLite driver and the etcd driver are interchangeable:
+ * every key carries the revision of its last change (mod_rev), a
+ * transaction applies its puts and deletes only if every compare holds,
+ * and watchers hear about committed changes under a prefix.
+ * Values are NUL-terminated strings (JSON documents).
+ */
+#ifndef MOAT_STORE_H
+#define MOAT_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+struct store;
+struct store_txn;
+
+struct store_kv {
+	char	*key;
+	char	*value;
+	int64_t	 mod_rev;
+};
+
+/* Called after a commit that touched a key under the watched prefix. */
+typedef void (*store_watch_cb)(const char *key, void *arg);
+
+/*
+ * url: "sqlite" (the file <data_dir>/cluster.db, mode 0600) or
+ * "sqlite:<path>".  Returns NULL with e set on failure.
+ */
+struct store	*store_open(const char *url, const char *data_dir,
+		    struct err *e);
+void		 store_close(struct store *s);
+
+/* 0 found (*val owned by the caller), 1 absent, -1 error. */
+int		 store_get(struct store *s, const char *key, char **val,
+		    int64_t *mod_rev, struct err *e);
+/* All keys under prefix, sorted; *kvs owned by caller (store_kvs_free). */
+int		 store_list(struct store *s, const char *prefix,
+		    struct store_kv **kvs, size_t *n, struct err *e);
+void		 store_kvs_free(struct store_kv *kvs, size_t n);
+/* Current revision of the whole store. */
+int64_t		 store_revision(struct store *s);
+
+struct store_txn *store_txn_new(void);
+/* The key must have this mod_rev when the transaction commits; 0 means
+ * it must not exist. */
+int		 store_txn_cmp(struct store_txn *t, const char *key,
+		    int64_t mod_rev);
+int		 store_txn_put(struct store_txn *t, const char *key,
+		    const char *value);
+int		 store_txn_del(struct store_txn *t, const char *key);
+/* All or nothing.  A failed compare is E_CONFLICT.  Watchers run after
+ * the commit, before this returns.  t stays owned by the caller. */
+int		 store_txn_commit(struct store *s, struct store_txn *t,
+		    struct err *e);
+/* Wipes the values (they may hold keys) and frees. */
+void		 store_txn_free(struct store_txn *t);
+
+int		 store_watch(struct store *s, const char *prefix,
+		    store_watch_cb cb, void *arg);
+
+#endif

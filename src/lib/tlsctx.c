@@ -1,0 +1,263 @@
+/*
+ * tlsctx.c — SSL_CTX construction from material + policy, and the trial
+ * handshake that proves a new context works before anyone is served by it.
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "tlsctx_impl.h"
+#include "x509_impl.h"
+
+struct tlsctx {
+	_Atomic int	 refs;
+	SSL_CTX		*ctx;	/* owned */
+	int		 min_version;
+};
+
+int
+tls_version_parse(const char *s, int *out, struct err *e)
+{
+	if (s != NULL && strcmp(s, "1.2") == 0)
+		*out = TLS_V12;
+	else if (s != NULL && strcmp(s, "1.3") == 0)
+		*out = TLS_V13;
+	else
+		return err_set(e, E_INVALID_TLS_VERSION, "unsupported minimum "
+		    "TLS version \"%.16s\": allowed values are \"1.2\" and "
+		    "\"1.3\"", s != NULL ? s : "");
+	return 0;
+}
+
+const char *
+tls_version_str(int v)
+{
+	return v == TLS_V13 ? "1.3" : "1.2";
+}
+
+/*
+ * OpenSSL accepts a list as long as one element selects something, so a
+ * typo next to a valid name would be silently dropped.  Check each
+ * selecting element on its own instead.
+ */
+int
+tls_cipher_list_check(const char *list, struct err *e)
+{
+	SSL_CTX	*ctx;
+	char	*copy, *tok, *save = NULL;
+	int	 rc = 0;
+
+	if (list == NULL || *list == '\0' || strlen(list) > 4096)
+		return err_set(e, E_INVALID_CIPHER, "the cipher list is empty "
+		    "or too long");
+	if ((ctx = SSL_CTX_new(TLS_method())) == NULL)
+		return err_set(e, E_INTERNAL, "out of memory");
+	if ((copy = strdup(list)) == NULL) {
+		SSL_CTX_free(ctx);
+		return err_set(e, E_INTERNAL, "out of memory");
+	}
+	for (tok = strtok_r(copy, ":, ", &save); tok != NULL && rc == 0;
+	    tok = strtok_r(NULL, ":, ", &save)) {
+		if (*tok == '!' || *tok == '-' || *tok == '+' || *tok == '@')
+			continue;
+		if (!SSL_CTX_set_cipher_list(ctx, tok)) {
+			rc = err_set(e, E_INVALID_CIPHER, "cipher list element "
+			    "\"%.64s\" is not known to OpenSSL (see `openssl "
+			    "ciphers -v`)", tok);
+		}
+	}
+	if (rc == 0 && !SSL_CTX_set_cipher_list(ctx, list))
+		rc = err_set(e, E_INVALID_CIPHER, "the cipher list selects no "
+		    "cipher");
+	free(copy);
+	SSL_CTX_free(ctx);
+	ERR_clear_error();
+	return rc;
+}
+
+int
+tls_ciphersuites_check(const char *list, struct err *e)
+{
+	SSL_CTX	*ctx;
+	int	 rc = 0;
+
+	if (list == NULL || *list == '\0' || strlen(list) > 4096)
+		return err_set(e, E_INVALID_CIPHER, "the TLS 1.3 cipher suite "
+		    "list is empty or too long");
+	if ((ctx = SSL_CTX_new(TLS_method())) == NULL)
+		return err_set(e, E_INTERNAL, "out of memory");
+	if (!SSL_CTX_set_ciphersuites(ctx, list))
+		rc = err_set(e, E_INVALID_CIPHER, "TLS 1.3 cipher suites "
+		    "\"%.128s\" are not valid; allowed: TLS_AES_256_GCM_SHA384, "
+		    "TLS_CHACHA20_POLY1305_SHA256, TLS_AES_128_GCM_SHA256, "
+		    "TLS_AES_128_CCM_SHA256, TLS_AES_128_CCM_8_SHA256", list);
+	SSL_CTX_free(ctx);
+	ERR_clear_error();
+	return rc;
+}
+
+struct tlsctx *
+tlsctx_server_new(const struct x509_material *m, const struct tls_policy *p,
+    struct err *e)
+{
+	struct tlsctx	*c;
+	SSL_CTX		*ctx;
+	int		 i;
+
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		err_set(e, E_INTERNAL, "cannot create a TLS context");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, p->min_version);
+	/* Release read/write buffers while a connection is idle: an idle
+	 * client costs OpenSSL's state only. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+	if ((p->cipher_list != NULL &&
+	    !SSL_CTX_set_cipher_list(ctx, p->cipher_list)) ||
+	    (p->ciphersuites != NULL &&
+	    !SSL_CTX_set_ciphersuites(ctx, p->ciphersuites))) {
+		err_set(e, E_INVALID_CIPHER, "the cipher configuration is "
+		    "rejected by OpenSSL");
+		goto fail;
+	}
+	if (SSL_CTX_use_certificate(ctx, m->leaf) != 1)
+		goto badcert;
+	for (i = 0; i < sk_X509_num(m->chain); i++)
+		if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(m->chain, i)) != 1)
+			goto badcert;
+	if (m->key == NULL || SSL_CTX_use_PrivateKey(ctx, m->key) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1)
+		goto badcert;
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		err_set(e, E_INTERNAL, "out of memory");
+		goto fail;
+	}
+	atomic_init(&c->refs, 1);
+	c->ctx = ctx;
+	c->min_version = p->min_version;
+	ERR_clear_error();
+	return c;
+badcert:
+	err_set(e, E_HANDSHAKE, "OpenSSL refuses the certificate or key "
+	    "for a TLS context");
+fail:
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+struct tlsctx *
+tlsctx_ref(struct tlsctx *c)
+{
+	if (c != NULL)
+		atomic_fetch_add(&c->refs, 1);
+	return c;
+}
+
+void
+tlsctx_unref(struct tlsctx *c)
+{
+	if (c == NULL || atomic_fetch_sub(&c->refs, 1) != 1)
+		return;
+	SSL_CTX_free(c->ctx);
+	free(c);
+}
+
+int
+tlsctx_min_version(const struct tlsctx *c)
+{
+	return c->min_version;
+}
+
+SSL_CTX *
+tlsctx_ssl_ctx(struct tlsctx *c)
+{
+	return c->ctx;
+}
+
+/* Drive both ends over a BIO pair until both finish or one fails. */
+static int
+tlsctx_trial_one(struct tlsctx *c, const struct x509_material *m,
+    const char *sni, int version, struct err *e)
+{
+	SSL_CTX		*cctx;
+	SSL		*cli = NULL, *srv = NULL;
+	BIO		*cb = NULL, *sb = NULL;
+	int		 i, cdone = 0, sdone = 0, rc = -1;
+	unsigned long	 ec = 0;
+	char		 why[256] = "no progress";
+
+	if ((cctx = SSL_CTX_new(TLS_client_method())) == NULL)
+		return err_set(e, E_INTERNAL, "out of memory");
+	SSL_CTX_set_min_proto_version(cctx, version);
+	SSL_CTX_set_max_proto_version(cctx, version);
+	if ((cli = SSL_new(cctx)) == NULL || (srv = SSL_new(c->ctx)) == NULL ||
+	    !BIO_new_bio_pair(&cb, 0, &sb, 0))
+		goto out;
+	SSL_set_bio(cli, cb, cb);
+	SSL_set_bio(srv, sb, sb);
+	if (sni != NULL)
+		SSL_set_tlsext_host_name(cli, sni);
+	SSL_set_connect_state(cli);
+	SSL_set_accept_state(srv);
+	for (i = 0; i < 32 && !(cdone && sdone); i++) {
+		int r;
+		if (!cdone) {
+			r = SSL_do_handshake(cli);
+			if (r == 1)
+				cdone = 1;
+			else if (SSL_get_error(cli, r) != SSL_ERROR_WANT_READ) {
+				ec = ERR_peek_last_error();
+				break;
+			}
+		}
+		if (!sdone) {
+			r = SSL_do_handshake(srv);
+			if (r == 1)
+				sdone = 1;
+			else if (SSL_get_error(srv, r) != SSL_ERROR_WANT_READ) {
+				ec = ERR_peek_last_error();
+				break;
+			}
+		}
+	}
+	if (cdone && sdone) {
+		X509 *peer = SSL_get0_peer_certificate(cli);
+		if (peer != NULL && X509_cmp(peer, m->leaf) == 0)
+			rc = 0;
+		else
+			snprintf(why, sizeof(why), "the client did not receive "
+			    "the new certificate");
+	} else if (ec != 0) {
+		ERR_error_string_n(ec, why, sizeof(why));
+	}
+	if (rc == -1)
+		err_set(e, E_HANDSHAKE, "a trial TLS %s handshake with the new "
+		    "certificate and the current policy failed: %s",
+		    tls_version_str(version), why);
+out:
+	if (rc == -1 && e != NULL && e->code != E_HANDSHAKE)
+		err_set(e, E_INTERNAL, "cannot set up the trial handshake");
+	SSL_free(cli);
+	SSL_free(srv);
+	SSL_CTX_free(cctx);
+	ERR_clear_error();
+	return rc;
+}
+
+int
+tlsctx_trial_handshake(struct tlsctx *c, const struct x509_material *m,
+    const char *sni, struct err *e)
+{
+	int v;
+
+	for (v = c->min_version; v <= TLS_V13; v++)
+		if (tlsctx_trial_one(c, m, sni, v, e) == -1)
+			return -1;
+	return 0;
+}

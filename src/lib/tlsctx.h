@@ -1,0 +1,55 @@
+/*
+ * tlsctx.h — TLS policy and the immutable, reference-counted TLS contexts
+ * built from certificate material plus policy.
+ *
+ * A context is never modified once published: a certificate or policy
+ * change builds a new one and swaps the pointer.  Live connections hold
+ * the old one (OpenSSL refcounts it per connection) and are never dropped.
+ */
+#ifndef MOAT_TLSCTX_H
+#define MOAT_TLSCTX_H
+
+#include "err.h"
+#include "x509.h"
+
+#define TLS_V12		0x0303
+#define TLS_V13		0x0304
+
+#define MOAT_DEFAULT_CIPHER_LIST \
+	"DEFAULT:!aNULL:!eNULL:!EXPORT:!DES:!3DES:!RC4:!MD5:!PSK:!aECDH:!SHA1"
+#define MOAT_DEFAULT_CIPHERSUITES \
+	"TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
+
+/* Plain data; strings owned by whoever owns the struct. */
+struct tls_policy {
+	int		 min_version;	/* TLS_V12 or TLS_V13 */
+	const char	*cipher_list;	/* TLS <= 1.2, OpenSSL syntax */
+	const char	*ciphersuites;	/* TLS 1.3 */
+};
+
+/* "1.2" / "1.3" -> TLS_V12 / TLS_V13; anything else E_INVALID_TLS_VERSION. */
+int		 tls_version_parse(const char *s, int *out, struct err *e);
+const char	*tls_version_str(int v);
+/* Each element of the list must be known to OpenSSL. E_INVALID_CIPHER. */
+int		 tls_cipher_list_check(const char *list, struct err *e);
+int		 tls_ciphersuites_check(const char *list, struct err *e);
+
+struct tlsctx;
+
+/* New server context (refcount 1) from validated material and a policy. */
+struct tlsctx	*tlsctx_server_new(const struct x509_material *m,
+		    const struct tls_policy *p, struct err *e);
+struct tlsctx	*tlsctx_ref(struct tlsctx *c);
+void		 tlsctx_unref(struct tlsctx *c);
+int		 tlsctx_min_version(const struct tlsctx *c);
+
+/*
+ * Complete an in-memory handshake against c at every protocol version
+ * the policy allows, as a client offering OpenSSL's defaults would, and
+ * check that the leaf of m is what the client receives.  E_HANDSHAKE.
+ */
+int		 tlsctx_trial_handshake(struct tlsctx *c,
+		    const struct x509_material *m, const char *sni,
+		    struct err *e);
+
+#endif

@@ -1,0 +1,253 @@
+/*
+ * api.c — routing, authentication, permissions and JSON responses.
+ *
+ * Handlers see a parsed request and return 0 with r->resp set, or -1 with
+ * an error; this file turns either into the response, so every error has
+ * the same shape: {"error_code": ..., "description": ...}.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+
+#include "api.h"
+#include "https.h"
+#include "log.h"
+
+#define API_MAX_BODY	(1024 * 1024)
+
+static const struct api_route {
+	enum evhttp_cmd_type	 method;
+	const char		*path;	/* ":x" matches one segment */
+	enum perm		 perm;
+	int			 need_cluster;
+	api_fn			 fn;
+} api_routes[] = {
+	{ EVHTTP_REQ_POST, "/v1/bootstrap/create_cluster", PERM_NONE, 0, api_bootstrap_create },
+	{ EVHTTP_REQ_GET, "/v1/cluster", PERM_VIEW, 1, api_cluster_get },
+	{ EVHTTP_REQ_PUT, "/v1/cluster", PERM_ADMIN, 1, api_cluster_put },
+	{ EVHTTP_REQ_PUT, "/v1/cluster/update_cert", PERM_ADMIN, 1, api_update_cert },
+	{ EVHTTP_REQ_GET, "/v1/cluster/certificates", PERM_VIEW, 1, api_certs_get },
+	{ EVHTTP_REQ_PUT, "/v1/cluster/certificates", PERM_ADMIN, 1, api_certs_put },
+	{ EVHTTP_REQ_POST, "/v1/cluster/certificates/rotate", PERM_ADMIN, 1, api_certs_rotate },
+	{ EVHTTP_REQ_GET, "/v1/cluster/certificates/:name", PERM_VIEW, 1, api_cert_get },
+	{ EVHTTP_REQ_DELETE, "/v1/cluster/certificates/:name", PERM_ADMIN, 1, api_cert_delete },
+	{ EVHTTP_REQ_GET, "/v1/nodes", PERM_VIEW, 1, api_nodes_get },
+	{ EVHTTP_REQ_GET, "/v1/nodes/:uid", PERM_VIEW, 1, api_node_get },
+	{ EVHTTP_REQ_GET, "/v1/users", PERM_VIEW_USERS, 1, api_users_get },
+	{ EVHTTP_REQ_POST, "/v1/users", PERM_ADMIN, 1, api_users_post },
+	{ EVHTTP_REQ_GET, "/v1/users/:uid", PERM_VIEW_USERS, 1, api_user_get },
+	{ EVHTTP_REQ_PUT, "/v1/users/:uid", PERM_ADMIN, 1, api_user_put },
+	{ EVHTTP_REQ_DELETE, "/v1/users/:uid", PERM_ADMIN, 1, api_user_delete },
+};
+#define NROUTES (sizeof(api_routes) / sizeof(api_routes[0]))
+
+/* 1 when path matches pattern; the ":x" segment is copied to param. */
+static int
+api_match(const char *pattern, const char *path, char *param, size_t plen)
+{
+	while (*pattern != '\0' && *path != '\0') {
+		if (*pattern == ':') {
+			const char *end = strchr(path, '/');
+			size_t len = end ? (size_t)(end - path) : strlen(path);
+			if (len == 0 || len >= plen)
+				return 0;
+			memcpy(param, path, len);
+			param[len] = '\0';
+			path += len;
+			while (*pattern != '\0' && *pattern != '/')
+				pattern++;
+			continue;
+		}
+		if (*pattern++ != *path++)
+			return 0;
+	}
+	return *pattern == '\0' && *path == '\0';
+}
+
+static void
+api_send(struct api_req *r, int status, json_t *body)
+{
+	struct evbuffer		*buf = evbuffer_new();
+	struct evkeyvalq	*h = evhttp_request_get_output_headers(r->req);
+	char			*s = json_dumps(body, JSON_INDENT(2) |
+				    JSON_PRESERVE_ORDER);
+
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	if (r->close_after)
+		evhttp_add_header(h, "Connection", "close");
+	if (s != NULL) {
+		evbuffer_add(buf, s, strlen(s));
+		evbuffer_add(buf, "\n", 1);
+	}
+	evhttp_send_reply(r->req, status, NULL, buf);
+	evbuffer_free(buf);
+	free(s);
+}
+
+static void
+api_send_error(struct api_req *r, struct err *e, json_t *extra)
+{
+	json_t	*body = json_pack("{s:s, s:s}", "error_code", err_name(e->code),
+	    "description", err_msg(e));
+	int	 status = err_http_status(e->code);
+
+	if (extra != NULL)
+		json_object_update_missing(body, extra);
+	if (status == 401)
+		evhttp_add_header(evhttp_request_get_output_headers(r->req),
+		    "WWW-Authenticate", "Basic realm=\"moat\"");
+	if (status == 500 || e->code == E_STORE)
+		log_warn("%s %s: %s", r->who, evhttp_request_get_uri(r->req),
+		    err_msg(e));
+	api_send(r, status, body);
+	json_decref(body);
+}
+
+json_t *
+api_body(struct api_req *r, int allow_empty, struct err *e)
+{
+	struct evbuffer	*in = evhttp_request_get_input_buffer(r->req);
+	size_t		 len = evbuffer_get_length(in);
+	char		*data;
+	json_t		*j;
+	json_error_t	 je;
+
+	if (len > API_MAX_BODY) {
+		err_set(e, E_TOO_LARGE, "request body of %zu bytes is over the "
+		    "limit of %d bytes", len, API_MAX_BODY);
+		return NULL;
+	}
+	if (len == 0) {
+		if (allow_empty)
+			return json_object();
+		err_set(e, E_INVALID_JSON, "a JSON body is required");
+		return NULL;
+	}
+	if ((data = malloc(len)) == NULL) {
+		err_set(e, E_INTERNAL, "out of memory");
+		return NULL;
+	}
+	evbuffer_remove(in, data, len);
+	j = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+	/* The body may hold private keys. */
+	explicit_bzero(data, len);
+	free(data);
+	if (j == NULL) {
+		err_set(e, E_INVALID_JSON, "the body is not valid JSON: %s at "
+		    "line %d column %d", je.text, je.line, je.column);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		err_set(e, E_INVALID_SCHEMA, "the body must be a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+int
+api_param_uid(struct api_req *r)
+{
+	char	*end;
+	long	 v = strtol(r->param, &end, 10);
+
+	if (*end != '\0' || end == r->param || v <= 0 || v > 1000000000)
+		return -1;
+	return (int)v;
+}
+
+void
+api_dispatch(struct evhttp_request *req, void *arg)
+{
+	struct api_listener		*l = arg;
+	struct api_req			 r;
+	struct err			 e = { 0 };
+	const struct api_route		*rt = NULL;
+	const struct evhttp_uri		*uri = evhttp_request_get_evhttp_uri(req);
+	enum evhttp_cmd_type		 m = evhttp_request_get_command(req);
+	char				 path[512];
+	const char			*p;
+	size_t				 i, len;
+	int				 path_hit = 0, retry = 0;
+
+	memset(&r, 0, sizeof(r));
+	r.n = l->node;
+	r.req = req;
+	r.local = l->local;
+	http_peer(req, r.peer, sizeof(r.peer), &r.loopback);
+	snprintf(r.who, sizeof(r.who), "%s", r.peer);
+
+	p = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	if (p == NULL || (len = strlen(p)) == 0 || len >= sizeof(path)) {
+		err_set(&e, E_NOT_FOUND, "no such path");
+		goto fail;
+	}
+	memcpy(path, p, len + 1);
+	while (len > 1 && path[len - 1] == '/')
+		path[--len] = '\0';
+	for (i = 0; i < NROUTES; i++) {
+		if (!api_match(api_routes[i].path, path, r.param,
+		    sizeof(r.param)))
+			continue;
+		path_hit = 1;
+		if (api_routes[i].method == m) {
+			rt = &api_routes[i];
+			break;
+		}
+	}
+	if (rt == NULL) {
+		if (path_hit)
+			err_set(&e, E_METHOD, "method not allowed on %s", path);
+		else
+			err_set(&e, E_NOT_FOUND, "no such endpoint %s", path);
+		goto fail;
+	}
+	if (rt->need_cluster && !r.n->bootstrapped) {
+		err_set(&e, E_NOT_BOOTSTRAPPED, "this node is not part of a "
+		    "cluster yet: POST /v1/bootstrap/create_cluster first");
+		goto fail;
+	}
+	if (r.local) {
+		/* The control socket is mode 0600: whoever reaches it is a
+		 * local administrator of this node. */
+		snprintf(r.user.role, sizeof(r.user.role), "admin");
+		snprintf(r.user.email, sizeof(r.user.email), "%s", r.peer);
+	} else if (rt->perm != PERM_NONE) {
+		if (users_authenticate(r.n, evhttp_find_header(
+		    evhttp_request_get_input_headers(req), "Authorization"),
+		    r.peer, &r.user, &retry, &e) == -1) {
+			if (retry > 0) {
+				char ra[16];
+				snprintf(ra, sizeof(ra), "%d", retry);
+				evhttp_add_header(evhttp_request_get_output_headers(
+				    req), "Retry-After", ra);
+			}
+			goto fail;
+		}
+		snprintf(r.who, sizeof(r.who), "%s from %s", r.user.email,
+		    r.peer);
+	}
+	if (rt->perm != PERM_NONE && !users_role_allows(r.user.role,
+	    rt->perm)) {
+		err_set(&e, E_FORBIDDEN, "role %s may not do this", r.user.role);
+		goto fail;
+	}
+	r.n->current_conn = (void *)http_conn_of(req);
+	if (rt->fn(&r, &e) == -1) {
+		r.n->current_conn = NULL;
+		goto fail;
+	}
+	r.n->current_conn = NULL;
+	api_send(&r, 200, r.resp ? r.resp : json_object());
+	json_decref(r.resp);
+	err_clear(&e);
+	return;
+fail:
+	api_send_error(&r, &e, r.resp);
+	json_decref(r.resp);
+	err_clear(&e);
+}

@@ -1,0 +1,303 @@
+/*
+ * api_handlers.c — the endpoints.  Each checks its body's shape with
+ * json_unpack_ex (whose message names the offending field) and leaves
+ * the work to certs.c, cluster.c, users.c and node.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/keyvalq_struct.h>
+#include <sodium.h>
+
+#include "api.h"
+#include "certs.h"
+#include "cluster.h"
+#include "https.h"
+#include "log.h"
+
+static int
+schema_error(struct err *e, const json_error_t *je, const char *shape)
+{
+	return err_set(e, E_INVALID_SCHEMA, "%s; expected %s", je->text, shape);
+}
+
+/* Loopback and the control socket may bootstrap; elsewhere only with the
+ * token moatd was started with.  A wrong token is refused everywhere. */
+static int
+bootstrap_allowed(struct api_req *r, struct err *e)
+{
+	const char *tok = evhttp_find_header(evhttp_request_get_input_headers(
+	    r->req), "X-Moat-Bootstrap-Token");
+	const char *want = r->n->cfg.bootstrap_token;
+
+	if (tok != NULL) {
+		if (want != NULL && strlen(tok) == strlen(want) &&
+		    sodium_memcmp(tok, want, strlen(want)) == 0)
+			return 0;
+		return err_set(e, E_BOOTSTRAP_FORBIDDEN, "wrong bootstrap "
+		    "token");
+	}
+	if (r->local || r->loopback)
+		return 0;
+	return err_set(e, E_BOOTSTRAP_FORBIDDEN, "cluster creation is only "
+	    "accepted from this machine, or with the X-Moat-Bootstrap-Token "
+	    "header matching moatd --bootstrap-token");
+}
+
+int
+api_bootstrap_create(struct api_req *r, struct err *e)
+{
+	json_t		*b;
+	json_error_t	 je;
+	const char	*action, *name, *user, *pw;
+	int		 rc = -1;
+
+	if (bootstrap_allowed(r, e) == -1)
+		return -1;
+	if ((b = api_body(r, 0, e)) == NULL)
+		return -1;
+	if (json_unpack_ex(b, &je, 0, "{s:s, s:{s:s}, s:{s:s, s:s}}",
+	    "action", &action, "cluster", "name", &name, "credentials",
+	    "username", &user, "password", &pw) != 0) {
+		schema_error(e, &je, "{\"action\":\"create_cluster\", "
+		    "\"cluster\":{\"name\":<fqdn>}, \"credentials\":"
+		    "{\"username\":..., \"password\":...}}");
+		goto out;
+	}
+	if (strcmp(action, "create_cluster") != 0) {
+		err_set(e, E_INVALID_SCHEMA, "action must be \"create_cluster\"");
+		goto out;
+	}
+	if (node_create_cluster(r->n, name, user, pw, e) == -1)
+		goto out;
+	log_info("cluster %s created by %s", name, r->who);
+	r->resp = json_pack("{s:o, s:i}", "cluster", node_cluster_json(r->n),
+	    "node_uid", r->n->uid);
+	rc = 0;
+out:
+	json_decref(b);
+	return rc;
+}
+
+int
+api_cluster_get(struct api_req *r, struct err *e)
+{
+	r->resp = node_cluster_json(r->n);
+	return 0;
+}
+
+int
+api_cluster_put(struct api_req *r, struct err *e)
+{
+	json_t	*b = api_body(r, 0, e);
+	int	 rc;
+
+	if (b == NULL)
+		return -1;
+	rc = cluster_update(r->n, b, r->who, &r->resp, e);
+	/* This very connection may be below the new minimum: answer it,
+	 * then close it. */
+	if (rc == 0 && r->n->current_conn_closed)
+		r->close_after = 1;
+	json_decref(b);
+	return rc;
+}
+
+int
+api_update_cert(struct api_req *r, struct err *e)
+{
+	struct cert_change	 c;
+	json_t			*b, *res = NULL;
+	json_error_t		 je;
+	int			 rc = -1;
+
+	if ((b = api_body(r, 0, e)) == NULL)
+		return -1;
+	if (json_unpack_ex(b, &je, JSON_STRICT, "{s:s, s:s, s:s}", "name",
+	    &c.name, "key", &c.key_pem, "certificate", &c.cert_pem) != 0) {
+		schema_error(e, &je, "{\"name\", \"key\", \"certificate\"}");
+		goto out;
+	}
+	rc = certs_update(r->n, &c, 1, r->who, &res, e);
+	if (res != NULL) {
+		json_t *one = json_array_get(json_object_get(res,
+		    "certificates"), 0);
+		r->resp = json_pack("{s:O, s:O, s:O, s:O}", "name",
+		    json_object_get(one, "name"), "version",
+		    json_object_get(one, "version"), "fingerprint_sha256",
+		    json_object_get(one, "fingerprint_sha256"), "nodes",
+		    json_object_get(res, "nodes"));
+		json_decref(res);
+	}
+out:
+	json_decref(b);
+	return rc;
+}
+
+int
+api_certs_get(struct api_req *r, struct err *e)
+{
+	r->resp = certs_list_json(r->n, e);
+	return r->resp != NULL ? 0 : -1;
+}
+
+int
+api_certs_put(struct api_req *r, struct err *e)
+{
+	struct cert_change	*ch = NULL;
+	json_t			*b, *list, *it;
+	json_error_t		 je;
+	size_t			 i;
+	int			 rc = -1;
+
+	if ((b = api_body(r, 0, e)) == NULL)
+		return -1;
+	if (json_unpack_ex(b, &je, JSON_STRICT, "{s:o}", "certificates",
+	    &list) != 0 || !json_is_array(list)) {
+		schema_error(e, &je, "{\"certificates\": [{\"name\", "
+		    "\"certificate\", \"key\"}, ...]}");
+		goto out;
+	}
+	if (json_array_size(list) == 0 || json_array_size(list) > 16) {
+		err_set(e, E_INVALID_SCHEMA, "certificates must list 1 to 16 "
+		    "entries");
+		goto out;
+	}
+	if ((ch = calloc(json_array_size(list), sizeof(*ch))) == NULL) {
+		err_set(e, E_INTERNAL, "out of memory");
+		goto out;
+	}
+	json_array_foreach(list, i, it) {
+		if (json_unpack_ex(it, &je, JSON_STRICT, "{s:s, s:s, s:s}",
+		    "name", &ch[i].name, "certificate", &ch[i].cert_pem, "key",
+		    &ch[i].key_pem) != 0) {
+			err_set(e, E_INVALID_SCHEMA, "certificates[%zu]: %s; "
+			    "expected {\"name\", \"certificate\", \"key\"}", i,
+			    je.text);
+			goto out;
+		}
+	}
+	rc = certs_update(r->n, ch, json_array_size(list), r->who, &r->resp, e);
+out:
+	free(ch);
+	json_decref(b);
+	return rc;
+}
+
+int
+api_cert_get(struct api_req *r, struct err *e)
+{
+	r->resp = certs_describe_json(r->n, r->param, e);
+	return r->resp != NULL ? 0 : -1;
+}
+
+int
+api_cert_delete(struct api_req *r, struct err *e)
+{
+	if (cert_id_of(r->param) != -1)
+		return err_set(e, E_CERT_REQUIRED, "certificate %s is required "
+		    "and cannot be deleted; replace or rotate it instead",
+		    r->param);
+	return err_set(e, E_UNKNOWN_CERT_404, "unknown certificate name "
+	    "\"%.64s\"", r->param);
+}
+
+int
+api_certs_rotate(struct api_req *r, struct err *e)
+{
+	json_t		*b;
+	json_error_t	 je;
+	const char	*name = NULL;
+	int		 rc = -1;
+
+	if ((b = api_body(r, 1, e)) == NULL)
+		return -1;
+	if (json_unpack_ex(b, &je, JSON_STRICT, "{s?s}", "name", &name) != 0)
+		schema_error(e, &je, "{} or {\"name\": <certificate name>}");
+	else
+		rc = certs_rotate(r->n, name, r->who, &r->resp, e);
+	json_decref(b);
+	return rc;
+}
+
+int
+api_nodes_get(struct api_req *r, struct err *e)
+{
+	r->resp = node_list_json(r->n, 0, e);
+	return r->resp != NULL ? 0 : -1;
+}
+
+int
+api_node_get(struct api_req *r, struct err *e)
+{
+	int uid = api_param_uid(r);
+
+	if (uid == -1)
+		return err_set(e, E_NODE_NOT_FOUND, "no node \"%.32s\"",
+		    r->param);
+	r->resp = node_list_json(r->n, uid, e);
+	return r->resp != NULL ? 0 : -1;
+}
+
+int
+api_users_get(struct api_req *r, struct err *e)
+{
+	r->resp = users_get_json(r->n, 0, e);
+	return r->resp != NULL ? 0 : -1;
+}
+
+int
+api_user_get(struct api_req *r, struct err *e)
+{
+	int uid = api_param_uid(r);
+
+	if (uid == -1)
+		return err_set(e, E_USER_NOT_FOUND, "no user \"%.32s\"",
+		    r->param);
+	r->resp = users_get_json(r->n, uid, e);
+	return r->resp != NULL ? 0 : -1;
+}
+
+int
+api_users_post(struct api_req *r, struct err *e)
+{
+	json_t	*b = api_body(r, 0, e);
+	int	 rc;
+
+	if (b == NULL)
+		return -1;
+	rc = users_create(r->n, b, r->who, &r->resp, e);
+	json_decref(b);
+	return rc;
+}
+
+int
+api_user_put(struct api_req *r, struct err *e)
+{
+	int	 uid = api_param_uid(r), rc;
+	json_t	*b;
+
+	if (uid == -1)
+		return err_set(e, E_USER_NOT_FOUND, "no user \"%.32s\"",
+		    r->param);
+	if ((b = api_body(r, 0, e)) == NULL)
+		return -1;
+	rc = users_update(r->n, uid, b, r->who, &r->resp, e);
+	json_decref(b);
+	return rc;
+}
+
+int
+api_user_delete(struct api_req *r, struct err *e)
+{
+	int uid = api_param_uid(r);
+
+	if (uid == -1)
+		return err_set(e, E_USER_NOT_FOUND, "no user \"%.32s\"",
+		    r->param);
+	if (users_delete(r->n, uid, r->who, e) == -1)
+		return -1;
+	r->resp = json_pack("{s:i, s:b}", "uid", uid, "deleted", 1);
+	return 0;
+}

@@ -1,0 +1,314 @@
+/*
+ * https.c — evhttp over OpenSSL bufferevents, with session tracking.
+ *
+ * Each accepted connection gets an SSL object made from the context that
+ * is current at that instant.  OpenSSL keeps that context alive for as
+ * long as the SSL object lives, so swapping h->ctx never touches a live
+ * connection.  Sessions are tracked through SSL ex_data so that raising
+ * the minimum TLS version can find and close the ones below it.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/listener.h>
+#include <openssl/ssl.h>
+
+#include "https.h"
+#include "log.h"
+#include "tlsctx_impl.h"
+
+#define HTTP_MAX_BODY		(4 * 1024 * 1024)
+#define HTTP_MAX_HEADERS	(32 * 1024)
+#define HTTP_TIMEOUT		60
+
+struct https_sess {
+	SSL			*ssl;
+	struct bufferevent	*bev;
+	struct https		*h;
+	struct https_sess	*prev, *next;
+};
+
+struct https {
+	struct event_base	*base;
+	struct evhttp		*http;
+	struct tlsctx		*ctx;	/* owned reference: next handshakes */
+	struct https_sess	*sessions;
+	int			 nsessions;
+};
+
+static int sess_idx = -1;
+
+/* OpenSSL calls this when the SSL object is freed, i.e. when evhttp has
+ * closed the connection: the session leaves the list. */
+static void
+https_sess_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+    long argl, void *argp)
+{
+	struct https_sess *s = ptr;
+
+	if (s == NULL)
+		return;
+	if (s->h != NULL) {
+		if (s->prev != NULL)
+			s->prev->next = s->next;
+		else
+			s->h->sessions = s->next;
+		if (s->next != NULL)
+			s->next->prev = s->prev;
+		s->h->nsessions--;
+	}
+	free(s);
+}
+
+static struct bufferevent *
+https_bevcb(struct event_base *base, void *arg)
+{
+	struct https		*h = arg;
+	struct https_sess	*s;
+	struct bufferevent	*bev;
+	SSL			*ssl;
+
+	if ((ssl = SSL_new(tlsctx_ssl_ctx(h->ctx))) == NULL)
+		return NULL;
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	bev = bufferevent_openssl_socket_new(base, -1, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		free(s);
+		SSL_free(ssl);
+		return NULL;
+	}
+	/* Clients that close without close_notify are normal for HTTP. */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	s->ssl = ssl;
+	s->bev = bev;
+	s->h = h;
+	s->next = h->sessions;
+	if (h->sessions != NULL)
+		h->sessions->prev = s;
+	h->sessions = s;
+	h->nsessions++;
+	SSL_set_ex_data(ssl, sess_idx, s);
+	return bev;
+}
+
+static void
+http_common_setup(struct evhttp *http)
+{
+	evhttp_set_max_body_size(http, HTTP_MAX_BODY);
+	evhttp_set_max_headers_size(http, HTTP_MAX_HEADERS);
+	evhttp_set_timeout(http, HTTP_TIMEOUT);
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);
+}
+
+struct https *
+https_new(struct event_base *base, const char *addr, int port,
+    struct tlsctx *ctx, https_cb cb, void *arg, struct err *e)
+{
+	struct https	*h;
+
+	if (sess_idx == -1)
+		sess_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL,
+		    https_sess_free);
+	if ((h = calloc(1, sizeof(*h))) == NULL ||
+	    (h->http = evhttp_new(base)) == NULL) {
+		free(h);
+		err_set(e, E_INTERNAL, "out of memory");
+		return NULL;
+	}
+	h->base = base;
+	h->ctx = tlsctx_ref(ctx);
+	http_common_setup(h->http);
+	evhttp_set_bevcb(h->http, https_bevcb, h);
+	evhttp_set_gencb(h->http, cb, arg);
+	if (evhttp_bind_socket(h->http, addr, (ev_uint16_t)port) != 0) {
+		err_set(e, E_INTERNAL, "cannot listen on %s:%d: %s", addr,
+		    port, strerror(errno));
+		https_free(h);
+		return NULL;
+	}
+	return h;
+}
+
+void
+https_free(struct https *h)
+{
+	struct https_sess *s;
+
+	if (h == NULL)
+		return;
+	/* evhttp_free closes the connections; detach the list first so the
+	 * ex_data callback does not touch h. */
+	for (s = h->sessions; s != NULL; s = s->next)
+		s->h = NULL;
+	evhttp_free(h->http);
+	tlsctx_unref(h->ctx);
+	free(h);
+}
+
+void
+https_set_ctx(struct https *h, struct tlsctx *ctx)
+{
+	struct tlsctx *old = h->ctx;
+
+	h->ctx = tlsctx_ref(ctx);
+	tlsctx_unref(old);
+}
+
+int
+https_close_below(struct https *h, int min_version, const void *except,
+    int *except_hit)
+{
+	struct https_sess	*s;
+	int			 n = 0;
+
+	*except_hit = 0;
+	for (s = h->sessions; s != NULL; s = s->next) {
+		if (!SSL_is_init_finished(s->ssl)) {
+			/* Not negotiated yet: make it negotiate under the
+			 * new minimum if the ClientHello is still to come. */
+			SSL_set_min_proto_version(s->ssl, min_version);
+			continue;
+		}
+		if (SSL_version(s->ssl) >= min_version)
+			continue;
+		n++;
+		if (s->bev == except) {
+			*except_hit = 1;
+			continue;
+		}
+		/* evhttp owns the connection: shut the socket down and let
+		 * it see the end of the stream and free it in its own time. */
+		shutdown(bufferevent_getfd(s->bev), SHUT_RDWR);
+	}
+	return n;
+}
+
+int
+https_session_count(struct https *h)
+{
+	return h->nsessions;
+}
+
+struct evhttp *
+http_local_new(struct event_base *base, const char *path, https_cb cb,
+    void *arg, struct err *e)
+{
+	struct sockaddr_un	 sun;
+	struct evconnlistener	*l;
+	struct evhttp		*http;
+	int			 fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		err_set(e, E_INTERNAL, "control socket path too long: %s", path);
+		return NULL;
+	}
+	strcpy(sun.sun_path, path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
+		err_set(e, E_INTERNAL, "socket: %s", strerror(errno));
+		return NULL;
+	}
+	/* A socket file that answers belongs to a running moatd. */
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+		close(fd);
+		err_set(e, E_INTERNAL, "another moatd is running on %s", path);
+		return NULL;
+	}
+	close(fd);
+	unlink(path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0)) == -1) {
+		err_set(e, E_INTERNAL, "socket: %s", strerror(errno));
+		return NULL;
+	}
+	/* umask first so the socket is never connectable by others. */
+	mode_t old = umask(0177);
+	int rb = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (rb == -1 || chmod(path, 0600) == -1 || listen(fd, 64) == -1) {
+		err_set(e, E_INTERNAL, "cannot listen on %s: %s", path,
+		    strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	if ((http = evhttp_new(base)) == NULL) {
+		close(fd);
+		err_set(e, E_INTERNAL, "out of memory");
+		return NULL;
+	}
+	http_common_setup(http);
+	evhttp_set_gencb(http, cb, arg);
+	l = evconnlistener_new(base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE |
+	    LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if (l == NULL || evhttp_bind_listener(http, l) == NULL) {
+		if (l != NULL)
+			evconnlistener_free(l);
+		else
+			close(fd);
+		evhttp_free(http);
+		err_set(e, E_INTERNAL, "cannot serve %s", path);
+		return NULL;
+	}
+	return http;
+}
+
+const char *
+http_peer(struct evhttp_request *req, char *buf, size_t len, int *is_loopback)
+{
+	struct evhttp_connection	*c = evhttp_request_get_connection(req);
+	struct bufferevent		*bev;
+	struct sockaddr_storage		 ss;
+	socklen_t			 sl = sizeof(ss);
+	int				 fd;
+
+	*is_loopback = 0;
+	snprintf(buf, len, "unknown");
+	if (c == NULL || (bev = evhttp_connection_get_bufferevent(c)) == NULL)
+		return buf;
+	fd = bufferevent_getfd(bev);
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == -1)
+		return buf;
+	if (ss.ss_family == AF_UNIX) {
+		struct ucred	 cr;
+		socklen_t	 cl = sizeof(cr);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) == 0)
+			snprintf(buf, len, "local uid=%u", (unsigned)cr.uid);
+		else
+			snprintf(buf, len, "local");
+		*is_loopback = 1;
+	} else if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &sin->sin_addr, buf, (socklen_t)len);
+		*is_loopback = (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+	} else if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		inet_ntop(AF_INET6, &s6->sin6_addr, buf, (socklen_t)len);
+		*is_loopback = IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
+	}
+	return buf;
+}
+
+const void *
+http_conn_of(struct evhttp_request *req)
+{
+	struct evhttp_connection *c = evhttp_request_get_connection(req);
+
+	return c != NULL ? (const void *)evhttp_connection_get_bufferevent(c) :
+	    NULL;
+}

@@ -1,0 +1,47 @@
+/*
+ * https.h — the HTTP listeners of the API: HTTPS on a TCP port with a
+ * hot-swappable TLS context, and plain HTTP on the local control socket.
+ */
+#ifndef MOATD_HTTPS_H
+#define MOATD_HTTPS_H
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "err.h"
+#include "tlsctx.h"
+
+struct https;
+
+typedef void (*https_cb)(struct evhttp_request *req, void *arg);
+
+/* Listen on addr:port; ctx is referenced, not taken. */
+struct https	*https_new(struct event_base *base, const char *addr, int port,
+		    struct tlsctx *ctx, https_cb cb, void *arg, struct err *e);
+void		 https_free(struct https *h);
+/* The next handshake uses ctx; open connections keep the context they
+ * were accepted with.  Takes its own reference. */
+void		 https_set_ctx(struct https *h, struct tlsctx *ctx);
+/*
+ * Close every established session whose protocol version is below
+ * min_version; returns how many.  The connection `except` (the one whose
+ * request caused this) is counted but left to close after its response;
+ * *except_hit tells whether it was one.
+ */
+int		 https_close_below(struct https *h, int min_version,
+		    const void *except, int *except_hit);
+/* Sessions currently open (for logs and tests). */
+int		 https_session_count(struct https *h);
+
+/* Plain HTTP on a unix socket at path, mode 0600. */
+struct evhttp	*http_local_new(struct event_base *base, const char *path,
+		    https_cb cb, void *arg, struct err *e);
+
+/* The identity of the connection behind req: "127.0.0.1" or "local uid=0";
+ * writes into buf. */
+const char	*http_peer(struct evhttp_request *req, char *buf, size_t len,
+		    int *is_loopback);
+/* An opaque handle of req's connection, for https_close_below. */
+const void	*http_conn_of(struct evhttp_request *req);
+
+#endif

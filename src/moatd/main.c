@@ -1,0 +1,184 @@
+/*
+ * main.c — moatd: one per node.  Options, listeners, signals.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <sodium.h>
+
+#include "api.h"
+#include "certs.h"
+#include "https.h"
+#include "log.h"
+#include "node.h"
+#include "x509.h"
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: moatd --data-dir DIR [--addr ADDR] [--api-port N] "
+	    "[--cm-port N]\n"
+	    "             [--metrics-port N] [--store sqlite] "
+	    "[--bootstrap-token TOKEN]\n");
+	exit(2);
+}
+
+static int
+parse_port(const char *s, const char *what)
+{
+	char	*end;
+	long	 v = strtol(s, &end, 10);
+
+	if (*end != '\0' || v < 1 || v > 65535) {
+		fprintf(stderr, "moatd: %s must be a port number 1-65535, "
+		    "not \"%s\"\n", what, s);
+		exit(2);
+	}
+	return (int)v;
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	log_info("signal %d: shutting down", (int)sig);
+	event_base_loopbreak(arg);
+}
+
+/* A throw-away self-signed certificate for the API port before the
+ * cluster exists: bootstrap is still encrypted. */
+static struct tlsctx *
+bootstrap_ctx(const char *addr, struct err *e)
+{
+	char			*ca_cert = NULL, *ca_key = NULL, *c = NULL, *k = NULL;
+	const char		*dns[] = { "localhost", NULL };
+	const char		*ips[] = { addr, NULL };
+	struct x509_material	*m = NULL;
+	struct tlsctx		*ctx = NULL;
+	struct tls_policy	 p = { TLS_V12, MOAT_DEFAULT_CIPHER_LIST, NULL };
+
+	if (x509_ca_create("moat bootstrap", 1, &ca_cert, &ca_key, e) == 0 &&
+	    x509_cert_issue(ca_cert, ca_key, "moat bootstrap", dns,
+	    strcmp(addr, "0.0.0.0") ? ips : NULL, 1, &c, &k, e) == 0 &&
+	    x509_material_parse(c, k, &m, e) == 0)
+		ctx = tlsctx_server_new(m, &p, e);
+	x509_material_free(m);
+	free(ca_cert);
+	free(c);
+	x509_pem_free(ca_key);
+	x509_pem_free(k);
+	return ctx;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option opts[] = {
+		{ "data-dir",		required_argument, NULL, 'd' },
+		{ "addr",		required_argument, NULL, 'a' },
+		{ "api-port",		required_argument, NULL, 'p' },
+		{ "cm-port",		required_argument, NULL, 'c' },
+		{ "metrics-port",	required_argument, NULL, 'm' },
+		{ "store",		required_argument, NULL, 's' },
+		{ "bootstrap-token",	required_argument, NULL, 't' },
+		{ "help",		no_argument,	   NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct node_config	 cfg = { NULL, "0.0.0.0", 9443, 8443, 8070,
+				    "sqlite", NULL };
+	struct api_listener	 tls_l, local_l;
+	struct event_base	*base;
+	struct event		*sigterm, *sigint;
+	struct evhttp		*local;
+	struct node		 node;
+	struct tlsctx		*ctx;
+	struct err		 e = { 0 };
+	char			 sock[4200];
+	int			 ch;
+
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'd': cfg.data_dir = optarg; break;
+		case 'a': cfg.addr = optarg; break;
+		case 'p': cfg.api_port = parse_port(optarg, "--api-port"); break;
+		case 'c': cfg.cm_port = parse_port(optarg, "--cm-port"); break;
+		case 'm': cfg.metrics_port = parse_port(optarg,
+			      "--metrics-port"); break;
+		case 's': cfg.store_url = optarg; break;
+		case 't': cfg.bootstrap_token = optarg; break;
+		default: usage();
+		}
+	}
+	if (cfg.data_dir == NULL || optind != argc)
+		usage();
+	if (strcmp(cfg.store_url, "sqlite") != 0) {
+		fprintf(stderr, "moatd: --store %s: only \"sqlite\" is "
+		    "supported by this version\n", cfg.store_url);
+		return 2;
+	}
+	if (cfg.bootstrap_token == NULL)
+		cfg.bootstrap_token = getenv("MOAT_BOOTSTRAP_TOKEN");
+	if (sodium_init() < 0) {
+		log_error("libsodium cannot initialise");
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	evthread_use_pthreads();
+	if ((base = event_base_new()) == NULL)
+		return 1;
+	if (node_init(&node, base, &cfg, &e) == -1) {
+		log_error("%s", err_msg(&e));
+		return 1;
+	}
+	ctx = node.bootstrapped ? tlsctx_ref(node.served[CERT_API].ctx) :
+	    bootstrap_ctx(cfg.addr, &e);
+	if (ctx == NULL) {
+		log_error("no TLS context for the API: %s", err_msg(&e));
+		return 1;
+	}
+	tls_l.node = local_l.node = &node;
+	tls_l.local = 0;
+	local_l.local = 1;
+	node.api = https_new(base, cfg.addr, cfg.api_port, ctx, api_dispatch,
+	    &tls_l, &e);
+	tlsctx_unref(ctx);
+	if (node.api == NULL) {
+		log_error("%s", err_msg(&e));
+		return 1;
+	}
+	snprintf(sock, sizeof(sock), "%s/moatd.sock", cfg.data_dir);
+	if ((local = http_local_new(base, sock, api_dispatch, &local_l,
+	    &e)) == NULL) {
+		log_error("%s", err_msg(&e));
+		return 1;
+	}
+	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+	sigint = evsignal_new(base, SIGINT, on_signal, base);
+	event_add(sigterm, NULL);
+	event_add(sigint, NULL);
+	if (node.bootstrapped)
+		log_info("node %d of cluster %s: API on https://%s:%d, "
+		    "control socket %s", node.uid, node.fqdn, cfg.addr,
+		    cfg.api_port, sock);
+	else
+		log_info("no cluster yet: API (bootstrap only) on "
+		    "https://%s:%d, control socket %s", cfg.addr, cfg.api_port,
+		    sock);
+	event_base_dispatch(base);
+
+	evhttp_free(local);
+	unlink(sock);
+	https_free(node.api);
+	node.api = NULL;
+	node_shutdown(&node);
+	event_free(sigterm);
+	event_free(sigint);
+	event_base_free(base);
+	log_info("stopped");
+	return 0;
+}

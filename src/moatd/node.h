@@ -1,0 +1,110 @@
+/*
+ * node.h — this node's view of the cluster: what the store says, what the
+ * node serves, and the operations that change both.
+ *
+ * The store is the source of truth.  Every change is written to the store
+ * first; node_apply() then makes this node serve it (TLS contexts swapped,
+ * files under certs/ rewritten) and records what it serves in its node
+ * document, which is what the API waits for.
+ */
+#ifndef MOATD_NODE_H
+#define MOATD_NODE_H
+
+#include <jansson.h>
+
+#include "err.h"
+#include "store.h"
+#include "tlsctx.h"
+
+#define MOAT_VERSION	"0.1.0"
+
+/* The services that have a certificate; the table in certs.c. */
+enum cert_id {
+	CERT_API,
+	CERT_CM,
+	CERT_PROXY,
+	CERT_SYNCER,
+	CERT_METRICS,
+	CERT__COUNT
+};
+
+enum policy_kind { POLICY_CONTROL, POLICY_DATA };
+
+struct cert_service {
+	const char		*name;
+	enum policy_kind	 policy;
+	int			 need_wildcard;
+	int			 need_client_auth;
+};
+
+/* The cluster's TLS policy as stored; strings owned by the struct. */
+struct cluster_policy {
+	int	 min_control;
+	int	 min_data;
+	char	*control_cipher_list;
+	char	*data_cipher_list;
+	char	*data_ciphersuites;
+};
+
+/* What this node serves for one certificate. */
+struct served_cert {
+	struct x509_material	*material;	/* owned */
+	struct tlsctx		*ctx;		/* owned reference */
+	int			 version;
+	char			 fingerprint[100];
+};
+
+struct node_config {
+	const char	*data_dir;
+	const char	*addr;
+	int		 api_port;
+	int		 cm_port;
+	int		 metrics_port;
+	const char	*store_url;
+	const char	*bootstrap_token;	/* NULL: none */
+};
+
+struct https;
+
+struct node {
+	struct node_config	 cfg;
+	struct event_base	*base;
+	struct store		*store;
+	struct https		*api;		/* the API listener */
+	int			 bootstrapped;
+	int			 uid;
+	char			*fqdn;
+	char			*created_at;
+	struct cluster_policy	 policy;
+	struct served_cert	 served[CERT__COUNT];
+	/* Set by node_apply for the API call that caused it. */
+	int			 closed_sessions;
+	void			*current_conn;	/* connection of the request
+						   being handled, or NULL */
+	int			 current_conn_closed;
+};
+
+extern const struct cert_service cert_services[CERT__COUNT];
+/* -1 when name is not a certificate name. */
+int		 cert_id_of(const char *name);
+
+int		 node_init(struct node *n, struct event_base *base,
+		    const struct node_config *cfg, struct err *e);
+void		 node_shutdown(struct node *n);
+/* Bring what this node serves in line with the store. */
+int		 node_apply(struct node *n, struct err *e);
+int		 node_create_cluster(struct node *n, const char *fqdn,
+		    const char *user, const char *password, struct err *e);
+json_t		*node_cluster_json(struct node *n);
+/* The node documents, or one (NULL with E_NODE_NOT_FOUND). */
+json_t		*node_list_json(struct node *n, int uid, struct err *e);
+/* Nodes that do not serve version of cert id yet: JSON array of
+ * {uid, status}; sets *all_ok. */
+json_t		*node_rollout_status(struct node *n, const int *versions,
+		    int *all_ok);
+
+const struct tls_policy *node_tls_policy(const struct cluster_policy *p,
+		    enum policy_kind k, struct tls_policy *out);
+void		 cluster_policy_clear(struct cluster_policy *p);
+
+#endif
