@@ -72,7 +72,7 @@ x509_parse_chain(const char *pem, struct x509_material *m, struct err *e)
 			if (n > 0 && ERR_GET_REASON(ec) == PEM_R_NO_START_LINE)
 				break;	/* end of input */
 			if (n == 0 && ERR_GET_REASON(ec) == PEM_R_NO_START_LINE)
-				err_set(e, E_INVALID_PEM, "certificate: no "
+				err_set(e, E_INVALID_PEM, "no "
 				    "PEM certificate found (expected "
 				    "-----BEGIN CERTIFICATE-----)");
 			else
@@ -81,7 +81,7 @@ x509_parse_chain(const char *pem, struct x509_material *m, struct err *e)
 			goto out;
 		}
 		if (strstr(name, "PRIVATE KEY") != NULL) {
-			err_set(e, E_INVALID_PEM, "certificate: contains a "
+			err_set(e, E_INVALID_PEM, "the certificate field contains a "
 			    "private key block; send the key in \"key\"");
 			goto out;
 		}
@@ -100,7 +100,7 @@ x509_parse_chain(const char *pem, struct x509_material *m, struct err *e)
 		}
 		if (++n > PEM_MAX_CERTS) {
 			X509_free(x);
-			err_set(e, E_INVALID_PEM, "certificate: more than %d "
+			err_set(e, E_INVALID_PEM, "more than %d "
 			    "certificates in the chain", PEM_MAX_CERTS);
 			goto out;
 		}

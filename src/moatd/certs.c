@@ -224,6 +224,7 @@ certs_rotate(struct node *n, const char *name, const char *who,
 	json_t			*ca = NULL, *doc;
 	const char		*ca_cert, *ca_key, *fpp[CERT__COUNT];
 	char			 skey[64], **ips = NULL, *now = NULL;
+	char			 oldfp[CERT__COUNT][100];
 	int			 versions[CERT__COUNT] = { 0 };
 	int			 i, id = -1, rc = -1;
 	int64_t			 rev;
@@ -268,14 +269,17 @@ certs_rotate(struct node *n, const char *name, const char *who,
 		    (const char *const *)ips, versions[i], who, now, e) == -1)
 			goto out;
 	}
+	for (i = 0; i < CERT__COUNT; i++)
+		snprintf(oldfp[i], sizeof(oldfp[i]), "%s",
+		    n->served[i].fingerprint);
 	if (store_txn_commit(n->store, t, e) == -1)
 		goto out;
 	for (i = 0; i < CERT__COUNT; i++) {
 		fpp[i] = n->served[i].fingerprint;
 		if (versions[i] != 0)
-			log_audit("%s rotated certificate %s: version %d, new "
-			    "sha256 %s", who, cert_services[i].name,
-			    versions[i], n->served[i].fingerprint);
+			log_audit("%s rotated certificate %s: version %d, "
+			    "sha256 %s -> %s", who, cert_services[i].name,
+			    versions[i], oldfp[i], n->served[i].fingerprint);
 	}
 	rc = certs_finish(n, versions, fpp, result, e);
 out:

@@ -1,0 +1,243 @@
+/* cluster certificate set | show | rotate */
+#include <stdlib.h>
+#include <string.h>
+
+#include "moatadm.h"
+
+/* Files read for one `certificate set`; everything here is wiped. */
+struct cert_material {
+	char	*cert_text;
+	char	*key_text;
+	char	*cert;		/* the CERTIFICATE blocks, in file order */
+	char	*key;		/* the one PRIVATE KEY block */
+};
+
+static void
+cert_material_clear(struct cert_material *m)
+{
+	mem_wipe_free(m->cert_text);
+	mem_wipe_free(m->key_text);
+	mem_wipe_free(m->cert);
+	mem_wipe_free(m->key);
+	memset(m, 0, sizeof(*m));
+}
+
+/* The key comes from key_file, else from inside the certificate file. */
+static int
+cert_key_load(struct cert_material *m, const char *name, const char *key_path,
+    char **errp)
+{
+	size_t len;
+
+	if (key_path == NULL) {
+		if (m->key == NULL) {
+			*errp = str_printf("key_file is required for "
+			    "certificate %s", name);
+			return -1;
+		}
+		return 0;
+	}
+	if (pem_file_read(key_path, &m->key_text, &len, errp) == -1 ||
+	    pem_blocks_split(m->key_text, key_path, NULL, &m->key,
+	    errp) == -1)
+		return -1;
+	if (m->key == NULL) {
+		*errp = str_printf("no private key found in %s", key_path);
+		return -1;
+	}
+	return 0;
+}
+
+/* 0 with m filled, or -1 with *errp: a usage error naming the file. */
+static int
+cert_material_load(struct cert_material *m, const struct cmd_args *args,
+    char **errp)
+{
+	const char *cert_path = args->arg[ARG_CERT_FILE];
+	const char *key_path = args->arg[ARG_KEY_FILE];
+	size_t len;
+
+	if (pem_file_read(cert_path, &m->cert_text, &len, errp) == -1 ||
+	    pem_blocks_split(m->cert_text, cert_path, &m->cert,
+	    key_path == NULL ? &m->key : NULL, errp) == -1)
+		return -1;
+	if (m->cert == NULL) {
+		*errp = str_printf("no certificate found in %s", cert_path);
+		return -1;
+	}
+	return cert_key_load(m, args->arg[ARG_CERT_NAME], key_path, errp);
+}
+
+int
+cmd_cert_set(struct adm_session *sess, const struct cmd_args *args)
+{
+	struct cert_material m = { 0 };
+	const char *name = args->arg[ARG_CERT_NAME];
+	json_t *body = NULL;
+	char *err = NULL;
+	int rc = ADM_EXIT_USAGE;
+
+	if (cert_material_load(&m, args, &err) == -1)
+		goto out;
+	body = json_pack("{s:s, s:s, s:s}", "name", name, "key", m.key,
+	    "certificate", m.cert);
+	if (body == NULL) {
+		err = str_printf("certificate name and files must be UTF-8 "
+		    "text");
+		goto out;
+	}
+	rc = session_api_call(sess, "PUT", "/v1/cluster/update_cert", body,
+	    NULL);
+	if (rc == ADM_EXIT_OK)
+		printf("Set %s certificate to contents of file %s\n", name,
+		    args->arg[ARG_CERT_FILE]);
+ out:
+	if (err != NULL)
+		fprintf(stderr, "Error: %s\n", err);
+	free(err);
+	json_decref(body);	/* jansson frees through mem_wipe_free */
+	cert_material_clear(&m);
+	return rc;
+}
+
+static int
+cert_get(struct adm_session *sess, const char *name, json_t **out)
+{
+	char *esc, *path;
+	int rc;
+
+	if ((esc = http_path_escape(name)) == NULL ||
+	    (path = str_printf("/v1/cluster/certificates/%s", esc)) == NULL) {
+		free(esc);
+		fprintf(stderr, "Error: out of memory\n");
+		return ADM_EXIT_SERVER;
+	}
+	rc = session_api_call(sess, "GET", path, NULL, out);
+	free(path);
+	free(esc);
+	if (rc == ADM_EXIT_OK && !json_is_object(*out)) {
+		fprintf(stderr, "Error: moatd sent no certificate object\n");
+		json_decref(*out);
+		*out = NULL;
+		rc = ADM_EXIT_SERVER;
+	}
+	return rc;
+}
+
+static int
+cert_fields_print(struct adm_session *sess, const char *name)
+{
+	const char *key;
+	json_t *cert, *v;
+	char *text;
+	int rc;
+
+	if ((rc = cert_get(sess, name, &cert)) != ADM_EXIT_OK)
+		return rc;
+	json_object_foreach(cert, key, v) {
+		text = json_value_format(v);
+		printf("%s: %s\n", key, text != NULL ? text : "?");
+		free(text);
+	}
+	json_decref(cert);
+	return ADM_EXIT_OK;
+}
+
+#define CERT_COLS	5
+
+static const char *const cert_table_header[CERT_COLS] = {
+	"NAME", "SUBJECT", "NOT_AFTER", "VERSION", "FINGERPRINT(SHA256)"
+};
+static const char *const cert_table_fields[CERT_COLS] = {
+	"name", "subject", "not_after", "version", "fingerprint_sha256"
+};
+
+/* Prints rows (CERT_COLS strings each) under the header, aligned. */
+static void
+cert_table_print(char *rows[][CERT_COLS], size_t nrows)
+{
+	size_t width[CERT_COLS], r;
+	int c;
+
+	for (c = 0; c < CERT_COLS; c++) {
+		width[c] = strlen(cert_table_header[c]);
+		for (r = 0; r < nrows; r++)
+			if (strlen(rows[r][c]) > width[c])
+				width[c] = strlen(rows[r][c]);
+	}
+	for (c = 0; c < CERT_COLS; c++)
+		printf("%-*s%s", c < CERT_COLS - 1 ? (int)width[c] : 0,
+		    cert_table_header[c], c < CERT_COLS - 1 ? "  " : "\n");
+	for (r = 0; r < nrows; r++)
+		for (c = 0; c < CERT_COLS; c++)
+			printf("%-*s%s", c < CERT_COLS - 1 ? (int)width[c] : 0,
+			    rows[r][c], c < CERT_COLS - 1 ? "  " : "\n");
+}
+
+/* Fetches every certificate first so that a failure prints no table. */
+static int
+cert_table_show(struct adm_session *sess)
+{
+	char *rows[8][CERT_COLS];
+	size_t n = 0, r;
+	json_t *cert;
+	int c, rc = ADM_EXIT_OK;
+
+	for (n = 0; adm_cert_names[n] != NULL; n++) {
+		if ((rc = cert_get(sess, adm_cert_names[n], &cert)) !=
+		    ADM_EXIT_OK)
+			break;
+		for (c = 0; c < CERT_COLS; c++)
+			rows[n][c] = json_member_format(cert,
+			    cert_table_fields[c]);
+		json_decref(cert);
+	}
+	if (rc == ADM_EXIT_OK) {
+		for (r = 0; r < n; r++)
+			for (c = 0; c < CERT_COLS; c++)
+				if (rows[r][c] == NULL)
+					rows[r][c] = strdup("?");
+		cert_table_print(rows, n);
+	}
+	for (r = 0; r < n; r++)
+		for (c = 0; c < CERT_COLS; c++)
+			free(rows[r][c]);
+	return rc;
+}
+
+int
+cmd_cert_show(struct adm_session *sess, const struct cmd_args *args)
+{
+	if (args->arg[ARG_CERT_NAME] != NULL)
+		return cert_fields_print(sess, args->arg[ARG_CERT_NAME]);
+	return cert_table_show(sess);
+}
+
+int
+cmd_cert_rotate(struct adm_session *sess, const struct cmd_args *args)
+{
+	const char *name = args->arg[ARG_CERT_NAME];
+	json_t *body, *resp = NULL, *c;
+	size_t i;
+	int rc;
+
+	body = name != NULL ? json_pack("{s:s}", "name", name) :
+	    json_object();
+	if (body == NULL) {
+		fprintf(stderr, "Error: certificate name must be UTF-8 text\n");
+		return ADM_EXIT_USAGE;
+	}
+	rc = session_api_call(sess, "POST", "/v1/cluster/certificates/rotate",
+	    body, &resp);
+	json_decref(body);
+	if (rc != ADM_EXIT_OK)
+		return rc;
+	json_array_foreach(json_object_get(resp, "certificates"), i, c) {
+		const char *n = json_string_value(json_object_get(c, "name"));
+
+		if (n != NULL)
+			printf("Rotated certificate %s\n", n);
+	}
+	json_decref(resp);
+	return ADM_EXIT_OK;
+}

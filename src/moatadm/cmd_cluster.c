@@ -1,0 +1,108 @@
+/* cluster create | config, info cluster, help, exit/quit */
+#include <stdlib.h>
+#include <string.h>
+
+#include "moatadm.h"
+
+int
+cmd_help(struct adm_session *sess, const struct cmd_args *args)
+{
+	(void)args;
+	grammar_help_print(stdout, sess->interactive);
+	return ADM_EXIT_OK;
+}
+
+int
+cmd_quit(struct adm_session *sess, const struct cmd_args *args)
+{
+	(void)args;
+	sess->quit = 1;
+	return ADM_EXIT_OK;
+}
+
+int
+cmd_cluster_create(struct adm_session *sess, const struct cmd_args *args)
+{
+	json_t *body, *resp = NULL, *uid;
+	int rc;
+
+	body = json_pack("{s:s, s:{s:s}, s:{s:s, s:s}}",
+	    "action", "create_cluster",
+	    "cluster", "name", args->arg[ARG_FQDN],
+	    "credentials", "username", args->arg[ARG_USERNAME],
+	    "password", args->arg[ARG_PASSWORD]);
+	if (body == NULL) {
+		fprintf(stderr, "Error: name, username and password must be "
+		    "UTF-8 text\n");
+		return ADM_EXIT_USAGE;
+	}
+	rc = session_api_call(sess, "POST", "/v1/bootstrap/create_cluster",
+	    body, &resp);
+	json_decref(body);	/* wiped on free: it holds the password */
+	if (rc != ADM_EXIT_OK)
+		return rc;
+	printf("Cluster created successfully\n");
+	if (json_is_integer(uid = json_object_get(resp, "node_uid")))
+		printf("Node UID: %" JSON_INTEGER_FORMAT "\n",
+		    json_integer_value(uid));
+	json_decref(resp);
+	return ADM_EXIT_OK;
+}
+
+int
+cmd_cluster_config(struct adm_session *sess, const struct cmd_args *args)
+{
+	json_t *body, *resp = NULL, *closed;
+	size_t i;
+	int rc;
+
+	if ((body = json_object()) == NULL)
+		return ADM_EXIT_SERVER;
+	for (i = 0; i < args->nparams; i++) {
+		if (json_object_set_new(body, args->params[i].name,
+		    json_string(args->params[i].value)) == -1) {
+			fprintf(stderr, "Error: value of %s must be UTF-8 "
+			    "text\n", args->params[i].name);
+			json_decref(body);
+			return ADM_EXIT_USAGE;
+		}
+	}
+	rc = session_api_call(sess, "PUT", "/v1/cluster", body, &resp);
+	json_decref(body);
+	if (rc != ADM_EXIT_OK)
+		return rc;
+	printf("Cluster configured successfully\n");
+	closed = json_object_get(resp, "closed_sessions");
+	if (json_is_integer(closed) && json_integer_value(closed) > 0)
+		printf("Closed %" JSON_INTEGER_FORMAT " TLS session(s) below "
+		    "the new minimum version\n", json_integer_value(closed));
+	json_decref(resp);
+	return ADM_EXIT_OK;
+}
+
+int
+cmd_cluster_info(struct adm_session *sess, const struct cmd_args *args)
+{
+	json_t *cluster, *v;
+	const char *key;
+	char *text;
+	int rc;
+
+	(void)args;
+	if ((rc = session_api_call(sess, "GET", "/v1/cluster", NULL,
+	    &cluster)) != ADM_EXIT_OK)
+		return rc;
+	if (!json_is_object(cluster)) {
+		fprintf(stderr, "Error: moatd sent no cluster object\n");
+		json_decref(cluster);
+		return ADM_EXIT_SERVER;
+	}
+	printf("cluster configuration:\n");
+	json_object_foreach(cluster, key, v) {
+		text = json_value_format(v);
+		printf("   %s: %s\n", key, text != NULL ? text : "?");
+		free(text);
+	}
+	json_decref(cluster);
+	return ADM_EXIT_OK;
+}

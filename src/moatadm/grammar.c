@@ -1,0 +1,515 @@
+/*
+ * The rladmin grammar as one token tree, in the style of relayctl's
+ * parser.c.  Parsing, TAB completion and `help` all walk these tables, so a
+ * command added here is parsed, completed and documented at once.
+ */
+#include <string.h>
+
+#include "moatadm.h"
+
+enum token_type {
+	TOK_SENTINEL = 0,	/* ends a table */
+	TOK_KEYWORD,		/* this exact word */
+	TOK_NAME,		/* an object name (completed from hints) */
+	TOK_VALUE,		/* any word */
+	TOK_FILE,		/* a path (completed from the filesystem) */
+	TOK_ENDTOKEN		/* the command may end here */
+};
+
+/* Words that only make sense at the prompt. */
+#define TOK_INTERACTIVE	0x1
+
+struct token {
+	enum token_type		 type;
+	/* the word for KEYWORD, the placeholder name for NAME/VALUE/FILE */
+	const char		*keyword;
+	const struct token	*next;
+	/* set when this word decides the command */
+	int			(*action)(struct adm_session *,
+				    const struct cmd_args *);
+	/* where a NAME/VALUE/FILE word (or a KEYWORD with ARG_PARAM) goes */
+	int			 slot;
+	const char *const	*hints;	/* completion choices, not enforced */
+	/* help shows this instead of expanding a repeating subtree */
+	const char		*usage;
+	int			 flags;
+};
+
+#define NO_SLOT	(-1)
+
+const char *const adm_cert_names[] = {
+	"api", "cm", "proxy", "syncer", "metrics_exporter", NULL
+};
+
+static const char *const tls_versions[] = { "1.2", "1.3", NULL };
+
+static const struct token t_end[] = {
+	{ .type = TOK_ENDTOKEN },
+	{ 0 }
+};
+
+/* cluster create name <fqdn> username <email> password <password> */
+static const struct token t_create_password_value[] = {
+	{ .type = TOK_VALUE, .keyword = "password", .slot = ARG_PASSWORD,
+	  .next = t_end },
+	{ 0 }
+};
+static const struct token t_create_password[] = {
+	{ .type = TOK_KEYWORD, .keyword = "password", .slot = NO_SLOT,
+	  .next = t_create_password_value },
+	{ 0 }
+};
+static const struct token t_create_username_value[] = {
+	{ .type = TOK_VALUE, .keyword = "email", .slot = ARG_USERNAME,
+	  .next = t_create_password },
+	{ 0 }
+};
+static const struct token t_create_username[] = {
+	{ .type = TOK_KEYWORD, .keyword = "username", .slot = NO_SLOT,
+	  .next = t_create_username_value },
+	{ 0 }
+};
+static const struct token t_create_name_value[] = {
+	{ .type = TOK_VALUE, .keyword = "fqdn", .slot = ARG_FQDN,
+	  .next = t_create_username },
+	{ 0 }
+};
+static const struct token t_create[] = {
+	{ .type = TOK_KEYWORD, .keyword = "name", .slot = NO_SLOT,
+	  .next = t_create_name_value },
+	{ 0 }
+};
+
+/* cluster certificate set <name> certificate_file <path> [key_file <path>] */
+static const struct token t_cert_key_path[] = {
+	{ .type = TOK_FILE, .keyword = "path", .slot = ARG_KEY_FILE,
+	  .next = t_end },
+	{ 0 }
+};
+static const struct token t_cert_set_opt[] = {
+	{ .type = TOK_ENDTOKEN },
+	{ .type = TOK_KEYWORD, .keyword = "key_file", .slot = NO_SLOT,
+	  .next = t_cert_key_path },
+	{ 0 }
+};
+static const struct token t_cert_file_path[] = {
+	{ .type = TOK_FILE, .keyword = "path", .slot = ARG_CERT_FILE,
+	  .next = t_cert_set_opt },
+	{ 0 }
+};
+static const struct token t_cert_file[] = {
+	{ .type = TOK_KEYWORD, .keyword = "certificate_file",
+	  .slot = NO_SLOT, .next = t_cert_file_path },
+	{ 0 }
+};
+static const struct token t_cert_set[] = {
+	{ .type = TOK_NAME, .keyword = "name", .slot = ARG_CERT_NAME,
+	  .hints = adm_cert_names, .next = t_cert_file },
+	{ 0 }
+};
+/* show and rotate take an optional name */
+static const struct token t_cert_opt_name[] = {
+	{ .type = TOK_ENDTOKEN },
+	{ .type = TOK_NAME, .keyword = "name", .slot = ARG_CERT_NAME,
+	  .hints = adm_cert_names, .next = t_end },
+	{ 0 }
+};
+static const struct token t_cert[] = {
+	{ .type = TOK_KEYWORD, .keyword = "set", .slot = NO_SLOT,
+	  .action = cmd_cert_set, .next = t_cert_set },
+	{ .type = TOK_KEYWORD, .keyword = "show", .slot = NO_SLOT,
+	  .action = cmd_cert_show, .next = t_cert_opt_name },
+	{ .type = TOK_KEYWORD, .keyword = "rotate", .slot = NO_SLOT,
+	  .action = cmd_cert_rotate, .next = t_cert_opt_name },
+	{ 0 }
+};
+
+/*
+ * cluster config <param> <value> [<param> <value> ...]: after each value
+ * the command may end or take another pair, so the pair table loops back to
+ * itself.  Its first entry is the ENDTOKEN; `cluster config` points just
+ * past it, so that at least one pair is required without a second copy of
+ * the parameter list.
+ */
+#define CONFIG_PARAMS	5
+static const struct token t_config_more[CONFIG_PARAMS + 2];
+static const struct token t_config_version[] = {
+	{ .type = TOK_VALUE, .keyword = "version", .slot = ARG_PARAM_VALUE,
+	  .hints = tls_versions, .next = t_config_more },
+	{ 0 }
+};
+static const struct token t_config_ciphers[] = {
+	{ .type = TOK_VALUE, .keyword = "ciphers", .slot = ARG_PARAM_VALUE,
+	  .next = t_config_more },
+	{ 0 }
+};
+static const struct token t_config_more[CONFIG_PARAMS + 2] = {
+	{ .type = TOK_ENDTOKEN },
+	{ .type = TOK_KEYWORD, .keyword = "min_control_TLS_version",
+	  .slot = ARG_PARAM, .next = t_config_version },
+	{ .type = TOK_KEYWORD, .keyword = "min_data_TLS_version",
+	  .slot = ARG_PARAM, .next = t_config_version },
+	{ .type = TOK_KEYWORD, .keyword = "control_cipher_suites",
+	  .slot = ARG_PARAM, .next = t_config_ciphers },
+	{ .type = TOK_KEYWORD, .keyword = "data_cipher_list",
+	  .slot = ARG_PARAM, .next = t_config_ciphers },
+	{ .type = TOK_KEYWORD, .keyword = "data_cipher_suites_tls_1_3",
+	  .slot = ARG_PARAM, .next = t_config_ciphers },
+	{ 0 }
+};
+
+static const struct token t_cluster[] = {
+	{ .type = TOK_KEYWORD, .keyword = "create", .slot = NO_SLOT,
+	  .action = cmd_cluster_create, .next = t_create },
+	{ .type = TOK_KEYWORD, .keyword = "certificate", .slot = NO_SLOT,
+	  .next = t_cert },
+	{ .type = TOK_KEYWORD, .keyword = "config", .slot = NO_SLOT,
+	  .action = cmd_cluster_config, .next = t_config_more + 1,
+	  .usage = "<param> <value> [<param> <value> ...]" },
+	{ 0 }
+};
+
+static const struct token t_info[] = {
+	{ .type = TOK_KEYWORD, .keyword = "cluster", .slot = NO_SLOT,
+	  .action = cmd_cluster_info, .next = t_end },
+	{ 0 }
+};
+
+static const struct token t_main[] = {
+	{ .type = TOK_KEYWORD, .keyword = "cluster", .slot = NO_SLOT,
+	  .next = t_cluster },
+	{ .type = TOK_KEYWORD, .keyword = "info", .slot = NO_SLOT,
+	  .next = t_info },
+	{ .type = TOK_KEYWORD, .keyword = "status", .slot = NO_SLOT,
+	  .action = cmd_status_show, .next = t_end },
+	{ .type = TOK_KEYWORD, .keyword = "help", .slot = NO_SLOT,
+	  .action = cmd_help, .next = t_end },
+	{ .type = TOK_KEYWORD, .keyword = "exit", .slot = NO_SLOT,
+	  .action = cmd_quit, .next = t_end, .flags = TOK_INTERACTIVE },
+	{ .type = TOK_KEYWORD, .keyword = "quit", .slot = NO_SLOT,
+	  .action = cmd_quit, .next = t_end, .flags = TOK_INTERACTIVE },
+	{ 0 }
+};
+
+static int
+token_visible(const struct token *t, int interactive)
+{
+	return interactive || (t->flags & TOK_INTERACTIVE) == 0;
+}
+
+/*
+ * The entry of table that word matches: keywords first and exactly (an
+ * admin tool should not guess which command an abbreviation meant), then
+ * any NAME/VALUE/FILE.  word == NULL matches the ENDTOKEN.
+ */
+static const struct token *
+token_match(const struct token *table, const char *word, int interactive)
+{
+	const struct token *t;
+
+	for (t = table; t->type != TOK_SENTINEL; t++) {
+		if (!token_visible(t, interactive))
+			continue;
+		if (word == NULL && t->type == TOK_ENDTOKEN)
+			return t;
+		if (word != NULL && t->type == TOK_KEYWORD &&
+		    strcmp(word, t->keyword) == 0)
+			return t;
+	}
+	if (word == NULL)
+		return NULL;
+	for (t = table; t->type != TOK_SENTINEL; t++) {
+		if (t->type == TOK_NAME || t->type == TOK_VALUE ||
+		    t->type == TOK_FILE)
+			return t;
+	}
+	return NULL;
+}
+
+/* How a token is named to the operator: the keyword or <placeholder>. */
+static void
+token_label(const struct token *t, char *buf, size_t size)
+{
+	if (t->type == TOK_KEYWORD)
+		snprintf(buf, size, "%s", t->keyword);
+	else
+		snprintf(buf, size, "<%s>", t->keyword);
+}
+
+/* Appends s to buf, truncating; help and error lines are short. */
+static void
+str_append(char *buf, size_t size, const char *s)
+{
+	size_t len = strlen(buf);
+
+	if (len + 1 < size)
+		snprintf(buf + len, size - len, "%s", s);
+}
+
+/* "a, b, c" for the words table accepts; returns how many there are. */
+static int
+table_expected(const struct token *table, int interactive, char *buf,
+    size_t size)
+{
+	const struct token *t;
+	char label[128];
+	int n = 0;
+
+	buf[0] = '\0';
+	for (t = table; t->type != TOK_SENTINEL; t++) {
+		if (t->type == TOK_ENDTOKEN || !token_visible(t, interactive))
+			continue;
+		token_label(t, label, sizeof(label));
+		if (n++ > 0)
+			str_append(buf, size, ", ");
+		str_append(buf, size, label);
+	}
+	return n;
+}
+
+static void
+parse_error_print(const struct token *table, const char *word,
+    int interactive)
+{
+	char expected[1024];
+	int n;
+
+	n = table_expected(table, interactive, expected, sizeof(expected));
+	if (word == NULL)
+		fprintf(stderr, "Missing argument: expected %s%s\n",
+		    n > 1 ? "one of: " : "", expected);
+	else if (n == 0)
+		fprintf(stderr, "Unknown word '%s'. Expected end of command\n",
+		    word);
+	else
+		fprintf(stderr, "Unknown word '%s'. Expected %s%s\n", word,
+		    n > 1 ? "one of: " : "", expected);
+}
+
+/* Records what a matched word means; -1 (printed) on a repeated param. */
+static int
+token_store(const struct token *t, const char *word, struct cmd_args *args)
+{
+	size_t i;
+
+	if (t->action != NULL)
+		args->action = t->action;
+	if (t->slot == NO_SLOT)
+		return 0;
+	if (t->slot != ARG_PARAM_VALUE) {
+		args->arg[t->slot] = word;
+		return 0;
+	}
+	for (i = 0; i < args->nparams; i++) {
+		if (strcmp(args->params[i].name, args->arg[ARG_PARAM]) == 0) {
+			fprintf(stderr, "Parameter '%s' given twice\n",
+			    args->arg[ARG_PARAM]);
+			return -1;
+		}
+	}
+	if (args->nparams == CMD_PARAMS_MAX) {
+		fprintf(stderr, "Too many parameters\n");
+		return -1;
+	}
+	args->params[args->nparams].name = args->arg[ARG_PARAM];
+	args->params[args->nparams].value = word;
+	args->nparams++;
+	return 0;
+}
+
+int
+grammar_words_parse(int argc, const char *const *argv, int interactive,
+    struct cmd_args *args)
+{
+	const struct token *table = t_main, *t;
+	int i;
+
+	memset(args, 0, sizeof(*args));
+	for (i = 0; ; i++) {
+		const char *word = i < argc ? argv[i] : NULL;
+
+		if ((t = token_match(table, word, interactive)) == NULL) {
+			parse_error_print(table, word, interactive);
+			return -1;
+		}
+		if (t->type == TOK_ENDTOKEN)
+			break;
+		if (token_store(t, word, args) == -1)
+			return -1;
+		table = t->next;
+	}
+	if (args->action == NULL) {
+		/* a grammar table bug, not the operator's */
+		fprintf(stderr, "internal error: command has no action\n");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+hints_complete(const struct token *t, const char *partial,
+    void (*add)(void *, const char *, enum compl_kind), void *arg)
+{
+	const char *const *h;
+	size_t plen = strlen(partial);
+
+	for (h = t->hints; *h != NULL; h++)
+		if (strncmp(*h, partial, plen) == 0)
+			add(arg, *h, COMPL_WORD);
+}
+
+void
+grammar_words_complete(int argc, const char *const *argv,
+    const char *partial, int interactive,
+    void (*add)(void *, const char *, enum compl_kind), void *arg)
+{
+	const struct token *table = t_main, *t;
+	char label[128];
+	size_t plen = strlen(partial);
+	int i;
+
+	for (i = 0; i < argc; i++) {
+		t = token_match(table, argv[i], interactive);
+		if (t == NULL || t->type == TOK_ENDTOKEN)
+			return;
+		table = t->next;
+	}
+	for (t = table; t->type != TOK_SENTINEL; t++) {
+		if (!token_visible(t, interactive))
+			continue;
+		switch (t->type) {
+		case TOK_KEYWORD:
+			if (strncmp(t->keyword, partial, plen) == 0)
+				add(arg, t->keyword, COMPL_WORD);
+			break;
+		case TOK_NAME:
+		case TOK_VALUE:
+			if (t->hints != NULL) {
+				hints_complete(t, partial, add, arg);
+			} else if (plen == 0) {
+				token_label(t, label, sizeof(label));
+				add(arg, label, COMPL_HINT);
+			}
+			break;
+		case TOK_FILE:
+			files_complete(partial, add, arg);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static void table_render(const struct token *, int, char *, size_t, int);
+
+/* "word rest..." for one token and what may follow it. */
+static void
+token_render(const struct token *t, int interactive, char *buf, size_t size,
+    int depth)
+{
+	char label[128], rest[512];
+
+	token_label(t, label, sizeof(label));
+	str_append(buf, size, label);
+	if (t->usage != NULL) {
+		str_append(buf, size, " ");
+		str_append(buf, size, t->usage);
+		return;
+	}
+	rest[0] = '\0';
+	if (t->next != NULL)
+		table_render(t->next, interactive, rest, sizeof(rest),
+		    depth + 1);
+	if (rest[0] != '\0') {
+		str_append(buf, size, " ");
+		str_append(buf, size, rest);
+	}
+}
+
+/* A table as syntax: alternatives in {a | b}, optional parts in [ ]. */
+static void
+table_render(const struct token *table, int interactive, char *buf,
+    size_t size, int depth)
+{
+	const struct token *t;
+	char alts[512];
+	int n = 0, optional = 0;
+
+	if (depth > 16) {	/* a loop without .usage; do not recurse */
+		str_append(buf, size, "...");
+		return;
+	}
+	alts[0] = '\0';
+	for (t = table; t->type != TOK_SENTINEL; t++) {
+		if (!token_visible(t, interactive))
+			continue;
+		if (t->type == TOK_ENDTOKEN) {
+			optional = 1;
+			continue;
+		}
+		if (n++ > 0)
+			str_append(alts, sizeof(alts), " | ");
+		token_render(t, interactive, alts, sizeof(alts), depth);
+	}
+	if (n == 0)
+		return;
+	str_append(buf, size, optional ? "[" : (n > 1 ? "{" : ""));
+	str_append(buf, size, alts);
+	str_append(buf, size, optional ? "]" : (n > 1 ? "}" : ""));
+}
+
+/* Tables of plain keywords are printed as one help line per keyword. */
+static int
+table_expands(const struct token *table)
+{
+	const struct token *t;
+
+	for (t = table; t->type != TOK_SENTINEL; t++)
+		if (t->type != TOK_KEYWORD)
+			return 0;
+	return 1;
+}
+
+static void
+help_walk(FILE *fp, const struct token *table, const char *prefix,
+    int interactive)
+{
+	const struct token *t;
+	char line[1024], expected[1024];
+
+	for (t = table; t->type != TOK_SENTINEL; t++) {
+		if (t->type != TOK_KEYWORD || !token_visible(t, interactive))
+			continue;
+		snprintf(line, sizeof(line), "%s%s", prefix,
+		    prefix[0] != '\0' ? " " : "");
+		if (t->usage == NULL && table_expands(t->next)) {
+			str_append(line, sizeof(line), t->keyword);
+			help_walk(fp, t->next, line, interactive);
+			continue;
+		}
+		token_render(t, interactive, line, sizeof(line), 0);
+		fprintf(fp, "  %s\n", line);
+		if (t->usage != NULL) {
+			table_expected(t->next, interactive, expected,
+			    sizeof(expected));
+			fprintf(fp, "      <param>: %s\n", expected);
+		}
+	}
+}
+
+void
+grammar_help_print(FILE *fp, int interactive)
+{
+	char names[256];
+	const char *const *n;
+
+	fprintf(fp, "Commands:\n");
+	help_walk(fp, t_main, "", interactive);
+	names[0] = '\0';
+	for (n = adm_cert_names; *n != NULL; n++) {
+		if (n != adm_cert_names)
+			str_append(names, sizeof(names), ", ");
+		str_append(names, sizeof(names), *n);
+	}
+	fprintf(fp, "Certificate names: %s\n", names);
+}

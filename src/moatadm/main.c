@@ -1,0 +1,131 @@
+/*
+ * moatadm [--data-dir DIR] [command words...]
+ * One command from the arguments, or the interactive prompt without any.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "moatadm.h"
+
+struct adm_opts {
+	const char	*data_dir;
+	int		 first_word;	/* index of the first command word */
+};
+
+static void
+usage_print(FILE *fp)
+{
+	fprintf(fp, "usage: moatadm [--data-dir DIR] [command ...]\n"
+	    "Without a command, opens the interactive moatadm> prompt.\n"
+	    "DIR defaults to $MOAT_DATA_DIR.\n\n");
+	grammar_help_print(fp, 0);
+}
+
+/* 0 with opts filled, 1 when help was printed, -1 on a bad option. */
+static int
+opts_parse(int argc, char **argv, struct adm_opts *opts)
+{
+	const char *env = getenv("MOAT_DATA_DIR");
+	int i;
+
+	opts->data_dir = env != NULL && env[0] != '\0' ? env : NULL;
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			i++;
+			break;
+		} else if (strcmp(argv[i], "--data-dir") == 0) {
+			if (i + 1 == argc) {
+				fprintf(stderr, "--data-dir needs a value\n");
+				return -1;
+			}
+			opts->data_dir = argv[++i];
+		} else if (strncmp(argv[i], "--data-dir=", 11) == 0) {
+			opts->data_dir = argv[i] + 11;
+		} else if (strcmp(argv[i], "-h") == 0 ||
+		    strcmp(argv[i], "--help") == 0) {
+			usage_print(stdout);
+			return 1;
+		} else {
+			fprintf(stderr, "Unknown option '%s'\n", argv[i]);
+			usage_print(stderr);
+			return -1;
+		}
+	}
+	opts->first_word = i;
+	return 0;
+}
+
+/* DIR/moatd.sock without a doubled slash; caller frees. */
+static char *
+sock_path_new(const char *data_dir)
+{
+	size_t len = strlen(data_dir);
+
+	while (len > 1 && data_dir[len - 1] == '/')
+		len--;
+	return str_printf("%.*s/moatd.sock", (int)len, data_dir);
+}
+
+/* Runs the one-shot command or the prompt against an open session. */
+static int
+session_run(struct adm_session *sess, const struct cmd_args *args)
+{
+	if (args != NULL)
+		return args->action(sess, args);
+	return prompt_run(sess);
+}
+
+static int
+moatadm_run(const struct adm_opts *opts, const struct cmd_args *args)
+{
+	struct adm_session sess = { 0 };
+	char *sock_path;
+	int rc;
+
+	if (opts->data_dir == NULL) {
+		fprintf(stderr, "no data dir: pass --data-dir or set "
+		    "MOAT_DATA_DIR\n");
+		return ADM_EXIT_USAGE;
+	}
+	if ((sock_path = sock_path_new(opts->data_dir)) == NULL ||
+	    (sess.http = http_client_new(sock_path)) == NULL) {
+		fprintf(stderr, "Error: out of memory\n");
+		free(sock_path);
+		return ADM_EXIT_SERVER;
+	}
+	rc = session_run(&sess, args);
+	http_client_free(sess.http);
+	free(sock_path);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct adm_opts opts;
+	struct cmd_args args;
+	int rc;
+
+	/* keys and passwords pass through jansson: wipe what it frees */
+	json_set_alloc_funcs(malloc, mem_wipe_free);
+	signal(SIGPIPE, SIG_IGN);
+	if ((rc = opts_parse(argc, argv, &opts)) != 0)
+		return rc == 1 ? ADM_EXIT_OK : ADM_EXIT_USAGE;
+	/* grammar first: a typo is reported even without a data dir */
+	if (opts.first_word < argc &&
+	    grammar_words_parse(argc - opts.first_word,
+	    (const char *const *)argv + opts.first_word, 0, &args) == -1)
+		return ADM_EXIT_USAGE;
+	if (opts.first_word < argc && args.action == cmd_help)
+		return cmd_help(&(struct adm_session){ 0 }, &args);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "Error: cannot initialise libcurl\n");
+		return ADM_EXIT_SERVER;
+	}
+	rc = moatadm_run(&opts, opts.first_word < argc ? &args : NULL);
+	curl_global_cleanup();
+	return rc;
+}

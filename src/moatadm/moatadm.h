@@ -1,0 +1,179 @@
+/*
+ * moatadm: the operator CLI of moat.  It speaks the REST API of docs/api.md
+ * over <data-dir>/moatd.sock with the rladmin grammar, one-shot or at an
+ * interactive prompt.  Self-contained on purpose: it links no code from
+ * src/lib, so the CLI keeps building while the server side changes.
+ */
+#ifndef MOATADM_H
+#define MOATADM_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+/* Process exit codes; every command action returns one of these. */
+enum adm_exit {
+	ADM_EXIT_OK = 0,
+	ADM_EXIT_SERVER = 1,	/* moatd said no, or could not be reached */
+	ADM_EXIT_USAGE = 2	/* the operator's words or files are wrong */
+};
+
+/* The five certificate names a cluster always has (NULL terminated). */
+extern const char *const adm_cert_names[];
+
+/* ---- http.c: HTTP/1.1 over the control socket, with libcurl ---- */
+
+struct http_client;
+
+struct http_response {
+	long	 status;
+	json_t	*body;		/* NULL when the body is empty or not JSON */
+};
+
+/* Returns a client for sock_path (copied), or NULL. */
+struct http_client *http_client_new(const char *sock_path);
+void http_client_free(struct http_client *);
+
+/*
+ * Sends one request; body may be NULL and stays owned by the caller.  The
+ * serialized body is wiped after sending since it can carry a private key.
+ * 0 when any HTTP response arrived (resp filled, clear it with
+ * http_response_clear), -1 on a transport failure with *errp set to a
+ * message the caller frees.
+ */
+int http_client_request(struct http_client *, const char *method,
+    const char *path, const json_t *body, struct http_response *resp,
+    char **errp);
+void http_response_clear(struct http_response *);
+
+/* s escaped for use as one URL path segment; caller frees. */
+char *http_path_escape(const char *s);
+
+/* ---- session: what a command runs against ---- */
+
+struct adm_session {
+	struct http_client	*http;
+	int			 interactive;
+	int			 quit;		/* set by exit/quit */
+};
+
+/*
+ * Runs one API call and reports failures the CLI way: transport errors and
+ * non-2xx answers are printed on stderr.  On ADM_EXIT_OK *out (when out is
+ * not NULL) receives the response body, owned by the caller.
+ */
+int session_api_call(struct adm_session *, const char *method,
+    const char *path, const json_t *body, json_t **out);
+
+/* ---- grammar.c: the rladmin token tree ---- */
+
+enum arg_slot {
+	ARG_FQDN,
+	ARG_USERNAME,
+	ARG_PASSWORD,
+	ARG_CERT_NAME,
+	ARG_CERT_FILE,
+	ARG_KEY_FILE,
+	ARG_PARAM,		/* the config parameter a value belongs to */
+	ARG_PARAM_VALUE,
+	ARG_MAX
+};
+
+#define CMD_PARAMS_MAX	8
+
+struct cmd_param {
+	const char	*name;
+	const char	*value;
+};
+
+/* What a parsed command line asks for; strings point into the words. */
+struct cmd_args {
+	int		(*action)(struct adm_session *, const struct cmd_args *);
+	const char	*arg[ARG_MAX];
+	size_t		 nparams;
+	struct cmd_param params[CMD_PARAMS_MAX];
+};
+
+/*
+ * Matches words against the grammar.  0 with args filled, or -1 after
+ * printing why on stderr (a usage error).  Interactive-only words (exit,
+ * quit) match only when interactive is set.
+ */
+int grammar_words_parse(int argc, const char *const *argv, int interactive,
+    struct cmd_args *args);
+
+/* Kinds of completion candidates. */
+enum compl_kind {
+	COMPL_WORD,	/* insert it and a space */
+	COMPL_DIR,	/* insert it, no space: the path goes on */
+	COMPL_HINT	/* show it only, e.g. "<fqdn>" */
+};
+
+/*
+ * Calls add() for every candidate that can follow the complete words and
+ * starts with partial.  Nothing is added when the words do not parse.
+ */
+void grammar_words_complete(int argc, const char *const *argv,
+    const char *partial, int interactive,
+    void (*add)(void *, const char *, enum compl_kind), void *arg);
+
+void grammar_help_print(FILE *, int interactive);
+
+/* ---- commands (cmd_*.c); each returns an enum adm_exit ---- */
+
+int cmd_help(struct adm_session *, const struct cmd_args *);
+int cmd_quit(struct adm_session *, const struct cmd_args *);
+int cmd_cluster_create(struct adm_session *, const struct cmd_args *);
+int cmd_cluster_config(struct adm_session *, const struct cmd_args *);
+int cmd_cluster_info(struct adm_session *, const struct cmd_args *);
+int cmd_status_show(struct adm_session *, const struct cmd_args *);
+int cmd_cert_set(struct adm_session *, const struct cmd_args *);
+int cmd_cert_show(struct adm_session *, const struct cmd_args *);
+int cmd_cert_rotate(struct adm_session *, const struct cmd_args *);
+
+/* ---- pem.c: reading certificate files ---- */
+
+#define PEM_FILE_MAX	(1024 * 1024)
+
+/*
+ * Reads at most PEM_FILE_MAX bytes of path into a NUL-terminated buffer the
+ * caller wipes and frees (mem_wipe_free).  -1 with *errp naming the path.
+ */
+int pem_file_read(const char *path, char **bufp, size_t *lenp, char **errp);
+
+/*
+ * Copies the PEM blocks of text whose label is "CERTIFICATE" (in order) to
+ * *certp, and the one block whose label ends in "PRIVATE KEY" to *keyp.
+ * Either pointer may be NULL when not wanted; a missing kind yields NULL.
+ * Results are malloc'ed; wipe the key.  -1 with *errp on malformed PEM or
+ * more than one key, where the message names path.
+ */
+int pem_blocks_split(const char *text, const char *path, char **certp,
+    char **keyp, char **errp);
+
+/* ---- util.c ---- */
+
+/* free() that first wipes the whole allocation; jansson uses it too. */
+void mem_wipe_free(void *);
+
+/* printf into a new string; NULL on failure.  Caller frees. */
+char *str_printf(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/* A JSON value as the CLI shows it (arrays joined by ", "); caller frees. */
+char *json_value_format(const json_t *);
+
+/* Member key of obj formatted as above, "-" when absent; caller frees. */
+char *json_member_format(const json_t *obj, const char *key);
+
+/* ---- prompt.c ---- */
+
+/* Runs the interactive moatadm> prompt until exit, quit or EOF. */
+int prompt_run(struct adm_session *);
+
+/* Adds the paths that complete partial ("dir/prefix"); used for FILE words. */
+void files_complete(const char *partial,
+    void (*add)(void *, const char *, enum compl_kind), void *arg);
+
+#endif /* MOATADM_H */

@@ -1,0 +1,132 @@
+/* Small helpers shared by the commands: memory, text, API call wrapper. */
+#include <malloc.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "moatadm.h"
+
+void
+mem_wipe_free(void *p)
+{
+	if (p == NULL)
+		return;
+	/*
+	 * The usable size covers the whole block, so callers need not know
+	 * how long a secret was; jansson's strings included.
+	 */
+	explicit_bzero(p, malloc_usable_size(p));
+	free(p);
+}
+
+char *
+str_printf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	return n < 0 ? NULL : s;
+}
+
+static char *
+json_array_format(const json_t *v)
+{
+	char *out = NULL, *item;
+	size_t len = 0, i;
+	FILE *fp;
+
+	if ((fp = open_memstream(&out, &len)) == NULL)
+		return NULL;
+	for (i = 0; i < json_array_size(v); i++) {
+		item = json_value_format(json_array_get(v, i));
+		fprintf(fp, "%s%s", i > 0 ? ", " : "", item ? item : "?");
+		free(item);
+	}
+	if (fclose(fp) != 0) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+char *
+json_value_format(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		return strdup(json_string_value(v));
+	case JSON_INTEGER:
+		return str_printf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	case JSON_REAL:
+		return str_printf("%g", json_real_value(v));
+	case JSON_TRUE:
+		return strdup("true");
+	case JSON_FALSE:
+		return strdup("false");
+	case JSON_ARRAY:
+		return json_array_format(v);
+	case JSON_OBJECT:
+		return json_dumps(v, JSON_COMPACT);
+	default:
+		return strdup("-");
+	}
+}
+
+char *
+json_member_format(const json_t *obj, const char *key)
+{
+	const json_t *v = json_is_object(obj) ? json_object_get(obj, key) :
+	    NULL;
+
+	return v != NULL ? json_value_format(v) : strdup("-");
+}
+
+/* The server's own sentence when it sent one; that is the useful part. */
+static void
+server_error_print(const struct http_response *resp)
+{
+	const char *desc, *code;
+
+	desc = json_string_value(json_object_get(resp->body, "description"));
+	code = json_string_value(json_object_get(resp->body, "error_code"));
+	if (desc != NULL)
+		fprintf(stderr, "Error: %s\n", desc);
+	else if (code != NULL)
+		fprintf(stderr, "Error: %s (HTTP %ld)\n", code, resp->status);
+	else
+		fprintf(stderr, "Error: moatd answered HTTP %ld\n",
+		    resp->status);
+}
+
+int
+session_api_call(struct adm_session *sess, const char *method,
+    const char *path, const json_t *body, json_t **out)
+{
+	struct http_response resp;
+	char *err;
+
+	if (out != NULL)
+		*out = NULL;
+	if (http_client_request(sess->http, method, path, body, &resp,
+	    &err) == -1) {
+		fprintf(stderr, "%s\n", err != NULL ? err :
+		    "Error: request to moatd failed");
+		free(err);
+		return ADM_EXIT_SERVER;
+	}
+	if (resp.status < 200 || resp.status > 299) {
+		server_error_print(&resp);
+		http_response_clear(&resp);
+		return ADM_EXIT_SERVER;
+	}
+	if (out != NULL) {
+		*out = resp.body;
+		resp.body = NULL;
+	}
+	http_response_clear(&resp);
+	return ADM_EXIT_OK;
+}
