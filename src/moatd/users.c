@@ -333,7 +333,7 @@ users_authenticate(struct node *n, const char *authz, const char *peer,
 			goto bad;
 		auth_remember(tag, u->uid);
 	}
-	snprintf(u->email, sizeof(u->email), "%s", (char *)raw);
+	snprintf(u->email, sizeof(u->email), "%.255s", (char *)raw);
 	snprintf(u->role, sizeof(u->role), "%s", json_string_value(
 	    json_object_get(doc, "role")));
 	if (slot != -1)
