@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -18,7 +19,9 @@ fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 	int		 fd = -1, dfd;
 	size_t		 off = 0;
 
-	if (asprintf(&tmp, "%s.tmp.%d", path, (int)getpid()) == -1)
+	static _Atomic unsigned seq;
+
+	if (asprintf(&tmp, "%s.tmp.%d.%u", path, (int)getpid(), seq++) == -1)
 		return err_set(e, E_INTERNAL, "out of memory");
 	/* O_EXCL|mode at creation: the key is never readable by others,
 	 * not even for the instant between open and chmod. */
@@ -37,7 +40,9 @@ fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 		}
 		off += (size_t)n;
 	}
-	if (fsync(fd) == -1 || close(fd) == -1) {
+	if (fsync(fd) == -1)
+		goto fail;
+	if (close(fd) == -1) {
 		fd = -1;
 		goto fail;
 	}

@@ -159,9 +159,11 @@ store_list(struct store *s, const char *prefix, struct store_kv **kvs,
 
 	*kvs = NULL;
 	*n = 0;
-	/* substr() instead of LIKE: keys may contain '%' or '_'. */
+	/* substr() on bytes instead of LIKE: keys may contain '%', '_' or
+	 * multi-byte characters. */
 	if (sqlite3_prepare_v2(s->db, "SELECT key, value, mod_rev FROM kv "
-	    "WHERE substr(key, 1, ?) = ? ORDER BY key", -1, &st, NULL) !=
+	    "WHERE substr(CAST(key AS BLOB), 1, ?) = CAST(? AS BLOB) "
+	    "ORDER BY key", -1, &st, NULL) !=
 	    SQLITE_OK)
 		return err_set(e, E_STORE, "store: %s", sqlite3_errmsg(s->db));
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)plen);
@@ -282,7 +284,8 @@ store_txn_free(struct store_txn *t)
 }
 
 static int
-store_txn_apply(struct store *s, struct store_txn *t, struct err *e)
+store_txn_apply(struct store *s, struct store_txn *t, int writes,
+    struct err *e)
 {
 	sqlite3_stmt	*st = NULL;
 	int64_t		 rev = store_revision(s) + 1, have;
@@ -321,6 +324,9 @@ store_txn_apply(struct store *s, struct store_txn *t, struct err *e)
 		sqlite3_finalize(st);
 		st = NULL;
 	}
+	/* Like etcd: a transaction that only compares is not a revision. */
+	if (!writes)
+		return 0;
 	if (sqlite3_prepare_v2(s->db, "UPDATE meta SET revision = ?", -1, &st,
 	    NULL) != SQLITE_OK)
 		goto fail;
@@ -338,12 +344,15 @@ fail:
 int
 store_txn_commit(struct store *s, struct store_txn *t, struct err *e)
 {
-	size_t	 i;
+	size_t	 i, writes = 0;
 	int	 w;
 
+	for (i = 0; i < t->n; i++)
+		if (t->ops[i].kind != OP_CMP)
+			writes++;
 	if (store_exec(s, "BEGIN IMMEDIATE", e) == -1)
 		return -1;
-	if (store_txn_apply(s, t, e) == -1) {
+	if (store_txn_apply(s, t, writes > 0, e) == -1) {
 		store_exec(s, "ROLLBACK", NULL);
 		return -1;
 	}

@@ -210,12 +210,21 @@ x509_check_times(const struct x509_material *m, time_t now, struct err *e)
 	int	 i, n = x509_material_chain_len(m);
 	char	*subj;
 
-	if (X509_cmp_time(X509_get0_notBefore(m->leaf), &now) > 0)
+	/* X509_cmp_time returns 0 when it cannot read the time: refuse. */
+	int nb = X509_cmp_time(X509_get0_notBefore(m->leaf), &now);
+	if (nb == 0)
+		return err_set(e, E_INVALID_PEM, "the certificate's notBefore "
+		    "cannot be read");
+	if (nb > 0)
 		return err_set(e, E_NOT_YET_VALID, "the certificate is not "
 		    "valid yet (notBefore is in the future)");
 	for (i = 0; i < n; i++) {
 		X509 *x = x509_chain_at(m, i);
-		if (X509_cmp_time(X509_get0_notAfter(x), &now) >= 0)
+		int na = X509_cmp_time(X509_get0_notAfter(x), &now);
+		if (na == 0)
+			return err_set(e, E_INVALID_PEM, "certificate %d: "
+			    "notAfter cannot be read", i + 1);
+		if (na > 0)
 			continue;
 		if (i == 0)
 			return err_set(e, E_EXPIRED, "the certificate has "
@@ -394,7 +403,8 @@ x509_check_names(const struct x509_material *m, const struct x509_check *c,
 	if (c->fqdn == NULL)
 		return 0;
 	if (X509_check_host(m->leaf, c->fqdn, 0,
-	    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) != 1) {
+	    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+	    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT, NULL) != 1) {
 		have = x509_san_str(m->leaf);
 		err_set(e, E_HOSTNAME, "the certificate does not cover the "
 		    "cluster name %s (it covers: %s)", c->fqdn, have);
@@ -427,8 +437,7 @@ x509_material_validate(const struct x509_material *m,
 	if (x509_check_times(m, now, e) == -1 ||
 	    x509_check_chain(m, e) == -1)
 		return -1;
-	if (m->key != NULL &&
-	    x509_check_key_strength(m->key, "key", e) == -1)
+	if (x509_check_key_strength(X509_get0_pubkey(m->leaf), "key", e) == -1)
 		return -1;
 	for (i = 1; i < x509_material_chain_len(m); i++) {
 		char what[32];
@@ -506,8 +515,10 @@ x509_san_json(X509 *x)
 			len = ASN1_STRING_length(g->d.iPAddress);
 			d = ASN1_STRING_get0_data(g->d.iPAddress);
 			memcpy(buf, "IP:", 3);
-			if (inet_ntop(len == 4 ? AF_INET : AF_INET6, d, buf + 3,
-			    sizeof(buf) - 3) != NULL && (len == 4 || len == 16))
+			/* Only 4 or 16 bytes are an address; never read more
+			 * than the certificate holds. */
+			if ((len == 4 || len == 16) && inet_ntop(len == 4 ?
+			    AF_INET : AF_INET6, d, buf + 3, sizeof(buf) - 3))
 				json_array_append_new(arr, json_string(buf));
 			break;
 		case GEN_EMAIL:
