@@ -48,6 +48,15 @@ static const struct {
 	[E_NOT_ALL_NODES] =	{ "not_all_nodes_updated", 409 },
 	[E_CONFLICT] =		{ "config_edit_conflict", 409 },
 	[E_STORE] =		{ "store_unavailable", 503 },
+	[E_BDB_NOT_FOUND] =	{ "bdb_not_found", 404 },
+	[E_INVALID_PORT] =	{ "invalid_port", 400 },
+	[E_PORT_IN_USE] =	{ "port_in_use", 409 },
+	[E_NAME_IN_USE] =	{ "name_in_use", 409 },
+	[E_INVALID_TLS_MODE] =	{ "invalid_tls_mode", 400 },
+	[E_INVALID_CERTIFICATE] = { "invalid_certificate", 400 },
+	[E_DUPLICATED_CERTS] =	{ "duplicated_certs", 400 },
+	[E_INVALID_CONFIG] =	{ "invalid_configuration", 400 },
+	[E_INVALID_MEMORY] =	{ "invalid_memory_size", 400 },
 	[E_INTERNAL] =		{ "internal_error", 500 },
 };
 

@@ -9,6 +9,10 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "log.h"
 #include "tlsctx_impl.h"
 #include "x509_impl.h"
 
@@ -16,6 +20,7 @@ struct tlsctx {
 	_Atomic int	 refs;
 	SSL_CTX		*ctx;	/* owned */
 	int		 min_version;
+	char		*label;	/* owned; the SSL_CTX's app data */
 };
 
 int
@@ -59,8 +64,8 @@ tls_cipher_list_check(const char *list, struct err *e)
 		SSL_CTX_free(ctx);
 		return err_set(e, E_INTERNAL, "out of memory");
 	}
-	for (tok = strtok_r(copy, ":, ", &save); tok != NULL && rc == 0;
-	    tok = strtok_r(NULL, ":, ", &save)) {
+	for (tok = strtok_r(copy, ":,; ", &save); tok != NULL && rc == 0;
+	    tok = strtok_r(NULL, ":,; ", &save)) {
 		if (*tok == '!' || *tok == '-' || *tok == '+' || *tok == '@')
 			continue;
 		if (!SSL_CTX_set_cipher_list(ctx, tok)) {
@@ -89,11 +94,22 @@ tls_ciphersuites_check(const char *list, struct err *e)
 		    "list is empty or too long");
 	if ((ctx = SSL_CTX_new(TLS_method())) == NULL)
 		return err_set(e, E_INTERNAL, "out of memory");
-	if (!SSL_CTX_set_ciphersuites(ctx, list))
-		rc = err_set(e, E_INVALID_CIPHER, "TLS 1.3 cipher suites "
-		    "\"%.128s\" are not valid; allowed: TLS_AES_256_GCM_SHA384, "
-		    "TLS_CHACHA20_POLY1305_SHA256, TLS_AES_128_GCM_SHA256, "
-		    "TLS_AES_128_CCM_SHA256, TLS_AES_128_CCM_8_SHA256", list);
+	/* OpenSSL skips unknown names next to a known one: check each. */
+	char *copy = strdup(list), *tok, *save = NULL;
+	for (tok = copy ? strtok_r(copy, ":", &save) : NULL;
+	    tok != NULL && rc == 0; tok = strtok_r(NULL, ":", &save))
+		if (!SSL_CTX_set_ciphersuites(ctx, tok))
+			rc = err_set(e, E_INVALID_CIPHER, "TLS 1.3 cipher suite "
+			    "\"%.64s\" is not valid; allowed: "
+			    "TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256, "
+			    "TLS_AES_128_GCM_SHA256, TLS_AES_128_CCM_SHA256, "
+			    "TLS_AES_128_CCM_8_SHA256", tok);
+	if (copy == NULL)
+		rc = err_set(e, E_INTERNAL, "out of memory");
+	else if (rc == 0 && !SSL_CTX_set_ciphersuites(ctx, list))
+		rc = err_set(e, E_INVALID_CIPHER, "the TLS 1.3 cipher suite "
+		    "list is not valid");
+	free(copy);
 	SSL_CTX_free(ctx);
 	ERR_clear_error();
 	return rc;
@@ -165,7 +181,91 @@ tlsctx_unref(struct tlsctx *c)
 	if (c == NULL || atomic_fetch_sub(&c->refs, 1) != 1)
 		return;
 	SSL_CTX_free(c->ctx);
+	free(c->label);
 	free(c);
+}
+
+/* Why a client certificate was refused, for the log. */
+static int
+tlsctx_verify_cb(int ok, X509_STORE_CTX *xs)
+{
+	SSL		*ssl;
+	SSL_CTX		*ctx;
+	const char	*label;
+	char		 subj[256] = "";
+	X509		*cur;
+
+	if (ok)
+		return ok;
+	ssl = X509_STORE_CTX_get_ex_data(xs,
+	    SSL_get_ex_data_X509_STORE_CTX_idx());
+	ctx = ssl != NULL ? SSL_get_SSL_CTX(ssl) : NULL;
+	label = ctx != NULL ? SSL_CTX_get_app_data(ctx) : NULL;
+	if ((cur = X509_STORE_CTX_get_current_cert(xs)) != NULL)
+		X509_NAME_oneline(X509_get_subject_name(cur), subj,
+		    sizeof(subj));
+	log_warn("%s: client certificate %s refused: %s",
+	    label ? label : "endpoint", subj,
+	    X509_verify_cert_error_string(X509_STORE_CTX_get_error(xs)));
+	return ok;
+}
+
+static int
+tlsctx_set_client_trust(SSL_CTX *ctx, const char *pem, struct err *e)
+{
+	X509_STORE	*st = SSL_CTX_get_cert_store(ctx);
+	BIO		*bio = BIO_new_mem_buf(pem, -1);
+	X509		*x;
+	int		 n = 0;
+
+	if (bio == NULL)
+		return err_set(e, E_INTERNAL, "out of memory");
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		X509_STORE_add_cert(st, x);
+		X509_free(x);
+		n++;
+	}
+	BIO_free(bio);
+	ERR_clear_error();
+	if (n == 0)
+		return err_set(e, E_INVALID_PEM, "no client certificate parses");
+	/* A trusted leaf need not be self-signed: accept a chain that ends
+	 * at any certificate of the list. */
+	X509_STORE_set_flags(st, X509_V_FLAG_PARTIAL_CHAIN);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER |
+	    SSL_VERIFY_FAIL_IF_NO_PEER_CERT, tlsctx_verify_cb);
+	SSL_CTX_set_verify_depth(ctx, 8);
+	return 0;
+}
+
+struct tlsctx *
+tlsctx_data_new(const struct x509_material *m, const struct tls_policy *p,
+    const struct tlsctx_data_opts *opts, struct err *e)
+{
+	struct tlsctx	*c = tlsctx_server_new(m, p, e);
+	char		*label = NULL;
+
+	if (c == NULL)
+		return NULL;
+	SSL_CTX_set_read_ahead(c->ctx, 1);
+	SSL_CTX_set_options(c->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_CTX_set_mode(c->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* No server-side cache: resumption works through tickets, and an
+	 * idle connection does not pin a cache entry. */
+	SSL_CTX_set_session_cache_mode(c->ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_num_tickets(c->ctx, 1);
+	if (opts != NULL && opts->label != NULL &&
+	    (label = strdup(opts->label)) != NULL) {
+		c->label = label;
+		SSL_CTX_set_app_data(c->ctx, label);
+	}
+	if (opts != NULL && opts->client_trust_pem != NULL &&
+	    tlsctx_set_client_trust(c->ctx, opts->client_trust_pem, e) == -1) {
+		tlsctx_unref(c);
+		return NULL;
+	}
+	return c;
 }
 
 int

@@ -39,6 +39,24 @@ struct tlsctx;
 /* New server context (refcount 1) from validated material and a policy. */
 struct tlsctx	*tlsctx_server_new(const struct x509_material *m,
 		    const struct tls_policy *p, struct err *e);
+
+/* Options of a data-path context (a database endpoint). */
+struct tlsctx_data_opts {
+	/* PEM certificates a client must present or chain to (leaf or CA
+	 * form); NULL: no client certificate is asked for. */
+	const char	*client_trust_pem;
+	const char	*label;		/* for log lines, e.g. "db:1" */
+};
+
+/*
+ * A context for a proxy endpoint: as tlsctx_server_new, plus read-ahead
+ * (one read per batch of records), a tolerant EOF, no session cache, and
+ * client-certificate verification when opts asks for it.  E_INVALID_PEM
+ * when the client trust does not parse.
+ */
+struct tlsctx	*tlsctx_data_new(const struct x509_material *m,
+		    const struct tls_policy *p,
+		    const struct tlsctx_data_opts *opts, struct err *e);
 struct tlsctx	*tlsctx_ref(struct tlsctx *c);
 void		 tlsctx_unref(struct tlsctx *c);
 int		 tlsctx_min_version(const struct tlsctx *c);
