@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "api.h"
+#include "bdbs.h"
 #include "certs.h"
 #include "cluster.h"
 #include "https.h"
@@ -297,6 +298,68 @@ api_user_delete(struct api_req *r, struct err *e)
 		return err_set(e, E_USER_NOT_FOUND, "no user \"%.32s\"",
 		    r->param);
 	if (users_delete(r->n, uid, r->who, e) == -1)
+		return -1;
+	r->resp = json_pack("{s:i, s:b}", "uid", uid, "deleted", 1);
+	return 0;
+}
+
+int
+api_bdbs_get(struct api_req *r, struct err *e)
+{
+	r->resp = bdbs_get_json(r->n, 0, e);
+	return r->resp != NULL ? 0 : -1;
+}
+
+int
+api_bdbs_post(struct api_req *r, struct err *e)
+{
+	json_t	*b = api_body(r, 0, e);
+	int	 rc;
+
+	if (b == NULL)
+		return -1;
+	rc = bdbs_create(r->n, b, r->who, &r->resp, e);
+	json_decref(b);
+	return rc;
+}
+
+int
+api_bdb_get(struct api_req *r, struct err *e)
+{
+	int uid = api_param_uid(r);
+
+	if (uid == -1)
+		return err_set(e, E_BDB_NOT_FOUND, "no database \"%.32s\"",
+		    r->param);
+	r->resp = bdbs_get_json(r->n, uid, e);
+	return r->resp != NULL ? 0 : -1;
+}
+
+int
+api_bdb_put(struct api_req *r, struct err *e)
+{
+	int	 uid = api_param_uid(r), rc;
+	json_t	*b;
+
+	if (uid == -1)
+		return err_set(e, E_BDB_NOT_FOUND, "no database \"%.32s\"",
+		    r->param);
+	if ((b = api_body(r, 0, e)) == NULL)
+		return -1;
+	rc = bdbs_update(r->n, uid, b, r->who, &r->resp, e);
+	json_decref(b);
+	return rc;
+}
+
+int
+api_bdb_delete(struct api_req *r, struct err *e)
+{
+	int uid = api_param_uid(r);
+
+	if (uid == -1)
+		return err_set(e, E_BDB_NOT_FOUND, "no database \"%.32s\"",
+		    r->param);
+	if (bdbs_delete(r->n, uid, r->who, e) == -1)
 		return -1;
 	r->resp = json_pack("{s:i, s:b}", "uid", uid, "deleted", 1);
 	return 0;

@@ -25,7 +25,8 @@ usage(void)
 	    "usage: moatd --data-dir DIR [--addr ADDR] [--api-port N] "
 	    "[--cm-port N]\n"
 	    "             [--metrics-port N] [--store sqlite] "
-	    "[--bootstrap-token TOKEN]\n");
+	    "[--bootstrap-token TOKEN]\n"
+	    "             [--workers N]\n");
 	exit(2);
 }
 
@@ -86,11 +87,12 @@ main(int argc, char *argv[])
 		{ "metrics-port",	required_argument, NULL, 'm' },
 		{ "store",		required_argument, NULL, 's' },
 		{ "bootstrap-token",	required_argument, NULL, 't' },
+		{ "workers",		required_argument, NULL, 'w' },
 		{ "help",		no_argument,	   NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct node_config	 cfg = { NULL, "0.0.0.0", 9443, 8443, 8070,
-				    "sqlite", NULL };
+				    "sqlite", NULL, 0 };
 	struct api_listener	 tls_l, local_l;
 	struct event_base	*base;
 	struct event		*sigterm, *sigint;
@@ -111,6 +113,7 @@ main(int argc, char *argv[])
 			      "--metrics-port"); break;
 		case 's': cfg.store_url = optarg; break;
 		case 't': cfg.bootstrap_token = optarg; break;
+		case 'w': cfg.workers = atoi(optarg); break;
 		default: usage();
 		}
 	}

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "bdbs.h"
 #include "certs.h"
 #include "fsutil.h"
 #include "https.h"
@@ -281,7 +282,7 @@ node_apply(struct node *n, struct err *e)
 	struct cluster_policy	 p = { 0 }, old;
 	json_t			*doc;
 	int			 i, ctl_changed, data_changed, any = 0;
-	int			 raised;
+	int			 raised, data_raised, proxy_changed = 0;
 
 	if ((doc = store_get_json(n->store, KEY_CLUSTER, NULL, e)) == NULL)
 		return -1;
@@ -301,15 +302,22 @@ node_apply(struct node *n, struct err *e)
 	    strcmp(p.data_ciphersuites, old.data_ciphersuites ?
 	    old.data_ciphersuites : "") != 0;
 	raised = n->bootstrapped && p.min_control > old.min_control;
+	data_raised = n->bootstrapped && p.min_data > old.min_data;
 	n->policy = p;
 	cluster_policy_clear(&old);
 	n->bootstrapped = 1;
 	for (i = 0; i < CERT__COUNT; i++) {
 		int pc = cert_services[i].policy == POLICY_CONTROL ?
 		    ctl_changed : data_changed;
-		if (node_apply_cert(n, i, pc) > 0)
+		if (node_apply_cert(n, i, pc) > 0) {
 			any = 1;
+			if (i == CERT_PROXY)
+				proxy_changed = 1;
+		}
 	}
+	/* Every endpoint gets a context with the new certificate or policy
+	 * for its next handshake. */
+	bdbs_apply(n, proxy_changed || data_changed);
 	if (any)
 		node_write_trust_files(n);
 	n->closed_sessions = 0;
@@ -320,6 +328,13 @@ node_apply(struct node *n, struct err *e)
 		log_info("minimum control TLS version raised to %s: closed %d "
 		    "session(s) below it", tls_version_str(p.min_control),
 		    n->closed_sessions);
+	}
+	if (data_raised) {
+		int c = bdbs_close_below(n, p.min_data);
+		n->closed_sessions += c;
+		log_info("minimum data TLS version raised to %s: closed %d "
+		    "database connection(s) below it",
+		    tls_version_str(p.min_data), c);
 	}
 	node_report(n, "active");
 	return 0;
@@ -335,6 +350,15 @@ node_watch_cb(const char *key, void *arg)
 		log_error("cannot apply the cluster configuration: %s",
 		    err_msg(&e));
 	err_clear(&e);
+}
+
+static void
+node_bdbs_cb(const char *key, void *arg)
+{
+	struct node *n = arg;
+
+	if (n->bootstrapped)
+		bdbs_apply(n, 0);
 }
 
 /* IPv4 addresses this node is reached by, for the certificates' SANs. */
@@ -568,12 +592,15 @@ node_init(struct node *n, struct event_base *base,
 		n->uid = (int)json_integer_value(json_object_get(id, "uid"));
 		json_decref(id);
 	}
+	if (bdbs_init(n, e) == -1)
+		return -1;
 	if (n->uid > 0) {
 		if (node_apply(n, e) == -1)
 			return -1;
 	}
 	store_watch(n->store, "/moat/cluster", node_watch_cb, n);
 	store_watch(n->store, "/moat/certs/", node_watch_cb, n);
+	store_watch(n->store, "/moat/bdbs/", node_bdbs_cb, n);
 	return 0;
 }
 
@@ -582,6 +609,7 @@ node_shutdown(struct node *n)
 {
 	int i;
 
+	bdbs_shutdown(n);
 	if (n->bootstrapped)
 		node_report(n, "down");
 	for (i = 0; i < CERT__COUNT; i++) {

@@ -62,9 +62,11 @@ struct node_config {
 	int		 metrics_port;
 	const char	*store_url;
 	const char	*bootstrap_token;	/* NULL: none */
+	int		 workers;		/* data threads; 0: one per core */
 };
 
 struct https;
+struct bdbs_state;
 
 struct node {
 	struct node_config	 cfg;
@@ -77,8 +79,9 @@ struct node {
 	char			*created_at;
 	struct cluster_policy	 policy;
 	struct served_cert	 served[CERT__COUNT];
+	struct bdbs_state	*bdbs;		/* databases run here (bdbs.c) */
 	/* Set by node_apply for the API call that caused it. */
-	int			 closed_sessions;
+	int			 closed_sessions;	/* api + proxy */
 	void			*current_conn;	/* connection of the request
 						   being handled, or NULL */
 	int			 current_conn_closed;

@@ -83,22 +83,26 @@ role_valid(const char *role)
 static int
 email_valid(const char *s)
 {
-	size_t len = strlen(s), i;
+	size_t		 len = strlen(s), i;
+	const char	*at;
 
 	if (len == 0 || len > 254)
 		return 0;
 	for (i = 0; i < len; i++)
 		if (s[i] == ':' || (unsigned char)s[i] <= ' ' || s[i] == 0x7f)
 			return 0;
-	return 1;
+	/* RS logs in with an email: something@something. */
+	at = strchr(s, '@');
+	return at != NULL && at != s && at[1] != '\0' && strchr(at + 1, '@') == NULL;
 }
 
 int
 users_check_new(const char *email, const char *password, struct err *e)
 {
 	if (!email_valid(email))
-		return err_set(e, E_INVALID_EMAIL, "the user name/email must be "
-		    "1 to 254 printable characters without spaces or ':'");
+		return err_set(e, E_INVALID_EMAIL, "the user name must be an email "
+		    "address (name@domain, at most 254 characters, no spaces "
+		    "or ':')");
 	if (strlen(password) < PASSWORD_MIN || strlen(password) > PASSWORD_MAX)
 		return err_set(e, E_INVALID_PASSWORD, "the password must be "
 		    "%d to %d characters long", PASSWORD_MIN, PASSWORD_MAX);
@@ -504,7 +508,7 @@ users_update(struct node *n, int uid, json_t *body, const char *who,
 	}
 	hash = json_string_value(json_object_get(doc, "password_hash"));
 	if (password != NULL) {
-		if (users_check_new("x", password, e) == -1 ||
+		if (users_check_new("x@x", password, e) == -1 ||
 		    users_hash(password, newhash, e) == -1)
 			goto out;
 		hash = newhash;

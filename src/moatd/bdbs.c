@@ -1,0 +1,648 @@
+/*
+ * bdbs.c — database objects and their reconciliation on this node.
+ *
+ * The store holds one document per database.  bdbs_apply() compares it
+ * with what runs here (struct bdb_run) and starts, reconfigures or stops
+ * shards and endpoints accordingly; it runs after every store change and
+ * at start, so a restarted moatd serves every database again.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bdbs.h"
+#include "certs.h"
+#include "log.h"
+#include "proxy.h"
+#include "shards.h"
+#include "x509.h"
+
+#define PORT_MIN	10000
+#define PORT_MAX	19999
+#define MEM_DEFAULT	(100LL * 1024 * 1024)
+#define MEM_MIN		(1LL * 1024 * 1024)
+#define MEM_MAX		(1024LL * 1024 * 1024 * 1024)
+#define MAX_CLIENT_CERTS 64
+#define MAX_BDBS	1024
+
+struct bdb_run {
+	int	 uid;
+	int	 port;
+	int64_t	 rev;		/* mod_rev of the document applied */
+	int	 tls;
+};
+
+struct bdbs_state {
+	struct proxy	*proxy;
+	struct shards	*shards;
+	struct bdb_run	 run[MAX_BDBS];
+	int		 nrun;
+};
+
+static void
+bdbs_shard_state(int uid, int up, void *arg)
+{
+	struct node *n = arg;
+
+	/* Connections to a dead shard are over; the clients reconnect
+	 * when it is back (new connections are refused until then). */
+	if (!up && n->bdbs != NULL) {
+		int i;
+		for (i = 0; i < n->bdbs->nrun; i++)
+			if (n->bdbs->run[i].uid == uid)
+				proxy_close_port(n->bdbs->proxy,
+				    n->bdbs->run[i].port);
+	}
+}
+
+int
+bdbs_init(struct node *n, struct err *e)
+{
+	struct bdbs_state *b;
+
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return err_set(e, E_INTERNAL, "out of memory");
+	if ((b->proxy = proxy_new(n->cfg.workers, e)) == NULL ||
+	    (b->shards = shards_new(n->base, n->cfg.data_dir, bdbs_shard_state,
+	    n, e)) == NULL) {
+		proxy_free(b->proxy);
+		free(b);
+		return -1;
+	}
+	n->bdbs = b;
+	return 0;
+}
+
+void
+bdbs_shutdown(struct node *n)
+{
+	if (n->bdbs == NULL)
+		return;
+	/* Endpoints first: no client is handed to a stopping shard. */
+	proxy_free(n->bdbs->proxy);
+	shards_free(n->bdbs->shards);
+	free(n->bdbs);
+	n->bdbs = NULL;
+}
+
+/* ---- validation ---- */
+
+static int
+name_valid(const char *s)
+{
+	size_t i, len = strlen(s);
+
+	if (len == 0 || len > 63)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' &&
+		    s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+		    s[i] == '-' || s[i] == '_'))
+			return 0;
+	return 1;
+}
+
+/* The password goes into redis.conf between quotes: no quote, backslash,
+ * space or control character, so nothing can escape it. */
+static int
+redis_pass_valid(const char *s)
+{
+	size_t i, len = strlen(s);
+
+	if (len > 512)
+		return 0;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)s[i] <= ' ' || s[i] == '"' || s[i] == '\\' ||
+		    (unsigned char)s[i] >= 0x7f)
+			return 0;
+	return 1;
+}
+
+static int
+port_bindable(const char *addr, int port)
+{
+	struct sockaddr_in	 sin;
+	int			 fd, one = 1, ok;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	inet_pton(AF_INET, addr, &sin.sin_addr);
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return 0;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	ok = bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
+	close(fd);
+	return ok;
+}
+
+static int
+one_of(const char *v, const char *const *allowed)
+{
+	for (; *allowed != NULL; allowed++)
+		if (strcmp(v, *allowed) == 0)
+			return 1;
+	return 0;
+}
+
+static const char *const tls_modes[] = { "enabled", "disabled", "replica_ssl",
+	NULL };
+static const char *const on_off[] = { "enabled", "disabled", NULL };
+
+static int
+bdb_check_client_certs(json_t *list, struct err *e)
+{
+	struct x509_material	*m;
+	char			 fps[MAX_CLIENT_CERTS][100];
+	json_t			*it;
+	size_t			 i, j;
+	const char		*pem;
+
+	if (!json_is_array(list) || json_array_size(list) > MAX_CLIENT_CERTS)
+		return err_set(e, E_INVALID_SCHEMA, "authentication_ssl_client_"
+		    "certs must be a list of at most %d {\"client_cert\": PEM}",
+		    MAX_CLIENT_CERTS);
+	json_array_foreach(list, i, it) {
+		if (json_unpack(it, "{s:s !}", "client_cert", &pem) != 0)
+			return err_set(e, E_INVALID_SCHEMA, "authentication_ssl_"
+			    "client_certs[%zu] must be {\"client_cert\": PEM}", i);
+		if (x509_material_parse(pem, NULL, &m, e) == -1)
+			return err_set(e, E_INVALID_CERTIFICATE, "authentication"
+			    "_ssl_client_certs[%zu] does not parse as a PEM "
+			    "certificate", i);
+		if (x509_material_seconds_left(m) <= 0) {
+			x509_material_free(m);
+			return err_set(e, E_EXPIRED, "authentication_ssl_client_"
+			    "certs[%zu] has expired", i);
+		}
+		x509_material_fingerprint(m, fps[i]);
+		x509_material_free(m);
+		for (j = 0; j < i; j++)
+			if (strcmp(fps[j], fps[i]) == 0)
+				return err_set(e, E_DUPLICATED_CERTS, "authentication"
+				    "_ssl_client_certs[%zu] repeats entry %zu", i, j);
+	}
+	return 0;
+}
+
+/* Merge body into doc (a new database when doc is empty) and check it. */
+static int
+bdb_merge(struct node *n, json_t *doc, json_t *body, int creating,
+    struct err *e)
+{
+	const char	*key;
+	json_t		*v;
+	static const char *const fields[] = { "name", "port", "memory_size",
+	    "tls_mode", "authentication_redis_pass",
+	    "enforce_client_authentication", "authentication_ssl_client_certs",
+	    NULL };
+
+	json_object_foreach(body, key, v) {
+		if (!one_of(key, fields))
+			return err_set(e, E_INVALID_SCHEMA, "unknown or read-only "
+			    "field \"%.64s\"; settable: name, port (on create), "
+			    "memory_size, tls_mode, authentication_redis_pass, "
+			    "enforce_client_authentication, "
+			    "authentication_ssl_client_certs", key);
+		if (strcmp(key, "port") == 0) {
+			if (!creating)
+				return err_set(e, E_INVALID_CONFIG, "the port of "
+				    "a database cannot be changed");
+			if (!json_is_integer(v) || json_integer_value(v) <
+			    PORT_MIN || json_integer_value(v) > PORT_MAX)
+				return err_set(e, E_INVALID_PORT, "port must be "
+				    "an integer from %d to %d", PORT_MIN,
+				    PORT_MAX);
+		} else if (strcmp(key, "memory_size") == 0) {
+			if (!json_is_integer(v) || json_integer_value(v) <
+			    MEM_MIN || json_integer_value(v) > MEM_MAX)
+				return err_set(e, E_INVALID_MEMORY, "memory_size "
+				    "must be a number of bytes from %lld to "
+				    "%lld", MEM_MIN, MEM_MAX);
+		} else if (strcmp(key, "authentication_ssl_client_certs") == 0) {
+			if (bdb_check_client_certs(v, e) == -1)
+				return -1;
+		} else if (!json_is_string(v)) {
+			return err_set(e, E_INVALID_SCHEMA, "%s must be a string",
+			    key);
+		} else if (strcmp(key, "name") == 0 &&
+		    !name_valid(json_string_value(v))) {
+			return err_set(e, E_INVALID_SCHEMA, "name must be 1 to 63 "
+			    "letters, digits, '-' or '_'");
+		} else if (strcmp(key, "tls_mode") == 0 &&
+		    !one_of(json_string_value(v), tls_modes)) {
+			return err_set(e, E_INVALID_TLS_MODE, "tls_mode \"%.32s\" "
+			    "is not one of enabled, disabled, replica_ssl",
+			    json_string_value(v));
+		} else if (strcmp(key, "enforce_client_authentication") == 0 &&
+		    !one_of(json_string_value(v), on_off)) {
+			return err_set(e, E_INVALID_SCHEMA, "enforce_client_"
+			    "authentication must be enabled or disabled");
+		} else if (strcmp(key, "authentication_redis_pass") == 0 &&
+		    !redis_pass_valid(json_string_value(v))) {
+			return err_set(e, E_INVALID_PASSWORD, "authentication_"
+			    "redis_pass must be at most 512 printable characters "
+			    "without spaces, quotes or backslashes");
+		}
+		json_object_set(doc, key, v);
+	}
+	if (creating && json_object_get(doc, "name") == NULL)
+		return err_set(e, E_INVALID_SCHEMA, "name is required");
+	if (strcmp(json_string_value(json_object_get(doc,
+	    "enforce_client_authentication")), "enabled") == 0) {
+		if (strcmp(json_string_value(json_object_get(doc, "tls_mode")),
+		    "enabled") != 0)
+			return err_set(e, E_INVALID_CONFIG, "client "
+			    "authentication needs tls_mode \"enabled\"");
+		if (json_array_size(json_object_get(doc,
+		    "authentication_ssl_client_certs")) == 0)
+			return err_set(e, E_INVALID_CONFIG, "client "
+			    "authentication needs at least one certificate in "
+			    "authentication_ssl_client_certs");
+	}
+	(void)n;
+	return 0;
+}
+
+static json_t *
+bdb_doc_get(struct node *n, int uid, int64_t *rev, struct err *e)
+{
+	char	 key[64];
+	json_t	*d;
+
+	snprintf(key, sizeof(key), "/moat/bdbs/%d", uid);
+	if ((d = store_get_json(n->store, key, rev, e)) == NULL &&
+	    e != NULL && e->code == E_NOT_FOUND)
+		err_set(e, E_BDB_NOT_FOUND, "database %d does not exist", uid);
+	return d;
+}
+
+static json_t *
+bdb_docs(struct node *n, struct err *e)
+{
+	struct store_kv	*kvs;
+	size_t		 nkv, i;
+	json_t		*arr;
+
+	if (store_list(n->store, "/moat/bdbs/", &kvs, &nkv, e) == -1)
+		return NULL;
+	arr = json_array();
+	for (i = 0; i < nkv; i++) {
+		json_t *d = json_loads(kvs[i].value, 0, NULL);
+		if (d == NULL)
+			continue;
+		json_object_set_new(d, "_rev", json_integer(kvs[i].mod_rev));
+		json_array_append_new(arr, d);
+	}
+	store_kvs_free(kvs, nkv);
+	return arr;
+}
+
+/* Another database already uses this name or port. */
+static int
+bdb_conflicts(json_t *docs, json_t *doc, int uid, struct err *e)
+{
+	size_t	 i;
+	json_t	*d;
+
+	json_array_foreach(docs, i, d) {
+		if (json_integer_value(json_object_get(d, "uid")) == uid)
+			continue;
+		if (json_equal(json_object_get(d, "name"),
+		    json_object_get(doc, "name")))
+			return err_set(e, E_NAME_IN_USE, "a database named %s "
+			    "exists", json_string_value(json_object_get(doc,
+			    "name")));
+		if (json_equal(json_object_get(d, "port"),
+		    json_object_get(doc, "port")))
+			return err_set(e, E_PORT_IN_USE, "port %lld is used by "
+			    "database %lld", json_integer_value(json_object_get(
+			    doc, "port")), json_integer_value(json_object_get(d,
+			    "uid")));
+	}
+	return 0;
+}
+
+static int
+bdb_store(struct node *n, json_t *doc, int uid, int64_t rev, struct err *e)
+{
+	struct store_txn	*t = store_txn_new();
+	char			 key[64], *s = json_dumps(doc, JSON_COMPACT);
+	int			 rc = -1;
+
+	snprintf(key, sizeof(key), "/moat/bdbs/%d", uid);
+	if (t != NULL && s != NULL) {
+		store_txn_cmp(t, key, rev);
+		store_txn_put(t, key, s);
+		rc = store_txn_commit(n->store, t, e);
+	} else {
+		err_set(e, E_INTERNAL, "out of memory");
+	}
+	if (s != NULL) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+	store_txn_free(t);
+	return rc;
+}
+
+int
+bdbs_create(struct node *n, json_t *body, const char *who, json_t **out,
+    struct err *e)
+{
+	json_t	*docs = NULL, *doc, *d;
+	size_t	 i;
+	int	 uid = 1, port, rc = -1;
+	char	*now = iso_now();
+
+	doc = json_pack("{s:s, s:I, s:s, s:s, s:s, s:[]}", "name", "",
+	    "memory_size", (json_int_t)MEM_DEFAULT, "tls_mode", "disabled",
+	    "authentication_redis_pass", "", "enforce_client_authentication",
+	    "disabled", "authentication_ssl_client_certs");
+	json_object_del(doc, "name");
+	if (bdb_merge(n, doc, body, 1, e) == -1 ||
+	    (docs = bdb_docs(n, e)) == NULL)
+		goto out;
+	json_array_foreach(docs, i, d)
+		if (json_integer_value(json_object_get(d, "uid")) >= uid)
+			uid = (int)json_integer_value(json_object_get(d,
+			    "uid")) + 1;
+	if (json_object_get(doc, "port") == NULL) {
+		/* The first port no database uses and nothing else holds. */
+		for (port = PORT_MIN; port <= PORT_MAX; port++) {
+			json_object_set_new(doc, "port", json_integer(port));
+			if (bdb_conflicts(docs, doc, uid, NULL) == 0 &&
+			    port_bindable(n->cfg.addr, port))
+				break;
+		}
+		if (port > PORT_MAX) {
+			err_set(e, E_PORT_IN_USE, "no free port from %d to %d",
+			    PORT_MIN, PORT_MAX);
+			goto out;
+		}
+	}
+	if (bdb_conflicts(docs, doc, uid, e) == -1)
+		goto out;
+	port = (int)json_integer_value(json_object_get(doc, "port"));
+	if (!port_bindable(n->cfg.addr, port)) {
+		err_set(e, E_PORT_IN_USE, "port %d is already in use on %s",
+		    port, n->cfg.addr);
+		goto out;
+	}
+	json_object_set_new(doc, "uid", json_integer(uid));
+	json_object_set_new(doc, "node_uid", json_integer(n->uid));
+	json_object_set_new(doc, "created_at", json_string(now ? now : ""));
+	if (bdb_store(n, doc, uid, 0, e) == -1)
+		goto out;
+	log_audit("%s created database %d (%s) on port %d, tls_mode %s", who,
+	    uid, json_string_value(json_object_get(doc, "name")), port,
+	    json_string_value(json_object_get(doc, "tls_mode")));
+	*out = bdbs_get_json(n, uid, e);
+	rc = *out != NULL ? 0 : -1;
+out:
+	free(now);
+	json_decref(docs);
+	json_decref(doc);
+	return rc;
+}
+
+int
+bdbs_update(struct node *n, int uid, json_t *body, const char *who,
+    json_t **out, struct err *e)
+{
+	json_t	*doc, *docs = NULL;
+	int64_t	 rev;
+	int	 rc = -1;
+	const char *key;
+	json_t	*v;
+
+	if ((doc = bdb_doc_get(n, uid, &rev, e)) == NULL)
+		return -1;
+	if (json_object_size(body) == 0) {
+		err_set(e, E_INVALID_SCHEMA, "nothing to change");
+		goto out;
+	}
+	if (bdb_merge(n, doc, body, 0, e) == -1 ||
+	    (docs = bdb_docs(n, e)) == NULL ||
+	    bdb_conflicts(docs, doc, uid, e) == -1 ||
+	    bdb_store(n, doc, uid, rev, e) == -1)
+		goto out;
+	json_object_foreach(body, key, v)
+		log_audit("%s changed database %d: %s", who, uid, key);
+	*out = bdbs_get_json(n, uid, e);
+	rc = *out != NULL ? 0 : -1;
+out:
+	json_decref(docs);
+	json_decref(doc);
+	return rc;
+}
+
+int
+bdbs_delete(struct node *n, int uid, const char *who, struct err *e)
+{
+	struct store_txn	*t;
+	json_t			*doc;
+	int64_t			 rev;
+	char			 key[64];
+	int			 rc;
+
+	if ((doc = bdb_doc_get(n, uid, &rev, e)) == NULL)
+		return -1;
+	snprintf(key, sizeof(key), "/moat/bdbs/%d", uid);
+	if ((t = store_txn_new()) == NULL) {
+		json_decref(doc);
+		return err_set(e, E_INTERNAL, "out of memory");
+	}
+	store_txn_cmp(t, key, rev);
+	store_txn_del(t, key);
+	rc = store_txn_commit(n->store, t, e);
+	store_txn_free(t);
+	if (rc == 0)
+		log_audit("%s deleted database %d (%s)", who, uid,
+		    json_string_value(json_object_get(doc, "name")));
+	json_decref(doc);
+	return rc;
+}
+
+static json_t *
+bdb_public(struct node *n, json_t *d)
+{
+	int	 uid = (int)json_integer_value(json_object_get(d, "uid"));
+	int	 port = (int)json_integer_value(json_object_get(d, "port"));
+	char	 dns[300], euid[32];
+	json_t	*o = json_deep_copy(d);
+	int	 up = n->bdbs != NULL && shards_is_up(n->bdbs->shards, uid);
+
+	/* Like a private key, the password is accepted, never returned. */
+	json_object_del(o, "authentication_redis_pass");
+	json_object_del(o, "_rev");
+	json_object_set_new(o, "authentication_redis_pass_set", json_boolean(
+	    json_string_length(json_object_get(d,
+	    "authentication_redis_pass")) > 0));
+	json_object_set_new(o, "status", json_string(up ? "active" :
+	    "pending"));
+	snprintf(dns, sizeof(dns), "redis-%d.%s", port, n->fqdn);
+	snprintf(euid, sizeof(euid), "%d:1", uid);
+	json_object_set_new(o, "endpoints", json_pack("[{s:s, s:s, s:[s], "
+	    "s:i, s:i}]", "uid", euid, "dns_name", dns, "addr",
+	    n->cfg.addr, "port", port, "node_uid", (int)json_integer_value(
+	    json_object_get(d, "node_uid"))));
+	json_object_set_new(o, "ssl", json_boolean(strcmp(json_string_value(
+	    json_object_get(d, "tls_mode")), "enabled") == 0));
+	return o;
+}
+
+json_t *
+bdbs_get_json(struct node *n, int uid, struct err *e)
+{
+	json_t	*docs, *d, *out;
+	size_t	 i;
+
+	if (uid > 0) {
+		if ((d = bdb_doc_get(n, uid, NULL, e)) == NULL)
+			return NULL;
+		out = bdb_public(n, d);
+		json_decref(d);
+		return out;
+	}
+	if ((docs = bdb_docs(n, e)) == NULL)
+		return NULL;
+	out = json_array();
+	json_array_foreach(docs, i, d)
+		json_array_append_new(out, bdb_public(n, d));
+	json_decref(docs);
+	return out;
+}
+
+/* ---- reconciliation ---- */
+
+static char *
+bdb_trust_pem(json_t *d)
+{
+	json_t	*list = json_object_get(d, "authentication_ssl_client_certs");
+	json_t	*it;
+	size_t	 i;
+	char	*s = strdup(""), *t;
+
+	json_array_foreach(list, i, it) {
+		if (s == NULL || asprintf(&t, "%s%s\n", s, json_string_value(
+		    json_object_get(it, "client_cert"))) == -1) {
+			free(s);
+			return NULL;
+		}
+		free(s);
+		s = t;
+	}
+	return s;
+}
+
+static int
+bdb_run_one(struct node *n, json_t *d)
+{
+	struct bdbs_state	*b = n->bdbs;
+	struct shard_conf	 sc;
+	struct tlsctx		*ctx = NULL;
+	struct tls_policy	 tp;
+	struct tlsctx_data_opts	 o = { NULL, NULL };
+	struct err		 e = { 0 };
+	char			 label[32], *trust = NULL;
+	int			 uid = (int)json_integer_value(json_object_get(d,
+				    "uid"));
+	int			 port = (int)json_integer_value(json_object_get(d,
+				    "port"));
+	int			 rc = -1;
+
+	sc.uid = uid;
+	sc.maxmemory = json_integer_value(json_object_get(d, "memory_size"));
+	sc.password = json_string_value(json_object_get(d,
+	    "authentication_redis_pass"));
+	snprintf(label, sizeof(label), "db:%d", uid);
+	if (shards_ensure(b->shards, &sc, &e) == -1)
+		goto out;
+	if (strcmp(json_string_value(json_object_get(d, "tls_mode")),
+	    "enabled") == 0) {
+		if (strcmp(json_string_value(json_object_get(d,
+		    "enforce_client_authentication")), "enabled") == 0)
+			o.client_trust_pem = trust = bdb_trust_pem(d);
+		o.label = label;
+		ctx = tlsctx_data_new(n->served[CERT_PROXY].material,
+		    node_tls_policy(&n->policy, POLICY_DATA, &tp), &o, &e);
+		if (ctx == NULL)
+			goto out;
+	}
+	if (proxy_endpoint_set(b->proxy, n->cfg.addr, port, ctx,
+	    shards_socket(b->shards, uid), label, &e) == -1)
+		goto out;
+	rc = 0;
+out:
+	if (rc == -1)
+		log_error("db:%d cannot serve port %d: %s", uid, port,
+		    err_msg(&e));
+	free(trust);
+	tlsctx_unref(ctx);
+	err_clear(&e);
+	return rc;
+}
+
+void
+bdbs_apply(struct node *n, int data_changed)
+{
+	struct bdbs_state	*b = n->bdbs;
+	json_t			*docs, *d;
+	size_t			 i;
+	int			 j, found;
+
+	if (b == NULL || n->served[CERT_PROXY].material == NULL ||
+	    (docs = bdb_docs(n, NULL)) == NULL)
+		return;
+	/* Gone from the store: stop and remove. */
+	for (j = 0; j < b->nrun; j++) {
+		found = 0;
+		json_array_foreach(docs, i, d)
+			if (json_integer_value(json_object_get(d, "uid")) ==
+			    b->run[j].uid)
+				found = 1;
+		if (found)
+			continue;
+		proxy_endpoint_del(b->proxy, b->run[j].port);
+		shards_stop(b->shards, b->run[j].uid, 1);
+		log_info("db:%d removed", b->run[j].uid);
+		b->run[j--] = b->run[--b->nrun];
+	}
+	json_array_foreach(docs, i, d) {
+		int uid = (int)json_integer_value(json_object_get(d, "uid"));
+		int64_t rev = json_integer_value(json_object_get(d, "_rev"));
+		struct bdb_run *r = NULL;
+		if (json_integer_value(json_object_get(d, "node_uid")) != n->uid)
+			continue;
+		for (j = 0; j < b->nrun; j++)
+			if (b->run[j].uid == uid)
+				r = &b->run[j];
+		if (r != NULL && r->rev == rev && !data_changed)
+			continue;
+		if (bdb_run_one(n, d) == -1)
+			continue;
+		if (r == NULL) {
+			if (b->nrun == MAX_BDBS)
+				continue;
+			r = &b->run[b->nrun++];
+			log_info("db:%d serving on %s:%lld", uid, n->cfg.addr,
+			    json_integer_value(json_object_get(d, "port")));
+		}
+		r->uid = uid;
+		r->port = (int)json_integer_value(json_object_get(d, "port"));
+		r->rev = rev;
+	}
+	json_decref(docs);
+}
+
+int
+bdbs_close_below(struct node *n, int min_version)
+{
+	return n->bdbs != NULL ? proxy_close_below(n->bdbs->proxy,
+	    min_version) : 0;
+}

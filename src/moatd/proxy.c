@@ -1,0 +1,1032 @@
+/*
+ * proxy.c — TLS termination workers.
+ *
+ * Each worker thread owns an epoll set and the connections it accepted;
+ * nothing about a connection is shared with another thread.  Listening
+ * sockets are shared (EPOLLEXCLUSIVE wakes one worker per connection).
+ *
+ * Where the time goes (see shared/reference/proxy-lessons.md): mostly the
+ * kernel.  So the loop avoids syscalls: OpenSSL reads through a BIO of
+ * ours that remembers a short read (the socket is then empty, and asking
+ * again would only return EAGAIN), read-ahead pulls a batch of records per
+ * read, epoll interest changes only when a side blocks, and data goes
+ * through a per-thread scratch buffer; a connection owns a buffer only
+ * while the other side cannot take its data, which bounds memory per
+ * connection to one scratch buffer per direction (back-pressure).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "log.h"
+#include "proxy.h"
+#include "tlsctx_impl.h"
+
+#define SCRATCH		(64 * 1024)
+#define MAX_LISTENERS	1024
+#define HANDSHAKE_SECS	10
+#define MAX_EVENTS	128
+
+enum tag_kind { TAG_LISTEN, TAG_CLIENT, TAG_BACKEND, TAG_WAKE };
+
+struct tag {
+	enum tag_kind	 kind;
+	void		*ptr;
+};
+
+/* What a connection needs of its database; refcounted, immutable. */
+struct endpoint {
+	_Atomic int	 refs;
+	int		 port;
+	struct tlsctx	*ctx;		/* NULL: plaintext */
+	char		 backend[108];
+	char		 label[32];
+};
+
+struct listener {
+	int		 fd;
+	int		 port;
+	struct tag	 tag;
+	pthread_mutex_t	 mu;		/* guards ep */
+	struct endpoint	*ep;
+};
+
+enum {
+	C_HANDSHAKE	= 1 << 0,	/* TLS handshake not finished */
+	C_CLIENT_EOF	= 1 << 1,
+	C_BACKEND_EOF	= 1 << 2,
+	C_READ_WANTS_W	= 1 << 3,	/* SSL_read needs the socket writable */
+	C_DRY		= 1 << 4,	/* last client read was short */
+	C_CLOSED	= 1 << 5,	/* freed at the end of the epoll batch */
+};
+
+struct pconn {
+	struct tag	 ctag, btag;
+	int		 cfd, bfd;
+	SSL		*ssl;		/* NULL: plaintext */
+	struct endpoint	*ep;		/* reference */
+	struct worker	*w;
+	unsigned	 flags;
+	uint32_t	 cev, bev;	/* epoll interest now */
+	char		*c2b;		/* pending to the backend */
+	size_t		 c2b_len, c2b_off;
+	char		*b2c;		/* pending to the client (SSL_write retry) */
+	size_t		 b2c_len;
+	time_t		 born;
+	struct pconn	*prev, *next;
+};
+
+enum cmd_kind { CMD_NONE, CMD_ADD, CMD_DEL, CMD_CLOSE_BELOW, CMD_CLOSE_PORT,
+	CMD_COUNT, CMD_STOP };
+
+struct worker {
+	pthread_t	 thread;
+	int		 epfd;
+	int		 wakefd;
+	struct tag	 wtag;
+	char		*scratch;
+	struct pconn	*conns;
+	int		 nconns;
+	struct pconn	*dead;		/* closed during this epoll batch */
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cv;
+	enum cmd_kind	 cmd;
+	int		 cmd_arg;
+	struct listener	*cmd_l;
+	int		 cmd_result;
+	int		 cmd_done;
+};
+
+struct proxy {
+	struct worker	*w;
+	int		 nw;
+	struct listener	*ls[MAX_LISTENERS];
+	int		 nls;
+};
+
+static BIO_METHOD	*pbio_method;
+
+static void
+endpoint_unref(struct endpoint *ep)
+{
+	if (ep == NULL || atomic_fetch_sub(&ep->refs, 1) != 1)
+		return;
+	tlsctx_unref(ep->ctx);
+	free(ep);
+}
+
+/* ---- a socket BIO that knows when the socket ran dry ---- */
+
+static int
+pbio_read(BIO *b, char *buf, int len)
+{
+	struct pconn	*c = BIO_get_data(b);
+	ssize_t		 n;
+
+	BIO_clear_retry_flags(b);
+	if (c->flags & C_DRY) {
+		BIO_set_retry_read(b);
+		return -1;
+	}
+	n = read(c->cfd, buf, (size_t)len);
+	if (n > 0) {
+		/* A short read drained the socket: the next read would
+		 * only say EAGAIN.  Not so after EOF or an error, which
+		 * level-triggered epoll reports again. */
+		if (n < len)
+			c->flags |= C_DRY;
+		return (int)n;
+	}
+	if (n == 0)
+		return 0;
+	if (errno == EAGAIN || errno == EINTR) {
+		c->flags |= C_DRY;
+		BIO_set_retry_read(b);
+	}
+	return -1;
+}
+
+static int
+pbio_write(BIO *b, const char *buf, int len)
+{
+	struct pconn	*c = BIO_get_data(b);
+	ssize_t		 n;
+
+	BIO_clear_retry_flags(b);
+	n = send(c->cfd, buf, (size_t)len, MSG_NOSIGNAL);
+	if (n >= 0)
+		return (int)n;
+	if (errno == EAGAIN || errno == EINTR)
+		BIO_set_retry_write(b);
+	return -1;
+}
+
+static long
+pbio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int
+pbio_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+/* ---- connections ---- */
+
+static void
+conn_interest(struct pconn *c, int backend, uint32_t ev)
+{
+	struct epoll_event	 e;
+	uint32_t		*cur = backend ? &c->bev : &c->cev;
+
+	if (*cur == ev)
+		return;
+	memset(&e, 0, sizeof(e));
+	e.events = ev;
+	e.data.ptr = backend ? &c->btag : &c->ctag;
+	epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, backend ? c->bfd : c->cfd, &e);
+	*cur = ev;
+}
+
+static void
+conn_close(struct pconn *c, int notify)
+{
+	struct worker *w = c->w;
+
+	if (c->ssl != NULL) {
+		/* close_notify, best effort: a clean end for the client. */
+		if (notify && !(c->flags & C_HANDSHAKE))
+			SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+	}
+	c->ssl = NULL;
+	/* close() also removes both fds from the epoll set. */
+	close(c->cfd);
+	if (c->bfd != -1)
+		close(c->bfd);
+	free(c->c2b);
+	free(c->b2c);
+	c->c2b = c->b2c = NULL;
+	endpoint_unref(c->ep);
+	c->ep = NULL;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	w->nconns--;
+	/* Another event of this batch may still point at c. */
+	c->flags |= C_CLOSED;
+	c->next = w->dead;
+	w->dead = c;
+	ERR_clear_error();
+}
+
+static void
+worker_reap(struct worker *w)
+{
+	struct pconn *c;
+
+	while ((c = w->dead) != NULL) {
+		w->dead = c->next;
+		free(c);
+	}
+}
+
+/* Read from the client: >0 bytes, 0 EOF, -1 would block, -2 error. */
+static int
+cli_read(struct pconn *c, char *buf, size_t len)
+{
+	int	 n, err;
+
+	if (c->ssl == NULL) {
+		ssize_t r;
+		if (c->flags & C_DRY)
+			return -1;
+		r = read(c->cfd, buf, len);
+		if (r > 0) {
+			if ((size_t)r < len)
+				c->flags |= C_DRY;
+			return (int)r;
+		}
+		if (r == 0)
+			return 0;
+		if (errno == EAGAIN || errno == EINTR) {
+			c->flags |= C_DRY;
+			return -1;
+		}
+		return -2;
+	}
+	n = SSL_read(c->ssl, buf, (int)len);
+	if (n > 0)
+		return n;
+	switch ((err = SSL_get_error(c->ssl, n))) {
+	case SSL_ERROR_WANT_READ:
+		return -1;
+	case SSL_ERROR_WANT_WRITE:
+		c->flags |= C_READ_WANTS_W;
+		return -1;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	default:
+		return -2;
+	}
+}
+
+/* Write to the client: bytes written (maybe fewer), -1 blocked, -2 error. */
+static int
+cli_write(struct pconn *c, const char *buf, size_t len)
+{
+	int n;
+
+	if (c->ssl == NULL) {
+		ssize_t r = send(c->cfd, buf, len, MSG_NOSIGNAL);
+		if (r >= 0)
+			return (int)r;
+		return errno == EAGAIN || errno == EINTR ? -1 : -2;
+	}
+	n = SSL_write(c->ssl, buf, (int)len);
+	if (n > 0)
+		return n;
+	switch (SSL_get_error(c->ssl, n)) {
+	case SSL_ERROR_WANT_WRITE:
+	case SSL_ERROR_WANT_READ:
+		return -1;
+	default:
+		return -2;
+	}
+}
+
+static int	conn_client_readable(struct pconn *c);
+static int	conn_backend_readable(struct pconn *c);
+
+/* Send to the backend; what does not fit waits in c2b and the client is
+ * not read until it drains.  -1: the connection was closed. */
+static int
+conn_to_backend(struct pconn *c, const char *buf, size_t len)
+{
+	size_t	 off = 0;
+	ssize_t	 n;
+
+	while (off < len) {
+		n = send(c->bfd, buf + off, len - off, MSG_NOSIGNAL);
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			break;
+		conn_close(c, 1);
+		return -1;
+	}
+	if (off == len)
+		return 0;
+	if ((c->c2b = malloc(len - off)) == NULL) {
+		conn_close(c, 1);
+		return -1;
+	}
+	memcpy(c->c2b, buf + off, len - off);
+	c->c2b_len = len - off;
+	c->c2b_off = 0;
+	conn_interest(c, 0, c->cev & ~EPOLLIN);
+	conn_interest(c, 1, c->bev | EPOLLOUT);
+	return 0;
+}
+
+/* Send to the client; see conn_to_backend.  OpenSSL wants a blocked
+ * SSL_write retried with the same bytes, which b2c keeps. */
+static int
+conn_to_client(struct pconn *c, const char *buf, size_t len)
+{
+	size_t	 off = 0;
+	int	 n;
+
+	while (off < len) {
+		n = cli_write(c, buf + off, len - off);
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		if (n == -1)
+			break;
+		conn_close(c, 0);
+		return -1;
+	}
+	if (off == len)
+		return 0;
+	if ((c->b2c = malloc(len - off)) == NULL) {
+		conn_close(c, 0);
+		return -1;
+	}
+	memcpy(c->b2c, buf + off, len - off);
+	c->b2c_len = len - off;
+	conn_interest(c, 1, c->bev & ~EPOLLIN);
+	conn_interest(c, 0, c->cev | EPOLLOUT);
+	return 0;
+}
+
+/* Both directions are finished: nothing more can flow. */
+static int
+conn_maybe_done(struct pconn *c)
+{
+	if ((c->flags & C_CLIENT_EOF) && (c->flags & C_BACKEND_EOF) &&
+	    c->c2b == NULL && c->b2c == NULL) {
+		conn_close(c, 1);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+conn_client_readable(struct pconn *c)
+{
+	char	*s = c->w->scratch;
+	size_t	 used;
+	int	 n = -1;
+
+	for (;;) {
+		used = 0;
+		while (used < SCRATCH) {
+			n = cli_read(c, s + used, SCRATCH - used);
+			if (n <= 0)
+				break;
+			used += (size_t)n;
+		}
+		if (used > 0 && conn_to_backend(c, s, used) == -1)
+			return -1;
+		if (n == -2) {
+			conn_close(c, 0);
+			return -1;
+		}
+		if (n == 0) {
+			/* Client finished sending: pass the half-close on. */
+			c->flags |= C_CLIENT_EOF;
+			conn_interest(c, 0, c->cev & ~EPOLLIN);
+			if (c->c2b == NULL)
+				shutdown(c->bfd, SHUT_WR);
+			return conn_maybe_done(c);
+		}
+		if (c->c2b != NULL || n == -1)
+			break;
+		/* scratch was full: more may be waiting inside OpenSSL */
+	}
+	if (c->flags & C_READ_WANTS_W)
+		conn_interest(c, 0, c->cev | EPOLLOUT);
+	return 0;
+}
+
+static int
+conn_backend_readable(struct pconn *c)
+{
+	char	*s = c->w->scratch;
+	ssize_t	 n;
+
+	for (;;) {
+		n = read(c->bfd, s, SCRATCH);
+		if (n > 0) {
+			if (conn_to_client(c, s, (size_t)n) == -1)
+				return -1;
+			if (c->b2c != NULL || n < SCRATCH)
+				return 0;
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			return 0;
+		/* The shard closed (or died): what it said is delivered,
+		 * then the client is told the connection is over. */
+		c->flags |= C_BACKEND_EOF;
+		conn_interest(c, 1, c->bev & ~EPOLLIN);
+		if (c->b2c == NULL) {
+			conn_close(c, 1);
+			return -1;
+		}
+		return 0;
+	}
+}
+
+static int
+conn_client_writable(struct pconn *c)
+{
+	int n;
+
+	if (c->flags & C_READ_WANTS_W) {
+		c->flags &= ~C_READ_WANTS_W;
+		conn_interest(c, 0, c->cev & ~EPOLLOUT);
+		if (conn_client_readable(c) == -1)
+			return -1;
+	}
+	while (c->b2c != NULL) {
+		n = cli_write(c, c->b2c, c->b2c_len);
+		if (n == -1)
+			return 0;
+		if (n < 0) {
+			conn_close(c, 0);
+			return -1;
+		}
+		if ((size_t)n < c->b2c_len) {
+			memmove(c->b2c, c->b2c + n, c->b2c_len - (size_t)n);
+			c->b2c_len -= (size_t)n;
+			continue;
+		}
+		free(c->b2c);
+		c->b2c = NULL;
+		c->b2c_len = 0;
+		conn_interest(c, 0, c->cev & ~EPOLLOUT);
+		if (c->flags & C_BACKEND_EOF) {
+			conn_close(c, 1);
+			return -1;
+		}
+		conn_interest(c, 1, c->bev | EPOLLIN);
+		return conn_backend_readable(c);
+	}
+	if (!(c->flags & (C_READ_WANTS_W)) && c->b2c == NULL)
+		conn_interest(c, 0, c->cev & ~EPOLLOUT);
+	return 0;
+}
+
+static int
+conn_backend_writable(struct pconn *c)
+{
+	ssize_t n;
+
+	while (c->c2b != NULL) {
+		n = send(c->bfd, c->c2b + c->c2b_off, c->c2b_len - c->c2b_off,
+		    MSG_NOSIGNAL);
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return 0;
+		if (n <= 0) {
+			conn_close(c, 1);
+			return -1;
+		}
+		c->c2b_off += (size_t)n;
+		if (c->c2b_off < c->c2b_len)
+			continue;
+		free(c->c2b);
+		c->c2b = NULL;
+		conn_interest(c, 1, c->bev & ~EPOLLOUT);
+		if (c->flags & C_CLIENT_EOF) {
+			shutdown(c->bfd, SHUT_WR);
+			return conn_maybe_done(c);
+		}
+		conn_interest(c, 0, c->cev | EPOLLIN);
+		/* OpenSSL may hold records read ahead: epoll will not say. */
+		c->flags &= ~C_DRY;
+		return conn_client_readable(c);
+	}
+	conn_interest(c, 1, c->bev & ~EPOLLOUT);
+	return 0;
+}
+
+static int
+conn_handshake(struct pconn *c)
+{
+	int		 r = SSL_do_handshake(c->ssl), err;
+	unsigned long	 ec;
+	char		 why[200];
+
+	if (r == 1) {
+		c->flags &= ~C_HANDSHAKE;
+		conn_interest(c, 0, EPOLLIN);
+		return conn_client_readable(c);
+	}
+	err = SSL_get_error(c->ssl, r);
+	if (err == SSL_ERROR_WANT_READ) {
+		conn_interest(c, 0, EPOLLIN);
+		return 0;
+	}
+	if (err == SSL_ERROR_WANT_WRITE) {
+		conn_interest(c, 0, EPOLLIN | EPOLLOUT);
+		return 0;
+	}
+	ec = ERR_peek_last_error();
+	if (ec != 0) {
+		ERR_error_string_n(ec, why, sizeof(why));
+		log_info("%s: TLS handshake failed: %s", c->ep->label, why);
+	}
+	conn_close(c, 0);
+	return -1;
+}
+
+static void
+conn_event(struct pconn *c, int backend, uint32_t ev)
+{
+	if (c->flags & C_CLOSED)
+		return;
+	if (!backend) {
+		if (c->flags & C_HANDSHAKE) {
+			c->flags &= ~C_DRY;
+			conn_handshake(c);
+			return;
+		}
+		if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+			c->flags &= ~C_DRY;
+			if (conn_client_readable(c) == -1)
+				return;
+		}
+		if (ev & EPOLLOUT)
+			conn_client_writable(c);
+		return;
+	}
+	if (ev & EPOLLOUT) {
+		if (conn_backend_writable(c) == -1)
+			return;
+	}
+	if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+		if (c->c2b != NULL && (ev & (EPOLLHUP | EPOLLERR)) &&
+		    !(ev & EPOLLIN)) {
+			conn_close(c, 1);
+			return;
+		}
+		conn_backend_readable(c);
+	}
+}
+
+static int
+backend_connect(const char *path)
+{
+	struct sockaddr_un	 sun;
+	int			 fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void
+worker_accept(struct worker *w, struct listener *l)
+{
+	struct epoll_event	 e;
+	struct pconn		*c;
+	struct endpoint		*ep;
+	int			 fd, bfd, one = 1, i;
+
+	for (i = 0; i < 16; i++) {
+		fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1)
+			return;
+		pthread_mutex_lock(&l->mu);
+		ep = l->ep;
+		atomic_fetch_add(&ep->refs, 1);
+		pthread_mutex_unlock(&l->mu);
+		/* No shard, no connection: the client sees it at once
+		 * instead of after a handshake. */
+		if ((bfd = backend_connect(ep->backend)) == -1) {
+			close(fd);
+			endpoint_unref(ep);
+			continue;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if ((c = calloc(1, sizeof(*c))) == NULL) {
+			close(fd);
+			close(bfd);
+			endpoint_unref(ep);
+			continue;
+		}
+		c->cfd = fd;
+		c->bfd = bfd;
+		c->ep = ep;
+		c->w = w;
+		c->born = time(NULL);
+		c->ctag.kind = TAG_CLIENT;
+		c->ctag.ptr = c;
+		c->btag.kind = TAG_BACKEND;
+		c->btag.ptr = c;
+		if (ep->ctx != NULL) {
+			BIO *b = BIO_new(pbio_method);
+			c->ssl = SSL_new(tlsctx_ssl_ctx(ep->ctx));
+			if (b == NULL || c->ssl == NULL) {
+				BIO_free(b);
+				SSL_free(c->ssl);
+				close(fd);
+				close(bfd);
+				endpoint_unref(ep);
+				free(c);
+				continue;
+			}
+			BIO_set_data(b, c);
+			SSL_set_bio(c->ssl, b, b);
+			SSL_set_accept_state(c->ssl);
+			c->flags |= C_HANDSHAKE;
+		}
+		c->next = w->conns;
+		if (w->conns != NULL)
+			w->conns->prev = c;
+		w->conns = c;
+		w->nconns++;
+		memset(&e, 0, sizeof(e));
+		e.events = c->cev = EPOLLIN;
+		e.data.ptr = &c->ctag;
+		epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &e);
+		e.events = c->bev = EPOLLIN;
+		e.data.ptr = &c->btag;
+		epoll_ctl(w->epfd, EPOLL_CTL_ADD, bfd, &e);
+	}
+}
+
+/* Runs a command of the control thread, in the worker. */
+static int
+worker_command(struct worker *w)
+{
+	struct epoll_event	 e;
+	struct pconn		*c, *next;
+	int			 n = 0, stop = 0;
+
+	pthread_mutex_lock(&w->mu);
+	switch (w->cmd) {
+	case CMD_ADD:
+		memset(&e, 0, sizeof(e));
+		e.events = EPOLLIN | EPOLLEXCLUSIVE;
+		e.data.ptr = &w->cmd_l->tag;
+		epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->cmd_l->fd, &e);
+		break;
+	case CMD_DEL:
+		epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->cmd_l->fd, NULL);
+		break;
+	case CMD_CLOSE_BELOW:
+		for (c = w->conns; c != NULL; c = next) {
+			next = c->next;
+			if (c->ssl != NULL && !(c->flags & C_HANDSHAKE) &&
+			    SSL_version(c->ssl) < w->cmd_arg) {
+				conn_close(c, 1);
+				n++;
+			} else if (c->ssl != NULL && (c->flags & C_HANDSHAKE)) {
+				SSL_set_min_proto_version(c->ssl, w->cmd_arg);
+			}
+		}
+		break;
+	case CMD_CLOSE_PORT:
+		for (c = w->conns; c != NULL; c = next) {
+			next = c->next;
+			if (c->ep->port == w->cmd_arg) {
+				conn_close(c, 1);
+				n++;
+			}
+		}
+		break;
+	case CMD_COUNT:
+		n = w->nconns;
+		break;
+	case CMD_STOP:
+		stop = 1;
+		break;
+	case CMD_NONE:
+		break;
+	}
+	w->cmd = CMD_NONE;
+	w->cmd_result = n;
+	w->cmd_done = 1;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	return stop;
+}
+
+static void
+worker_sweep(struct worker *w)
+{
+	struct pconn	*c, *next;
+	time_t		 now = time(NULL);
+
+	for (c = w->conns; c != NULL; c = next) {
+		next = c->next;
+		if ((c->flags & C_HANDSHAKE) && now - c->born > HANDSHAKE_SECS)
+			conn_close(c, 0);
+	}
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker		*w = arg;
+	struct epoll_event	 ev[MAX_EVENTS];
+	time_t			 last = time(NULL);
+	int			 i, n;
+	uint64_t		 v;
+
+	for (;;) {
+		n = epoll_wait(w->epfd, ev, MAX_EVENTS, 1000);
+		for (i = 0; i < n; i++) {
+			struct tag *t = ev[i].data.ptr;
+			switch (t->kind) {
+			case TAG_LISTEN:
+				worker_accept(w, t->ptr);
+				break;
+			case TAG_CLIENT:
+				conn_event(t->ptr, 0, ev[i].events);
+				break;
+			case TAG_BACKEND:
+				/* The client side of this batch may have
+				 * closed the connection already. */
+				conn_event(t->ptr, 1, ev[i].events);
+				break;
+			case TAG_WAKE:
+				(void)!read(w->wakefd, &v, sizeof(v));
+				if (worker_command(w))
+					goto out;
+				break;
+			}
+		}
+		worker_reap(w);
+		if (time(NULL) != last) {
+			last = time(NULL);
+			worker_sweep(w);
+		}
+	}
+out:
+	while (w->conns != NULL)
+		conn_close(w->conns, 1);
+	worker_reap(w);
+	return NULL;
+}
+
+/* ---- the control thread's side ---- */
+
+/* Run cmd in every worker and wait; returns the sum of their results. */
+static int
+proxy_broadcast(struct proxy *p, enum cmd_kind cmd, int arg,
+    struct listener *l)
+{
+	uint64_t	 one = 1;
+	int		 i, sum = 0;
+
+	for (i = 0; i < p->nw; i++) {
+		struct worker *w = &p->w[i];
+		pthread_mutex_lock(&w->mu);
+		w->cmd = cmd;
+		w->cmd_arg = arg;
+		w->cmd_l = l;
+		w->cmd_done = 0;
+		pthread_mutex_unlock(&w->mu);
+		(void)!write(w->wakefd, &one, sizeof(one));
+	}
+	for (i = 0; i < p->nw; i++) {
+		struct worker *w = &p->w[i];
+		pthread_mutex_lock(&w->mu);
+		while (!w->cmd_done)
+			pthread_cond_wait(&w->cv, &w->mu);
+		sum += w->cmd_result;
+		pthread_mutex_unlock(&w->mu);
+	}
+	return sum;
+}
+
+struct proxy *
+proxy_new(int nworkers, struct err *e)
+{
+	struct proxy		*p;
+	struct epoll_event	 ev;
+	long			 ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int			 i;
+
+	if (pbio_method == NULL) {
+		pbio_method = BIO_meth_new(BIO_get_new_index() |
+		    BIO_TYPE_SOURCE_SINK, "moat socket");
+		BIO_meth_set_read(pbio_method, pbio_read);
+		BIO_meth_set_write(pbio_method, pbio_write);
+		BIO_meth_set_ctrl(pbio_method, pbio_ctrl);
+		BIO_meth_set_create(pbio_method, pbio_create);
+	}
+	if (nworkers <= 0)
+		nworkers = ncpu > 0 ? (int)ncpu : 1;
+	if ((p = calloc(1, sizeof(*p))) == NULL ||
+	    (p->w = calloc((size_t)nworkers, sizeof(*p->w))) == NULL) {
+		free(p);
+		err_set(e, E_INTERNAL, "out of memory");
+		return NULL;
+	}
+	for (i = 0; i < nworkers; i++) {
+		struct worker *w = &p->w[i];
+		pthread_mutex_init(&w->mu, NULL);
+		pthread_cond_init(&w->cv, NULL);
+		w->epfd = epoll_create1(EPOLL_CLOEXEC);
+		w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		w->scratch = malloc(SCRATCH);
+		w->wtag.kind = TAG_WAKE;
+		w->wtag.ptr = w;
+		memset(&ev, 0, sizeof(ev));
+		ev.events = EPOLLIN;
+		ev.data.ptr = &w->wtag;
+		if (w->epfd == -1 || w->wakefd == -1 || w->scratch == NULL ||
+		    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev) == -1 ||
+		    pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+			err_set(e, E_INTERNAL, "cannot start data worker %d", i);
+			p->nw = i;
+			proxy_free(p);
+			return NULL;
+		}
+		p->nw = i + 1;
+	}
+	return p;
+}
+
+static struct listener *
+proxy_listener(struct proxy *p, int port, int *idx)
+{
+	int i;
+
+	for (i = 0; i < p->nls; i++)
+		if (p->ls[i]->port == port) {
+			if (idx != NULL)
+				*idx = i;
+			return p->ls[i];
+		}
+	return NULL;
+}
+
+static int
+listen_tcp(const char *addr, int port, struct err *e)
+{
+	struct sockaddr_in	 sin;
+	int			 fd, one = 1;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1)
+		return err_set(e, E_INTERNAL, "bad listen address %s", addr);
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1)
+		return err_set(e, E_INTERNAL, "socket: %s", strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+	    listen(fd, 1024) == -1) {
+		err_set(e, E_CONFLICT, "cannot listen on %s:%d: %s", addr, port,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int
+proxy_endpoint_set(struct proxy *p, const char *addr, int port,
+    struct tlsctx *ctx, const char *backend, const char *label,
+    struct err *e)
+{
+	struct endpoint	*ep, *old;
+	struct listener	*l;
+	int		 fd;
+
+	if ((ep = calloc(1, sizeof(*ep))) == NULL)
+		return err_set(e, E_INTERNAL, "out of memory");
+	atomic_init(&ep->refs, 1);
+	ep->port = port;
+	ep->ctx = tlsctx_ref(ctx);
+	snprintf(ep->backend, sizeof(ep->backend), "%s", backend);
+	snprintf(ep->label, sizeof(ep->label), "%s", label);
+	if ((l = proxy_listener(p, port, NULL)) != NULL) {
+		pthread_mutex_lock(&l->mu);
+		old = l->ep;
+		l->ep = ep;
+		pthread_mutex_unlock(&l->mu);
+		endpoint_unref(old);
+		return 0;
+	}
+	if (p->nls == MAX_LISTENERS || (l = calloc(1, sizeof(*l))) == NULL) {
+		endpoint_unref(ep);
+		return err_set(e, E_INTERNAL, "too many endpoints");
+	}
+	if ((fd = listen_tcp(addr, port, e)) == -1) {
+		endpoint_unref(ep);
+		free(l);
+		return -1;
+	}
+	l->fd = fd;
+	l->port = port;
+	l->ep = ep;
+	l->tag.kind = TAG_LISTEN;
+	l->tag.ptr = l;
+	pthread_mutex_init(&l->mu, NULL);
+	p->ls[p->nls++] = l;
+	proxy_broadcast(p, CMD_ADD, 0, l);
+	return 0;
+}
+
+void
+proxy_endpoint_del(struct proxy *p, int port)
+{
+	struct listener	*l;
+	int		 i;
+
+	if ((l = proxy_listener(p, port, &i)) == NULL)
+		return;
+	proxy_broadcast(p, CMD_DEL, 0, l);
+	proxy_broadcast(p, CMD_CLOSE_PORT, port, NULL);
+	p->ls[i] = p->ls[--p->nls];
+	close(l->fd);
+	endpoint_unref(l->ep);
+	pthread_mutex_destroy(&l->mu);
+	free(l);
+}
+
+int
+proxy_close_below(struct proxy *p, int min_version)
+{
+	return proxy_broadcast(p, CMD_CLOSE_BELOW, min_version, NULL);
+}
+
+int
+proxy_close_port(struct proxy *p, int port)
+{
+	return proxy_broadcast(p, CMD_CLOSE_PORT, port, NULL);
+}
+
+int
+proxy_conn_count(struct proxy *p)
+{
+	return proxy_broadcast(p, CMD_COUNT, 0, NULL);
+}
+
+void
+proxy_free(struct proxy *p)
+{
+	int i;
+
+	if (p == NULL)
+		return;
+	while (p->nls > 0)
+		proxy_endpoint_del(p, p->ls[0]->port);
+	if (p->nw > 0)
+		proxy_broadcast(p, CMD_STOP, 0, NULL);
+	for (i = 0; i < p->nw; i++) {
+		pthread_join(p->w[i].thread, NULL);
+		close(p->w[i].epfd);
+		close(p->w[i].wakefd);
+		free(p->w[i].scratch);
+		pthread_mutex_destroy(&p->w[i].mu);
+		pthread_cond_destroy(&p->w[i].cv);
+	}
+	free(p->w);
+	free(p);
+}

@@ -1,0 +1,547 @@
+"""Helpers to run real moatd/moatadm processes and talk to them.
+
+Used by conftest.py (fixtures) and imported directly by the test modules.
+"""
+
+import base64
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+
+import requests
+import urllib3
+
+import certgen
+
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+# requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a Session's
+# verify= and sends loopback traffic to *_proxy: neither may apply here.
+for _v in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTP_PROXY", "HTTPS_PROXY",
+           "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+    os.environ.pop(_v, None)
+
+BUILD = os.environ.get("MOAT_BUILD") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "build")
+MOATD = os.path.join(BUILD, "moatd")
+MOATADM = os.path.join(BUILD, "moatadm")
+
+FQDN = "cluster.moat.test"
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "Adm1n-password-0k"  # 17 characters
+CERT_NAMES = ("api", "cm", "proxy", "syncer", "metrics_exporter")
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+ISO_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+FP_RE = re.compile(r"^([0-9A-F]{2}:){31}[0-9A-F]{2}$")
+
+# Every moatd this process started and has not stopped yet (pid -> Node),
+# so that a session finalizer can stop leftovers by PID.
+LIVE = {}
+
+
+def binaries_missing():
+    missing = [p for p in (MOATD, MOATADM) if not os.access(p, os.X_OK)]
+    return missing
+
+
+def free_port(addr="127.0.0.1"):
+    """A TCP port that was free on addr a moment ago (bind port 0, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((addr, 0))
+        return s.getsockname()[1]
+
+
+def port_free_on(addr, port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((addr, port))
+        except OSError:
+            return False
+    return True
+
+
+def short_tmpdir(prefix="moat-"):
+    # Unix socket paths are limited to 108 bytes: keep data dirs short
+    # instead of using pytest's long tmp_path names.
+    return tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+
+
+def non_loopback_ipv4():
+    """A local IPv4 address outside 127/8 that moatd could bind, or None."""
+    candidates = []
+    try:
+        out = subprocess.run(["ip", "-o", "-4", "addr", "show"],
+                             capture_output=True, text=True, timeout=5).stdout
+        candidates = re.findall(r"inet (\d+\.\d+\.\d+\.\d+)/", out)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    if not candidates:
+        try:
+            out = subprocess.run(["hostname", "-I"], capture_output=True,
+                                 text=True, timeout=5).stdout
+            candidates = out.split()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    for ip in candidates:
+        if ip.startswith("127.") or ":" in ip:
+            continue
+        try:
+            with socket.socket() as s:
+                s.bind((ip, 0))
+        except OSError:
+            continue
+        return ip
+    return None
+
+
+class Resp:
+    """Minimal response (same attribute names as requests.Response)."""
+
+    def __init__(self, status, headers, body):
+        self.status_code = status
+        self.status = status
+        self.headers = headers
+        self.content = body
+        self.text = body.decode("utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.text)
+
+    def __repr__(self):
+        return "<Resp %d %s>" % (self.status_code, self.text[:300])
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """http.client over an AF_UNIX stream socket."""
+
+    def __init__(self, path, timeout=30):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
+
+
+def encode_body(body):
+    if body is None:
+        return None
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode()
+    return json.dumps(body).encode()
+
+
+def unix_request(path, method, url, body=None, headers=None, timeout=30):
+    data = encode_body(body)
+    hdrs = {"Host": "localhost"}
+    if data is not None:
+        hdrs["Content-Type"] = "application/json"
+    hdrs.update(headers or {})
+    conn = UnixHTTPConnection(path, timeout=timeout)
+    try:
+        try:
+            conn.request(method, url, body=data, headers=hdrs)
+        except (BrokenPipeError, ConnectionResetError):
+            # The server may answer (e.g. 413) and close before reading a
+            # large body; the answer is still there to read.
+            pass
+        r = conn.getresponse()
+        return Resp(r.status, r.headers, r.read())
+    finally:
+        conn.close()
+
+
+def basic_auth_header(user, password):
+    tok = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+    return "Basic " + tok
+
+
+def tls_client_context(cafile=None, min_version=None, max_version=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if cafile:
+        ctx.load_verify_locations(cafile)
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if min_version is not None:
+        ctx.minimum_version = min_version
+    if max_version is not None:
+        ctx.maximum_version = max_version
+    return ctx
+
+
+def served_cert_der(addr, port, servername=FQDN, timeout=10, **ctxargs):
+    """DER of the certificate the TLS port presents on a fresh handshake."""
+    ctx = tls_client_context(**ctxargs)
+    with socket.create_connection((addr, port), timeout=timeout) as s:
+        with ctx.wrap_socket(s, server_hostname=servername) as t:
+            return t.getpeercert(binary_form=True)
+
+
+def served_fingerprint(addr, port, servername=FQDN):
+    return certgen.fingerprint_der(served_cert_der(addr, port, servername))
+
+
+class KeepAlive:
+    """One TLS connection reused for many HTTP/1.1 requests.
+
+    Wraps http.client.HTTPSConnection with auto_open disabled: if the server
+    closes the connection, the next request raises instead of silently
+    reconnecting, so "the same connection" can be asserted.
+    """
+
+    def __init__(self, addr, port, ctx, server_hostname, auth=None, timeout=10):
+        self.conn = http.client.HTTPSConnection(
+            addr, port, context=ctx, timeout=timeout)
+        # http.client passes the host as server_hostname; override for SNI.
+        self.server_hostname = server_hostname
+        raw = socket.create_connection((addr, port), timeout=timeout)
+        self.conn.sock = ctx.wrap_socket(raw, server_hostname=server_hostname)
+        self.conn.auto_open = 0
+        self.auth = auth
+        self.addr = addr
+        self.requests = 0
+
+    @property
+    def tls_version(self):
+        return self.conn.sock.version() if self.conn.sock else None
+
+    @property
+    def peer_der(self):
+        return self.conn.sock.getpeercert(binary_form=True)
+
+    def request(self, method, path, body=None):
+        hdrs = {"Host": self.addr, "Connection": "keep-alive"}
+        if self.auth:
+            hdrs["Authorization"] = basic_auth_header(*self.auth)
+        data = encode_body(body)
+        if data is not None:
+            hdrs["Content-Type"] = "application/json"
+        self.conn.request(method, path, body=data, headers=hdrs)
+        r = self.conn.getresponse()
+        out = Resp(r.status, r.headers, r.read())
+        self.requests += 1
+        return out
+
+    @property
+    def open(self):
+        return self.conn.sock is not None
+
+    def close(self):
+        self.conn.close()
+
+
+def openssl_s_client(addr, port, *extra, servername=FQDN, timeout=20):
+    cmd = ["openssl", "s_client", "-connect", "%s:%d" % (addr, port)]
+    if servername:
+        cmd += ["-servername", servername]
+    cmd += list(extra)
+    return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def openssl_fingerprint(pem_text):
+    """`openssl x509 -noout -fingerprint -sha256` of the first cert in text."""
+    p = subprocess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha256"],
+                       input=pem_text, capture_output=True, text=True,
+                       timeout=20)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip().split("=", 1)[1]
+
+
+def sha256_file(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+class Node:
+    """One moatd process on loopback with its own data dir."""
+
+    def __init__(self, addr="127.0.0.1", fqdn=FQDN, api_port=None,
+                 bootstrap_token=None, extra_args=(), data_dir=None):
+        self.addr = addr
+        self.fqdn = fqdn
+        self.tmp = short_tmpdir()
+        self.data_dir = data_dir or os.path.join(self.tmp, "d")
+        os.makedirs(self.data_dir, exist_ok=True)
+        self.log_path = os.path.join(self.tmp, "moatd.log")
+        self.port = api_port or free_port(addr)
+        self.cm_port = free_port(addr)
+        self.metrics_port = free_port(addr)
+        self.bootstrap_token = bootstrap_token
+        self.extra_args = list(extra_args)
+        self.email = ADMIN_EMAIL
+        self.password = ADMIN_PASSWORD
+        self.proc = None
+        self.died = None  # (returncode) if moatd exited while we expected it up
+        self.needed_sigkill = False  # SIGTERM did not stop it within 5 s
+        self.bad_exit = None  # non-zero exit status after SIGTERM
+        self._session = None
+
+    # -- paths -----------------------------------------------------------
+    @property
+    def sock_path(self):
+        return os.path.join(self.data_dir, "moatd.sock")
+
+    @property
+    def certs_dir(self):
+        return os.path.join(self.data_dir, "certs")
+
+    @property
+    def ca(self):
+        return os.path.join(self.certs_dir, "ca.pem")
+
+    def cert_file(self, name):
+        return os.path.join(self.certs_dir, "%s_cert.pem" % name)
+
+    def key_file(self, name):
+        return os.path.join(self.certs_dir, "%s_key.pem" % name)
+
+    @property
+    def base(self):
+        return "https://%s:%d" % (self.addr, self.port)
+
+    def url(self, path):
+        return self.base + path
+
+    @property
+    def creds(self):
+        return (self.email, self.password)
+
+    @property
+    def log(self):
+        try:
+            with open(self.log_path, "r", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    # -- process ---------------------------------------------------------
+    def argv(self):
+        a = [MOATD, "--data-dir", self.data_dir, "--addr", self.addr,
+             "--api-port", str(self.port), "--cm-port", str(self.cm_port),
+             "--metrics-port", str(self.metrics_port)]
+        if self.bootstrap_token:
+            a += ["--bootstrap-token", self.bootstrap_token]
+        return a + self.extra_args
+
+    def start(self):
+        assert self.proc is None
+        logf = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
+                                         stdout=logf, stderr=logf,
+                                         start_new_session=True)
+        finally:
+            logf.close()
+        LIVE[self.proc.pid] = self
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            rc = self.proc.poll()
+            if rc is not None:
+                LIVE.pop(self.proc.pid, None)
+                self.proc = None
+                raise RuntimeError("moatd exited with %s during startup:\n%s"
+                                   % (rc, self.log))
+            if os.path.exists(self.sock_path) and self._tcp_up():
+                return self
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(
+                    "moatd not ready after %.0fs (port %d, socket %s):\n%s"
+                    % (START_TIMEOUT, self.port, self.sock_path, self.log))
+            time.sleep(0.05)
+
+    def _tcp_up(self):
+        try:
+            with socket.create_connection((self.addr, self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def stop(self):
+        """SIGTERM by PID, SIGKILL after 5 s.  Returns the exit status."""
+        p = self.proc
+        if p is None:
+            return None
+        if p.poll() is not None and self.died is None:
+            self.died = p.returncode
+        else:
+            try:
+                os.kill(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.needed_sigkill = True
+                try:
+                    os.kill(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait(STOP_TIMEOUT)
+        LIVE.pop(p.pid, None)
+        self.proc = None
+        if not self.needed_sigkill and p.returncode != 0 and \
+                self.died is None:
+            self.bad_exit = p.returncode
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+        return p.returncode
+
+    def restart(self):
+        rc = self.stop()
+        self.start()
+        return rc
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- clients ---------------------------------------------------------
+    def sock(self, method, path, body=None, headers=None, timeout=60):
+        """HTTP over the control socket (local admin, no auth)."""
+        return unix_request(self.sock_path, method, path, body, headers,
+                            timeout)
+
+    @property
+    def session(self):
+        """requests.Session verifying against ca.pem, authenticated as admin."""
+        if self._session is None:
+            s = requests.Session()
+            s.trust_env = False
+            s.verify = self.ca
+            s.auth = self.creds
+            self._session = s
+        return self._session
+
+    def https(self, method, path, body=None, auth="admin", verify=None,
+              headers=None, timeout=60):
+        """One HTTPS request.  body: dict/list -> JSON, str/bytes -> raw."""
+        if auth == "admin":
+            auth = self.creds
+        hdrs = dict(headers or {})
+        data = encode_body(body)
+        if data is not None:
+            hdrs.setdefault("Content-Type", "application/json")
+        return requests.request(method, self.url(path), data=data,
+                                headers=hdrs, auth=auth,
+                                verify=self.ca if verify is None else verify,
+                                timeout=timeout)
+
+    def adm(self, *words, data_dir=None, timeout=60, input=None):
+        return subprocess.run(
+            [MOATADM, "--data-dir", data_dir or self.data_dir] + list(words),
+            capture_output=True, text=True, timeout=timeout,
+            stdin=subprocess.DEVNULL if input is None else None, input=input)
+
+    def create_cluster(self, via="sock", fqdn=None, email=None, password=None):
+        body = create_body(fqdn or self.fqdn, email or self.email,
+                           password or self.password)
+        if via == "sock":
+            r = self.sock("POST", "/v1/bootstrap/create_cluster", body)
+        else:
+            r = self.https("POST", "/v1/bootstrap/create_cluster", body,
+                           auth=None, verify=False)
+        assert r.status_code == 200, "create_cluster: %s %s\n%s" % (
+            r.status_code, r.text, self.log[-3000:])
+        return r
+
+    # -- observations ----------------------------------------------------
+    def served_der(self, servername=None):
+        return served_cert_der(self.addr, self.port,
+                               servername or self.fqdn)
+
+    def served_fp(self, servername=None):
+        return certgen.fingerprint_der(self.served_der(servername))
+
+    def cert_info(self, name):
+        r = self.sock("GET", "/v1/cluster/certificates/%s" % name)
+        assert r.status_code == 200, r
+        return r.json()
+
+    def fingerprints(self):
+        return {n: self.cert_info(n)["fingerprint_sha256"] for n in CERT_NAMES}
+
+    def snapshot(self):
+        """What must not change when a request is refused."""
+        cluster = self.sock("GET", "/v1/cluster")
+        assert cluster.status_code == 200, cluster
+        files = {}
+        for n in CERT_NAMES:
+            for p in (self.cert_file(n), self.key_file(n)):
+                files[os.path.basename(p)] = (sha256_file(p)
+                                              if os.path.exists(p) else None)
+        return {
+            "fingerprints": self.fingerprints(),
+            "served_api": self.served_fp(),
+            "policy": cluster.json(),
+            "files": files,
+        }
+
+
+def create_body(fqdn, email, password):
+    """The RS create_cluster body."""
+    return {"action": "create_cluster",
+            "cluster": {"name": fqdn},
+            "credentials": {"username": email, "password": password}}
+
+
+def assert_error(r, status, code):
+    """An error response per api.md: status, error_code, description."""
+    assert r.status_code == status, "want %d %s, got %d: %s" % (
+        status, code, r.status_code, r.text[:2000])
+    try:
+        body = r.json()
+    except ValueError:
+        raise AssertionError("error body is not JSON: %r" % r.text[:2000])
+    assert body.get("error_code") == code, "want %s, got %r" % (code, body)
+    d = body.get("description")
+    assert isinstance(d, str) and d.strip(), "empty description: %r" % body
+    assert_no_private_key(r.text)
+    return body
+
+
+# A PEM private key block with content, raw or JSON-escaped ("\n").  The
+# bare words "PRIVATE KEY" are allowed: a description may name the PEM label
+# it expected ("expected -----BEGIN PRIVATE KEY-----") without leaking a key.
+PEM_KEY_RE = re.compile(
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:\s|\\n|\\r)*[A-Za-z0-9+/=]{16}")
+
+
+def assert_no_private_key(*texts, keys=()):
+    """No private key material in texts: no PEM key block with content, and
+    no piece of the given keys' base64 bodies."""
+    for t in texts:
+        if isinstance(t, bytes):
+            t = t.decode("utf-8", "replace")
+        m = PEM_KEY_RE.search(t)
+        assert m is None, "private key material leaked: ...%s..." % (
+            t[max(0, m.start() - 200):m.end() + 100])
+        for k in keys:
+            frag = key_body_fragment(k)
+            assert frag not in t, "key fragment %s leaked: %s" % (frag, t[:500])
+
+
+def key_body_fragment(key_pem):
+    """A 40-char piece of a key's base64 body, to grep logs/responses for."""
+    lines = [l for l in key_pem.splitlines() if l and not l.startswith("-----")]
+    return lines[1][:40] if len(lines) > 1 else lines[0][:40]
