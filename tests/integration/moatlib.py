@@ -474,9 +474,13 @@ class Node:
         return certgen.fingerprint_der(self.served_der(servername))
 
     def cert_info(self, name):
+        """The certificate's description, without expires_in_seconds,
+        which changes every second and would make equal states differ."""
         r = self.sock("GET", "/v1/cluster/certificates/%s" % name)
         assert r.status_code == 200, r
-        return r.json()
+        info = r.json()
+        assert isinstance(info.pop("expires_in_seconds"), int)
+        return info
 
     def fingerprints(self):
         return {n: self.cert_info(n)["fingerprint_sha256"] for n in CERT_NAMES}
@@ -545,3 +549,193 @@ def key_body_fragment(key_pem):
     """A 40-char piece of a key's base64 body, to grep logs/responses for."""
     lines = [l for l in key_pem.splitlines() if l and not l.startswith("-----")]
     return lines[1][:40] if len(lines) > 1 else lines[0][:40]
+
+
+# -- databases (bdbs) ---------------------------------------------------------
+#
+# Helpers for the database tests (test_bdbs.py, test_proxy*.py).  Nothing
+# above depends on them.
+
+DB_PORT_MIN = 10000
+DB_PORT_MAX = 19999
+BDB_ACTIVE_TIMEOUT = 10.0
+_DB_PORTS_GIVEN = set()
+
+# Every redis-server pid a test saw (pid -> starttime from /proc), so that a
+# session finalizer can make sure none outlives its moatd (checked by PID).
+REDIS_PIDS = {}
+
+
+def free_db_port(addr="127.0.0.1"):
+    """A port in 10000-19999 that was bindable on addr a moment ago and that
+    this process has not handed out before (parallel runs pick at random)."""
+    import random
+    for _ in range(2000):
+        p = random.randint(DB_PORT_MIN, DB_PORT_MAX)
+        if p in _DB_PORTS_GIVEN:
+            continue
+        if port_free_on(addr, p) and port_free_on("0.0.0.0", p):
+            _DB_PORTS_GIVEN.add(p)
+            return p
+    raise RuntimeError("no free port in %d-%d" % (DB_PORT_MIN, DB_PORT_MAX))
+
+
+def proc_stat(pid):
+    """(comm, state, starttime) of a pid from /proc, or None if gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            s = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    comm = s[s.index("(") + 1:s.rindex(")")]
+    rest = s[s.rindex(")") + 2:].split()
+    return comm, rest[0], int(rest[19])
+
+
+def pid_running(pid):
+    """True if pid exists and is not a zombie."""
+    st = proc_stat(pid)
+    return st is not None and st[1] != "Z"
+
+
+def pid_gone(pid):
+    """True if pid no longer exists at all (exited and reaped)."""
+    return proc_stat(pid) is None
+
+
+def wait_for(pred, timeout, interval=0.05):
+    """Poll pred() until it returns something true; return that or None."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(interval)
+
+
+def remember_redis_pid(pid):
+    st = proc_stat(pid)
+    if st is not None and st[0].startswith("redis-server"):
+        REDIS_PIDS[pid] = st[2]
+
+
+def kill_redis_leftovers():
+    """SIGKILL, by PID, every remembered redis-server that still runs (same
+    pid and start time, so a recycled pid is never hit).  Returns the list."""
+    left = []
+    for pid, start in list(REDIS_PIDS.items()):
+        st = proc_stat(pid)
+        if st is None or st[1] == "Z" or st[2] != start or \
+                not st[0].startswith("redis-server"):
+            REDIS_PIDS.pop(pid, None)
+            continue
+        left.append(pid)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        REDIS_PIDS.pop(pid, None)
+    return left
+
+
+def bdb_dir(node, uid):
+    return os.path.join(node.data_dir, "dbs", str(uid))
+
+
+def redis_pid(node, uid):
+    """The pid in <data-dir>/dbs/<uid>/redis.pid, or None."""
+    try:
+        with open(os.path.join(bdb_dir(node, uid), "redis.pid")) as f:
+            pid = int(f.read().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        return None
+    if pid > 0:
+        remember_redis_pid(pid)
+    return pid or None
+
+
+def bdb_create(node, body, expect=200):
+    """POST /v1/bdbs through the control socket; returns the object."""
+    r = node.sock("POST", "/v1/bdbs", body)
+    assert r.status_code == expect, "create %r: %s %s" % (
+        {k: v for k, v in body.items() if k != "authentication_ssl_client_certs"},
+        r.status_code, r.text[:2000])
+    return r.json()
+
+
+def bdb_get(node, uid):
+    r = node.sock("GET", "/v1/bdbs/%d" % uid)
+    assert r.status_code == 200, r
+    return r.json()
+
+
+def wait_bdb_active(node, uid, timeout=BDB_ACTIVE_TIMEOUT):
+    """Poll GET /v1/bdbs/<uid> until status is active; return the object."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        r = node.sock("GET", "/v1/bdbs/%d" % uid)
+        if r.status_code == 200:
+            last = r.json()
+            if last.get("status") == "active":
+                redis_pid(node, uid)
+                return last
+        else:
+            last = r
+        if time.monotonic() > deadline:
+            raise AssertionError("database %d not active after %.0fs: %r"
+                                 % (uid, timeout, last))
+        time.sleep(0.05)
+
+
+def make_bdb(node, tls=True, **fields):
+    """Create a database on a free port and wait until it is active."""
+    body = {"name": fields.pop("name", "db%d" % free_db_port()),
+            "port": fields.pop("port", None) or free_db_port(node.addr),
+            "tls_mode": "enabled" if tls else "disabled"}
+    body.update(fields)
+    obj = bdb_create(node, body)
+    return wait_bdb_active(node, obj["uid"])
+
+
+def dns_name(node, port):
+    return "redis-%d.%s" % (port, node.fqdn)
+
+
+def redis_client(node, port, tls=True, ca=None, **kw):
+    """redis-py client to a database endpoint (one connection, no retry)."""
+    import redis
+    args = dict(host=node.addr, port=port, socket_timeout=10,
+                socket_connect_timeout=10, single_connection_client=True)
+    if tls:
+        args.update(ssl=True, ssl_ca_certs=ca or node.ca)
+    args.update(kw)
+    return redis.Redis(**args)
+
+
+def redis_cli(*args, timeout=20, input=None):
+    return subprocess.run(["redis-cli"] + [str(a) for a in args],
+                          capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL if input is None else None,
+                          input=input)
+
+
+def resp_ping(sock, timeout=5):
+    """Send PING on a (TLS) socket and return what came back (b"" on EOF)."""
+    sock.settimeout(timeout)
+    sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+    return sock.recv(64)
+
+
+def tls_data_connect(node, port, ctx=None, servername=None, timeout=10):
+    """A TLS socket to a database endpoint (handshake done)."""
+    ctx = ctx or tls_client_context(cafile=node.ca)
+    raw = socket.create_connection((node.addr, port), timeout=timeout)
+    try:
+        return ctx.wrap_socket(raw, server_hostname=servername or
+                               dns_name(node, port))
+    except BaseException:
+        raw.close()
+        raise
