@@ -129,3 +129,54 @@ def pytest_runtest_makereport(item, call):
             seen.add(id(n))
             rep.sections.append(("moatd %s:%d log (tail)" % (n.addr, n.port),
                                  n.log[-6000:]))
+
+
+# -- databases ----------------------------------------------------------------
+
+def _stop_checking_shards(n):
+    """Stop moatd n (SIGTERM by PID) and check that the redis-server of
+    each of its databases exited with it; any left is killed by PID and the
+    test fails."""
+    pids = []
+    dbs = os.path.join(n.data_dir, "dbs")
+    if os.path.isdir(dbs):
+        for uid in os.listdir(dbs):
+            if uid.isdigit():
+                pid = moatlib.redis_pid(n, int(uid))
+                if pid:
+                    pids.append(pid)
+    n.stop()
+    left = [p for p in pids
+            if not moatlib.wait_for(lambda: not moatlib.pid_running(p), 5)]
+    if left:
+        killed = moatlib.kill_redis_leftovers()
+        pytest.fail("redis-server pid(s) %s still ran 5 s after moatd stopped "
+                    "(killed by PID: %s)" % (left, killed), pytrace=False)
+
+
+@pytest.fixture
+def db_node(make_node):
+    """Like `node`; at teardown also checks that its shards stopped."""
+    n = make_node()
+    yield n
+    _stop_checking_shards(n)
+
+
+@pytest.fixture(scope="module")
+def db_ro_node(request):
+    """Module-scoped `db_node`."""
+    nodes = _Nodes()
+    request.node._moat_nodes = nodes
+    n = nodes()
+    yield n
+    try:
+        _stop_checking_shards(n)
+    finally:
+        _finish(nodes)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_redis_leftovers(_stop_leftovers):
+    # Depends on _stop_leftovers so that it runs after every moatd stopped.
+    yield
+    moatlib.kill_redis_leftovers()
