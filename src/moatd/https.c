@@ -237,13 +237,28 @@ http_local_new(struct event_base *base, const char *path, https_cb cb,
 		err_set(e, E_INTERNAL, "socket: %s", strerror(errno));
 		return NULL;
 	}
-	/* umask first so the socket is never connectable by others. */
+	/*
+	 * Bind to a temporary name and rename it into place once listening:
+	 * whoever sees DIR/moatd.sock can connect to it.  umask first, so
+	 * the socket is never connectable by others.
+	 */
+	char tmp[sizeof(sun.sun_path)];
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.%d", path, (int)getpid()) >=
+	    sizeof(tmp)) {
+		close(fd);
+		err_set(e, E_INTERNAL, "control socket path too long: %s", path);
+		return NULL;
+	}
+	unlink(tmp);
+	strcpy(sun.sun_path, tmp);
 	mode_t old = umask(0177);
 	int rb = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
 	umask(old);
-	if (rb == -1 || chmod(path, 0600) == -1 || listen(fd, 64) == -1) {
+	if (rb == -1 || chmod(tmp, 0600) == -1 || listen(fd, 64) == -1 ||
+	    rename(tmp, path) == -1) {
 		err_set(e, E_INTERNAL, "cannot listen on %s: %s", path,
 		    strerror(errno));
+		unlink(tmp);
 		close(fd);
 		return NULL;
 	}
