@@ -61,6 +61,8 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmoat.a
 
 unit: all $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+	@echo "== $(BUILD)/tests/test_store against etcd"
+	@tests/unit/with-etcd $(BUILD)/tests/test_store
 
 integration: all
 	MOAT_BUILD=$(CURDIR)/$(BUILD) $(PY) -m pytest -q -x tests/integration

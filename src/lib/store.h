@@ -30,8 +30,9 @@ struct store_kv {
 typedef void (*store_watch_cb)(const char *key, void *arg);
 
 /*
- * url: "sqlite" (the file <data_dir>/cluster.db, mode 0600) or
- * "sqlite:<path>".  Returns NULL with e set on failure.
+ * url: "sqlite" (the file <data_dir>/cluster.db, mode 0600),
+ * "sqlite:<path>", or "etcd://host:port[,host:port...]" (etcd v3 through
+ * its JSON gateway).  Returns NULL with e set on failure.
  */
 struct store	*store_open(const char *url, const char *data_dir,
 		    struct err *e);
@@ -62,7 +63,17 @@ int		 store_txn_commit(struct store *s, struct store_txn *t,
 /* Wipes the values (they may hold keys) and frees. */
 void		 store_txn_free(struct store_txn *t);
 
+/*
+ * Watchers hear about this process's own commits before store_txn_commit
+ * returns, and about other nodes' commits when the control thread calls
+ * store_dispatch() after store_event_fd() became readable.
+ */
 int		 store_watch(struct store *s, const char *prefix,
 		    store_watch_cb cb, void *arg);
+/* Readable when changes from elsewhere wait; -1 for a driver with none. */
+int		 store_event_fd(struct store *s);
+void		 store_dispatch(struct store *s);
+/* "sqlite" or "etcd" */
+const char	*store_driver_name(struct store *s);
 
 #endif

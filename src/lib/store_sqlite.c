@@ -14,36 +14,14 @@
 
 #include <sqlite3.h>
 
-#include "store.h"
+#include "store_impl.h"
 
-#define STORE_MAX_WATCH	16
-
-enum txn_op_kind { OP_CMP, OP_PUT, OP_DEL };
-
-struct txn_op {
-	enum txn_op_kind kind;
-	char		*key;
-	char		*value;
-	int64_t		 mod_rev;
-};
-
-struct store_txn {
-	struct txn_op	*ops;
-	size_t		 n, cap;
-};
-
-struct store {
+struct sqlite_store {
 	sqlite3		*db;
-	struct {
-		char		*prefix;
-		store_watch_cb	 cb;
-		void		*arg;
-	} watch[STORE_MAX_WATCH];
-	int		 nwatch;
 };
 
 static int
-store_exec(struct store *s, const char *sql, struct err *e)
+store_exec(struct sqlite_store *s, const char *sql, struct err *e)
 {
 	char *msg = NULL;
 
@@ -55,10 +33,17 @@ store_exec(struct store *s, const char *sql, struct err *e)
 	return 0;
 }
 
-struct store *
-store_open(const char *url, const char *data_dir, struct err *e)
+static int
+sqlite_match(const char *url)
 {
-	struct store	*s;
+	return strcmp(url, "sqlite") == 0 || strncmp(url, "sqlite:", 7) == 0;
+}
+
+static void *
+sqlite_open(struct store *parent, const char *url, const char *data_dir,
+    struct err *e)
+{
+	struct sqlite_store	*s;
 	char		*path = NULL;
 	int		 fd;
 
@@ -67,10 +52,6 @@ store_open(const char *url, const char *data_dir, struct err *e)
 			path = NULL;
 	} else if (strncmp(url, "sqlite:", 7) == 0) {
 		path = strdup(url + 7);
-	} else {
-		err_set(e, E_STORE, "unsupported store \"%s\": this build "
-		    "knows \"sqlite\"", url);
-		return NULL;
 	}
 	if (path == NULL || (s = calloc(1, sizeof(*s))) == NULL) {
 		free(path);
@@ -106,23 +87,20 @@ fail:
 	return NULL;
 }
 
-void
-store_close(struct store *s)
+static void
+sqlite_close(void *impl)
 {
-	int i;
+	struct sqlite_store *s = impl;
 
-	if (s == NULL)
-		return;
-	for (i = 0; i < s->nwatch; i++)
-		free(s->watch[i].prefix);
 	sqlite3_close(s->db);
 	free(s);
 }
 
-int
-store_get(struct store *s, const char *key, char **val, int64_t *mod_rev,
+static int
+sqlite_get(void *impl, const char *key, char **val, int64_t *mod_rev,
     struct err *e)
 {
+	struct sqlite_store *s = impl;
 	sqlite3_stmt	*st;
 	int		 rc;
 
@@ -148,10 +126,11 @@ store_get(struct store *s, const char *key, char **val, int64_t *mod_rev,
 	return rc;
 }
 
-int
-store_list(struct store *s, const char *prefix, struct store_kv **kvs,
+static int
+sqlite_list(void *impl, const char *prefix, struct store_kv **kvs,
     size_t *n, struct err *e)
 {
+	struct sqlite_store *s = impl;
 	sqlite3_stmt	*st;
 	struct store_kv	*v = NULL, *nv;
 	size_t		 cnt = 0, plen = strlen(prefix);
@@ -187,24 +166,10 @@ store_list(struct store *s, const char *prefix, struct store_kv **kvs,
 	return 0;
 }
 
-void
-store_kvs_free(struct store_kv *kvs, size_t n)
+static int64_t
+sqlite_revision(void *impl)
 {
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		free(kvs[i].key);
-		if (kvs[i].value != NULL) {
-			explicit_bzero(kvs[i].value, strlen(kvs[i].value));
-			free(kvs[i].value);
-		}
-	}
-	free(kvs);
-}
-
-int64_t
-store_revision(struct store *s)
-{
+	struct sqlite_store *s = impl;
 	sqlite3_stmt	*st;
 	int64_t		 rev = -1;
 
@@ -217,78 +182,12 @@ store_revision(struct store *s)
 	return rev;
 }
 
-struct store_txn *
-store_txn_new(void)
-{
-	return calloc(1, sizeof(struct store_txn));
-}
-
 static int
-store_txn_add(struct store_txn *t, enum txn_op_kind k, const char *key,
-    const char *value, int64_t rev)
-{
-	struct txn_op *nops;
-
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 8;
-		if ((nops = realloc(t->ops, cap * sizeof(*nops))) == NULL)
-			return -1;
-		t->ops = nops;
-		t->cap = cap;
-	}
-	t->ops[t->n].kind = k;
-	t->ops[t->n].key = strdup(key);
-	t->ops[t->n].value = value ? strdup(value) : NULL;
-	t->ops[t->n].mod_rev = rev;
-	if (t->ops[t->n].key == NULL || (value && !t->ops[t->n].value))
-		return -1;
-	t->n++;
-	return 0;
-}
-
-int
-store_txn_cmp(struct store_txn *t, const char *key, int64_t mod_rev)
-{
-	return store_txn_add(t, OP_CMP, key, NULL, mod_rev);
-}
-
-int
-store_txn_put(struct store_txn *t, const char *key, const char *value)
-{
-	return store_txn_add(t, OP_PUT, key, value, 0);
-}
-
-int
-store_txn_del(struct store_txn *t, const char *key)
-{
-	return store_txn_add(t, OP_DEL, key, NULL, 0);
-}
-
-void
-store_txn_free(struct store_txn *t)
-{
-	size_t i;
-
-	if (t == NULL)
-		return;
-	for (i = 0; i < t->n; i++) {
-		free(t->ops[i].key);
-		if (t->ops[i].value != NULL) {
-			explicit_bzero(t->ops[i].value,
-			    strlen(t->ops[i].value));
-			free(t->ops[i].value);
-		}
-	}
-	free(t->ops);
-	free(t);
-}
-
-static int
-store_txn_apply(struct store *s, struct store_txn *t, int writes,
+store_txn_apply(struct sqlite_store *s, const struct store_txn *t, int writes,
     struct err *e)
 {
 	sqlite3_stmt	*st = NULL;
-	int64_t		 rev = store_revision(s) + 1, have;
+	int64_t		 rev = sqlite_revision(s) + 1, have;
 	size_t		 i;
 	char		*v;
 
@@ -296,7 +195,7 @@ store_txn_apply(struct store *s, struct store_txn *t, int writes,
 		struct txn_op *op = &t->ops[i];
 		if (op->kind != OP_CMP)
 			continue;
-		if (store_get(s, op->key, &v, &have, e) == -1)
+		if (sqlite_get(s, op->key, &v, &have, e) == -1)
 			return -1;
 		if (v != NULL) {
 			explicit_bzero(v, strlen(v));
@@ -341,11 +240,11 @@ fail:
 	return -1;
 }
 
-int
-store_txn_commit(struct store *s, struct store_txn *t, struct err *e)
+static int
+sqlite_commit(void *impl, const struct store_txn *t, struct err *e)
 {
-	size_t	 i, writes = 0;
-	int	 w;
+	struct sqlite_store	*s = impl;
+	size_t			 i, writes = 0;
 
 	for (i = 0; i < t->n; i++)
 		if (t->ops[i].kind != OP_CMP)
@@ -360,31 +259,18 @@ store_txn_commit(struct store *s, struct store_txn *t, struct err *e)
 		store_exec(s, "ROLLBACK", NULL);
 		return -1;
 	}
-	/* Tell each watcher once per transaction about the first key under
-	 * its prefix: it re-reads what it cares about anyway. */
-	for (w = 0; w < s->nwatch; w++) {
-		size_t plen = strlen(s->watch[w].prefix);
-		for (i = 0; i < t->n; i++) {
-			if (t->ops[i].kind == OP_CMP ||
-			    strncmp(t->ops[i].key, s->watch[w].prefix, plen))
-				continue;
-			s->watch[w].cb(t->ops[i].key, s->watch[w].arg);
-			break;
-		}
-	}
 	return 0;
 }
 
-int
-store_watch(struct store *s, const char *prefix, store_watch_cb cb,
-    void *arg)
-{
-	if (s->nwatch == STORE_MAX_WATCH)
-		return -1;
-	if ((s->watch[s->nwatch].prefix = strdup(prefix)) == NULL)
-		return -1;
-	s->watch[s->nwatch].cb = cb;
-	s->watch[s->nwatch].arg = arg;
-	s->nwatch++;
-	return 0;
-}
+/* One writer: this process.  No watch stream is needed. */
+const struct store_driver store_sqlite_driver = {
+	.name = "sqlite",
+	.match = sqlite_match,
+	.open = sqlite_open,
+	.close = sqlite_close,
+	.get = sqlite_get,
+	.list = sqlite_list,
+	.revision = sqlite_revision,
+	.commit = sqlite_commit,
+	.watch = NULL,
+};

@@ -9,6 +9,7 @@
  */
 #include <dirent.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -618,6 +619,8 @@ t_file_mode(const struct driver *d, struct store *s)
 	store_close(s);
 }
 
+static void t_remote_watch(const struct driver *, struct store *);
+
 static const struct {
 	const char	*name;
 	void		(*fn)(const struct driver *, struct store *);
@@ -633,9 +636,43 @@ static const struct {
 	{ "compare fails", t_cmp_conflict, 0 },
 	{ "delete", t_delete, 0 },
 	{ "watch", t_watch, 0 },
+	{ "watch another writer", t_remote_watch, 0 },
 	{ "persistence", t_persist, 1 },
 	{ "file mode", t_file_mode, 1 },
 };
+
+/*
+ * Another writer (another node on the same store) commits: this handle's
+ * watchers hear it through store_event_fd + store_dispatch.  Drivers with
+ * a single writer (sqlite) have no event fd.
+ */
+static void
+t_remote_watch(const struct driver *d, struct store *s)
+{
+	struct watch_rec	 wa = { s, 0, "", "" };
+	struct store		*other;
+	struct pollfd		 pfd;
+	int			 i;
+
+	CHECK_INT(store_watch(s, K("/rw/"), watch_record, &wa), 0);
+	if (store_event_fd(s) == -1) {
+		CHECK_STR(store_driver_name(s), "sqlite");
+		return;
+	}
+	if ((other = open_store(d)) == NULL)
+		return;
+	CHECK_INT(put(other, K("/rw/x"), "from elsewhere"), 0);
+	pfd.fd = store_event_fd(s);
+	pfd.events = POLLIN;
+	for (i = 0; i < 50 && wa.n == 0; i++) {
+		if (poll(&pfd, 1, 100) == 1)
+			store_dispatch(s);
+	}
+	CHECK_INT(wa.n, 1);
+	CHECK_STR(wa.key, K("/rw/x"));
+	CHECK_STR(wa.value, "from elsewhere");
+	store_close(other);
+}
 
 static void
 rm_tmpdir(void)
