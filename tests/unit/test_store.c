@@ -601,8 +601,10 @@ t_file_mode(const struct driver *d, struct store *s)
 {
 	char	 side[PATH_MAX + 8];
 
-	if (d->file[0] == '\0')
+	if (d->file[0] == '\0') {	/* no file: etcd keeps its own */
+		store_close(s);
 		return;
+	}
 	CHECK_INT(put(s, K("/mode/k"), "secret"), 0);
 	check_mode(d->file, 1, __LINE__);
 	/* While open in WAL mode, recent writes sit in these. */
