@@ -173,6 +173,21 @@ store_txn_del(struct store_txn *t, const char *key)
 	return store_txn_add(t, OP_DEL, key, NULL, 0);
 }
 
+int
+store_txn_put_json(struct store_txn *t, const char *key, const json_t *doc)
+{
+	char	*s = json_dumps(doc, JSON_COMPACT);
+	int	 rc;
+
+	if (s == NULL)
+		return -1;
+	rc = store_txn_put(t, key, s);
+	/* Documents may hold private keys. */
+	explicit_bzero(s, strlen(s));
+	free(s);
+	return rc;
+}
+
 void
 store_txn_free(struct store_txn *t)
 {

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "err.h"
 
 struct store;
@@ -56,6 +58,9 @@ int		 store_txn_cmp(struct store_txn *t, const char *key,
 int		 store_txn_put(struct store_txn *t, const char *key,
 		    const char *value);
 int		 store_txn_del(struct store_txn *t, const char *key);
+/* Put the compact JSON of doc (borrowed); the serialised copy is wiped. */
+int		 store_txn_put_json(struct store_txn *t, const char *key,
+		    const json_t *doc);
 /* All or nothing.  A failed compare is E_CONFLICT.  Watchers run after
  * the commit, before this returns.  t stays owned by the caller. */
 int		 store_txn_commit(struct store *s, struct store_txn *t,

@@ -40,7 +40,7 @@ static int
 certs_put_doc(struct store_txn *t, int id, const char *cert, const char *key,
     int version, const char *who, const char *now, int by_ca)
 {
-	char	 skey[64], *s;
+	char	 skey[64];
 	json_t	*doc;
 	int	 rc;
 
@@ -49,10 +49,8 @@ certs_put_doc(struct store_txn *t, int id, const char *cert, const char *key,
 	    cert_services[id].name, "certificate", cert, "key", key,
 	    "version", version, "updated_at", now, "updated_by", who,
 	    "issued_by_cluster_ca", by_ca);
-	s = json_dumps(doc, JSON_COMPACT);
+	rc = store_txn_put_json(t, skey, doc);
 	json_decref(doc);
-	rc = s != NULL ? store_txn_put(t, skey, s) : -1;
-	x509_pem_free(s);
 	return rc;
 }
 

@@ -10,13 +10,13 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "fsutil.h"
 #include "log.h"
+#include "net.h"
 #include "shards.h"
 
 #define REDIS_SERVER	"/usr/bin/redis-server"
@@ -100,19 +100,7 @@ shard_write_conf(struct shard *sh, struct err *e)
 static int
 shard_connect(struct shard *sh)
 {
-	struct sockaddr_un	 sun;
-	int			 fd;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sh->sock);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		close(fd);
-		return -1;
-	}
-	return fd;
+	return net_unix_connect(sh->sock, 0);
 }
 
 /*

@@ -123,17 +123,15 @@ static int
 users_put_doc(struct store_txn *t, int uid, const char *email,
     const char *name, const char *role, const char *hash)
 {
-	char	 key[64], *s;
+	char	 key[64];
 	json_t	*doc;
 	int	 rc;
 
 	snprintf(key, sizeof(key), "/moat/users/%d", uid);
 	doc = json_pack("{s:i, s:s, s:s, s:s, s:s}", "uid", uid, "email",
 	    email, "name", name, "role", role, "password_hash", hash);
-	s = json_dumps(doc, JSON_COMPACT);
+	rc = store_txn_put_json(t, key, doc);
 	json_decref(doc);
-	rc = s != NULL ? store_txn_put(t, key, s) : -1;
-	free(s);
 	return rc;
 }
 
