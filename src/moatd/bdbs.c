@@ -153,6 +153,9 @@ one_of(const char *v, const char *const *allowed)
 static const char *const tls_modes[] = { "enabled", "disabled", "replica_ssl",
 	NULL };
 static const char *const on_off[] = { "enabled", "disabled", NULL };
+/* Same order as enum shard_persistence. */
+static const char *const persistence_modes[] = { "aof", "snapshot",
+	"disabled", NULL };
 
 static int
 bdb_check_client_certs(json_t *list, struct err *e)
@@ -200,13 +203,14 @@ bdb_merge(struct node *n, json_t *doc, json_t *body, int creating,
 	static const char *const fields[] = { "name", "port", "memory_size",
 	    "tls_mode", "authentication_redis_pass",
 	    "enforce_client_authentication", "authentication_ssl_client_certs",
-	    NULL };
+	    "data_persistence", NULL };
 
 	json_object_foreach(body, key, v) {
 		if (!one_of(key, fields))
 			return err_set(e, E_INVALID_SCHEMA, "unknown or read-only "
 			    "field \"%.64s\"; settable: name, port (on create), "
-			    "memory_size, tls_mode, authentication_redis_pass, "
+			    "memory_size, tls_mode, data_persistence, "
+			    "authentication_redis_pass, "
 			    "enforce_client_authentication, "
 			    "authentication_ssl_client_certs", key);
 		if (strcmp(key, "port") == 0) {
@@ -238,6 +242,11 @@ bdb_merge(struct node *n, json_t *doc, json_t *body, int creating,
 		    !one_of(json_string_value(v), tls_modes)) {
 			return err_set(e, E_INVALID_TLS_MODE, "tls_mode \"%.32s\" "
 			    "is not one of enabled, disabled, replica_ssl",
+			    json_string_value(v));
+		} else if (strcmp(key, "data_persistence") == 0 &&
+		    !one_of(json_string_value(v), persistence_modes)) {
+			return err_set(e, E_INVALID_CONFIG, "data_persistence "
+			    "\"%.32s\" is not one of aof, snapshot, disabled",
 			    json_string_value(v));
 		} else if (strcmp(key, "enforce_client_authentication") == 0 &&
 		    !one_of(json_string_value(v), on_off)) {
@@ -360,8 +369,9 @@ bdbs_create(struct node *n, json_t *body, const char *who, json_t **out,
 	int	 uid = 1, port, rc = -1;
 	char	*now = iso_now();
 
-	doc = json_pack("{s:s, s:I, s:s, s:s, s:s, s:[]}", "name", "",
+	doc = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:[]}", "name", "",
 	    "memory_size", (json_int_t)MEM_DEFAULT, "tls_mode", "disabled",
+	    "data_persistence", "aof",
 	    "authentication_redis_pass", "", "enforce_client_authentication",
 	    "disabled", "authentication_ssl_client_certs");
 	json_object_del(doc, "name");
@@ -561,6 +571,12 @@ bdb_run_one(struct node *n, json_t *d)
 	sc.maxmemory = json_integer_value(json_object_get(d, "memory_size"));
 	sc.password = json_string_value(json_object_get(d,
 	    "authentication_redis_pass"));
+	sc.persistence = PERSIST_AOF;
+	for (int k = 0; persistence_modes[k] != NULL; k++)
+		if (json_string_value(json_object_get(d, "data_persistence")) &&
+		    strcmp(json_string_value(json_object_get(d,
+		    "data_persistence")), persistence_modes[k]) == 0)
+			sc.persistence = (enum shard_persistence)k;
 	snprintf(label, sizeof(label), "db:%d", uid);
 	if (shards_ensure(b->shards, &sc, &e) == -1)
 		goto out;

@@ -36,6 +36,7 @@ struct shard {
 	time_t		 started;
 	long long	 maxmemory;
 	char		*password;
+	enum shard_persistence persistence;
 	char		 dir[4096];
 	char		 sock[108];
 	struct event	*timer;		/* restart or readiness poll */
@@ -62,6 +63,16 @@ shard_find(struct shards *s, int uid)
 	return NULL;
 }
 
+/* What each data_persistence value means to redis-server. */
+static const struct {
+	const char	*appendonly;
+	const char	*save;
+} persist_table[] = {
+	[PERSIST_AOF] =		{ "yes", "" },
+	[PERSIST_SNAPSHOT] =	{ "no", "900 1 300 10 60 10000" },
+	[PERSIST_DISABLED] =	{ "no", "" },
+};
+
 /* redis.conf for the shard: mode 0600, it may hold requirepass. */
 static int
 shard_write_conf(struct shard *sh, struct err *e)
@@ -82,11 +93,13 @@ shard_write_conf(struct shard *sh, struct err *e)
 	    "protected-mode no\n"
 	    "maxmemory %lld\n"
 	    "maxmemory-policy noeviction\n"
-	    "appendonly yes\n"
+	    "appendonly %s\n"
 	    "appendfsync everysec\n"
-	    "save \"\"\n"
+	    "save \"%s\"\n"
 	    "%s%s%s",
 	    sh->sock, sh->dir, sh->dir, sh->dir, sh->maxmemory,
+	    persist_table[sh->persistence].appendonly,
+	    persist_table[sh->persistence].save,
 	    sh->password ? "requirepass \"" : "",
 	    sh->password ? sh->password : "",
 	    sh->password ? "\"\n" : "") == -1)
@@ -321,8 +334,20 @@ shards_ensure(struct shards *s, const struct shard_conf *c, struct err *e)
 	if (sh != NULL) {
 		int pw_changed = (pw == NULL) != (sh->password == NULL) ||
 		    (pw != NULL && strcmp(pw, sh->password) != 0);
-		if (!pw_changed && c->maxmemory == sh->maxmemory)
+		if (!pw_changed && c->maxmemory == sh->maxmemory &&
+		    c->persistence == sh->persistence)
 			return 0;
+		if (sh->up && c->persistence != sh->persistence) {
+			const char *a1[] = { "CONFIG", "SET", "appendonly",
+			    persist_table[c->persistence].appendonly };
+			const char *a2[] = { "CONFIG", "SET", "save",
+			    persist_table[c->persistence].save };
+			if (shard_command(sh, a1, 4) == -1 ||
+			    shard_command(sh, a2, 4) == -1)
+				log_warn("db:%d CONFIG SET persistence failed",
+				    sh->uid);
+		}
+		sh->persistence = c->persistence;
 		/* Live change: clients stay connected. */
 		if (sh->up && c->maxmemory != sh->maxmemory) {
 			const char *argv[] = { "CONFIG", "SET", "maxmemory", num };
@@ -351,6 +376,7 @@ shards_ensure(struct shards *s, const struct shard_conf *c, struct err *e)
 	sh->s = s;
 	sh->uid = c->uid;
 	sh->maxmemory = c->maxmemory;
+	sh->persistence = c->persistence;
 	sh->password = pw ? strdup(pw) : NULL;
 	sh->backoff_ms = BACKOFF_MIN_MS;
 	snprintf(sh->dir, sizeof(sh->dir), "%s/dbs/%d", s->data_dir, c->uid);

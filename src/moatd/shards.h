@@ -14,10 +14,14 @@
 
 struct shards;
 
+/* RS's data_persistence values. */
+enum shard_persistence { PERSIST_AOF, PERSIST_SNAPSHOT, PERSIST_DISABLED };
+
 struct shard_conf {
-	int		 uid;
-	long long	 maxmemory;	/* bytes */
-	const char	*password;	/* NULL or "": none */
+	int			 uid;
+	long long		 maxmemory;	/* bytes */
+	const char		*password;	/* NULL or "": none */
+	enum shard_persistence	 persistence;
 };
 
 /* on_state is called when a shard comes up (up=1) or goes down (0). */

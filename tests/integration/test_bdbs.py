@@ -242,6 +242,8 @@ CREATE_ERRORS = [
      "invalid_password"),
     ("password_quote", {"authentication_redis_pass": 'a"b'}, 400,
      "invalid_password"),
+    ("persistence_unknown", {"data_persistence": "sometimes"}, 400,
+     "invalid_configuration"),
 ]
 
 
@@ -313,6 +315,8 @@ UPDATE_ERRORS = [
                           [{"client_cert": LEAF}, {"client_cert": LEAF}]},
      400, "duplicated_certs"),
     ("memory_huge", {"memory_size": 2 ** 41}, 400, "invalid_memory_size"),
+    ("persistence_unknown", {"data_persistence": "rdb"}, 400,
+     "invalid_configuration"),
 ]
 
 
@@ -392,3 +396,37 @@ def test_errors_left_shards_alone(errnode):
         c.close()
     assert sorted(os.listdir(os.path.join(n.data_dir, "dbs"))) == \
         sorted([str(n.taken["uid"]), str(n.other["uid"])])
+
+
+def test_data_persistence(db_node):
+    """RS's data_persistence: aof (moat's default, so a restart keeps the
+    data), snapshot, disabled; reaches the running shard without a
+    restart of it."""
+    n = db_node
+    port = free_db_port()
+    r = n.sock("POST", "/v1/bdbs", {"name": "p", "port": port,
+                                    "data_persistence": "disabled"})
+    assert r.status_code in (200, 201), r.text
+    uid = r.json()["uid"]
+    assert r.json()["data_persistence"] == "disabled"
+    wait_bdb_active(n, uid)
+    pid = redis_pid(n, uid)
+    c = redis_client(n, port, tls=False)  # tls_mode defaults to disabled
+    assert c.config_get("appendonly")["appendonly"] == "no"
+    assert c.config_get("save")["save"] == ""
+    for mode, aof, save in (("aof", "yes", ""),
+                            ("snapshot", "no", "900 1 300 10 60 10000"),
+                            ("disabled", "no", "")):
+        r = n.sock("PUT", "/v1/bdbs/%d" % uid, {"data_persistence": mode})
+        assert r.status_code == 200, r.text
+        assert r.json()["data_persistence"] == mode
+        assert wait_for(lambda: c.config_get("appendonly")["appendonly"] ==
+                        aof, 10), (mode, c.config_get("appendonly"))
+        assert c.config_get("save")["save"] == save
+    # Changed live: same process, same connection.
+    assert redis_pid(n, uid) == pid
+    assert c.ping()
+    c.close()
+    # The default is aof.
+    r = n.sock("POST", "/v1/bdbs", {"name": "q", "port": free_db_port()})
+    assert r.json()["data_persistence"] == "aof"
