@@ -127,18 +127,12 @@ cert_get(struct adm_session *sess, const char *name, json_t **out)
 static int
 cert_fields_print(struct adm_session *sess, const char *name)
 {
-	const char *key;
-	json_t *cert, *v;
-	char *text;
+	json_t *cert;
 	int rc;
 
 	if ((rc = cert_get(sess, name, &cert)) != ADM_EXIT_OK)
 		return rc;
-	json_object_foreach(cert, key, v) {
-		text = json_value_format(v);
-		printf("%s: %s\n", key, text != NULL ? text : "?");
-		free(text);
-	}
+	json_fields_print(cert, "");
 	json_decref(cert);
 	return ADM_EXIT_OK;
 }

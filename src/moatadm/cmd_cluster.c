@@ -83,9 +83,7 @@ cmd_cluster_config(struct adm_session *sess, const struct cmd_args *args)
 int
 cmd_cluster_info(struct adm_session *sess, const struct cmd_args *args)
 {
-	json_t *cluster, *v;
-	const char *key;
-	char *text;
+	json_t *cluster;
 	int rc;
 
 	(void)args;
@@ -98,11 +96,7 @@ cmd_cluster_info(struct adm_session *sess, const struct cmd_args *args)
 		return ADM_EXIT_SERVER;
 	}
 	printf("cluster configuration:\n");
-	json_object_foreach(cluster, key, v) {
-		text = json_value_format(v);
-		printf("   %s: %s\n", key, text != NULL ? text : "?");
-		free(text);
-	}
+	json_fields_print(cluster, "   ");
 	json_decref(cluster);
 	return ADM_EXIT_OK;
 }

@@ -163,6 +163,8 @@ char *str_printf(const char *fmt, ...)
 
 /* A JSON value as the CLI shows it (arrays joined by ", "); caller frees. */
 char *json_value_format(const json_t *);
+/* Print each field of o as "<indent><key>: <value>", in the server's order. */
+void json_fields_print(const json_t *o, const char *indent);
 
 /* Member key of obj formatted as above, "-" when absent; caller frees. */
 char *json_member_format(const json_t *obj, const char *key);

@@ -130,3 +130,17 @@ session_api_call(struct adm_session *sess, const char *method,
 	http_response_clear(&resp);
 	return ADM_EXIT_OK;
 }
+
+void
+json_fields_print(const json_t *o, const char *indent)
+{
+	const char	*key;
+	json_t		*v;
+	char		*text;
+
+	json_object_foreach((json_t *)o, key, v) {
+		text = json_value_format(v);
+		printf("%s%s: %s\n", indent, key, text != NULL ? text : "?");
+		free(text);
+	}
+}
