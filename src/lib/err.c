@@ -57,6 +57,8 @@ static const struct {
 	[E_DUPLICATED_CERTS] =	{ "duplicated_certs", 400 },
 	[E_INVALID_CONFIG] =	{ "invalid_configuration", 400 },
 	[E_INVALID_MEMORY] =	{ "invalid_memory_size", 400 },
+	[E_JOIN_FAILED] =	{ "join_failed", 400 },
+	[E_STORE_NOT_SHARED] =	{ "store_not_shared", 409 },
 	[E_INTERNAL] =		{ "internal_error", 500 },
 };
 

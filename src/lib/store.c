@@ -24,6 +24,7 @@ struct store {
 	} watch[STORE_MAX_WATCH];
 	int				 nwatch;
 	int				 evfd;
+	char				*url;
 	pthread_mutex_t			 mu;	/* guards queue */
 	char				*queue[STORE_MAX_QUEUE];
 	int				 nqueue;
@@ -54,9 +55,11 @@ store_open(const char *url, const char *data_dir, struct err *e)
 		return NULL;
 	}
 	s->evfd = -1;
+	s->url = strdup(url);
 	pthread_mutex_init(&s->mu, NULL);
 	if ((s->impl = s->d->open(s, url, data_dir, e)) == NULL) {
 		pthread_mutex_destroy(&s->mu);
+		free(s->url);
 		free(s);
 		return NULL;
 	}
@@ -79,6 +82,7 @@ store_close(struct store *s)
 	if (s->evfd != -1)
 		close(s->evfd);
 	pthread_mutex_destroy(&s->mu);
+	free(s->url);
 	free(s);
 }
 
@@ -86,6 +90,29 @@ const char *
 store_driver_name(struct store *s)
 {
 	return s->d->name;
+}
+
+const char *
+store_url(struct store *s)
+{
+	return s->url;
+}
+
+int
+store_presence(struct store *s, const char *key, const char *value, int ttl,
+    struct err *e)
+{
+	struct store_txn	*t;
+	int			 rc;
+
+	if (s->d->presence != NULL)
+		return s->d->presence(s->impl, key, value, ttl, e);
+	if ((t = store_txn_new()) == NULL)
+		return err_set(e, E_INTERNAL, "out of memory");
+	rc = store_txn_put(t, key, value) == 0 ? s->d->commit(s->impl, t, e) :
+	    err_set(e, E_INTERNAL, "out of memory");
+	store_txn_free(t);
+	return rc;
 }
 
 int

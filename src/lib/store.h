@@ -80,5 +80,16 @@ int		 store_event_fd(struct store *s);
 void		 store_dispatch(struct store *s);
 /* "sqlite" or "etcd" */
 const char	*store_driver_name(struct store *s);
+/* The URL the store was opened with (for other nodes to join it). */
+const char	*store_url(struct store *s);
+/*
+ * Announce this process: key = value exists while it lives.  With etcd
+ * the key is bound to a lease of ttl seconds that a thread keeps alive,
+ * so a node that dies or loses the store disappears within ttl.  With a
+ * single-writer driver it is a plain put (the caller deletes it on a
+ * clean stop).
+ */
+int		 store_presence(struct store *s, const char *key,
+		    const char *value, int ttl, struct err *e);
 
 #endif

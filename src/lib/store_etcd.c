@@ -35,6 +35,14 @@ struct etcd_watch {
 	size_t			 len;
 };
 
+struct etcd_presence {
+	struct etcd_store	*es;
+	char			*key;
+	char			*value;
+	int			 ttl;
+	pthread_t		 thread;
+};
+
 struct etcd_store {
 	struct store		*parent;
 	char			*ep[ETCD_MAX_EP];	/* "http://host:port" */
@@ -44,6 +52,8 @@ struct etcd_store {
 	volatile int		 stopping;
 	struct etcd_watch	*w[16];
 	int			 nw;
+	struct etcd_presence	*pr;
+	pthread_mutex_t		 mu;	/* serialises use of curl */
 };
 
 struct resp {
@@ -131,10 +141,27 @@ jint(json_t *j)
 	return 0;
 }
 
-/* POST body to path on the first endpoint that answers. */
+/* POST body to path on the first endpoint that answers, with curl handle
+ * c (each thread has its own). */
+static json_t *
+etcd_call_with(struct etcd_store *es, CURL *c, const char *path,
+    json_t *body, struct err *e);
+
 static json_t *
 etcd_call(struct etcd_store *es, const char *path, json_t *body,
     struct err *e)
+{
+	json_t *j;
+
+	pthread_mutex_lock(&es->mu);
+	j = etcd_call_with(es, es->curl, path, body, e);
+	pthread_mutex_unlock(&es->mu);
+	return j;
+}
+
+static json_t *
+etcd_call_with(struct etcd_store *es, CURL *curl, const char *path,
+    json_t *body, struct err *e)
 {
 	char		*s = json_dumps(body, JSON_COMPACT), url[512];
 	struct resp	 r = { NULL, 0 };
@@ -150,21 +177,21 @@ etcd_call(struct etcd_store *es, const char *path, json_t *body,
 	for (i = 0; i < es->nep; i++) {
 		idx = (es->cur + i) % es->nep;
 		snprintf(url, sizeof(url), "%s%s", es->ep[idx], path);
-		curl_easy_reset(es->curl);
-		curl_easy_setopt(es->curl, CURLOPT_URL, url);
-		curl_easy_setopt(es->curl, CURLOPT_POSTFIELDS, s);
-		curl_easy_setopt(es->curl, CURLOPT_WRITEFUNCTION, resp_write);
-		curl_easy_setopt(es->curl, CURLOPT_WRITEDATA, &r);
-		curl_easy_setopt(es->curl, CURLOPT_TIMEOUT_MS, ETCD_TIMEOUT_MS);
-		curl_easy_setopt(es->curl, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
-		curl_easy_setopt(es->curl, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_reset(curl);
+		curl_easy_setopt(curl, CURLOPT_URL, url);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, s);
+		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, resp_write);
+		curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
+		curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, ETCD_TIMEOUT_MS);
+		curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
+		curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 		free(r.data);
 		r.data = NULL;
 		r.len = 0;
-		cc = curl_easy_perform(es->curl);
+		cc = curl_easy_perform(curl);
 		if (cc != CURLE_OK)
 			continue;
-		curl_easy_getinfo(es->curl, CURLINFO_RESPONSE_CODE, &code);
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
 		/* 503 and friends: this member has no quorum; try another. */
 		if (code >= 500)
 			continue;
@@ -208,6 +235,7 @@ etcd_open(struct store *parent, const char *url, const char *data_dir,
 		return NULL;
 	}
 	es->parent = parent;
+	pthread_mutex_init(&es->mu, NULL);
 	for (tok = strtok_r(list, ",", &save); tok != NULL && es->nep <
 	    ETCD_MAX_EP; tok = strtok_r(NULL, ",", &save))
 		if (asprintf(&es->ep[es->nep], "http://%s", tok) != -1)
@@ -507,6 +535,95 @@ etcd_watch(void *impl, const char *prefix)
 	return 0;
 }
 
+/*
+ * Keep the presence key alive: grant a lease, put the key on it, then
+ * send keep-alives at a third of the TTL.  When the lease is lost (etcd
+ * unreachable longer than the TTL), start over with a new one.
+ */
+static void *
+presence_main(void *arg)
+{
+	struct etcd_presence	*p = arg;
+	struct etcd_store	*es = p->es;
+	CURL			*c = curl_easy_init();
+	char			 id[32] = "", *k = b64(p->key), *v = b64(p->value);
+	json_t			*j, *body;
+	int			 i;
+
+	while (!es->stopping && c != NULL) {
+		if (id[0] == '\0') {
+			body = json_pack("{s:i}", "TTL", p->ttl);
+			j = etcd_call_with(es, c, "/v3/lease/grant", body, NULL);
+			json_decref(body);
+			if (j != NULL && json_object_get(j, "ID") != NULL) {
+				snprintf(id, sizeof(id), "%lld", (long long)jint(
+				    json_object_get(j, "ID")));
+				json_decref(j);
+				body = json_pack("{s:s, s:s, s:s}", "key", k ? k :
+				    "", "value", v ? v : "", "lease", id);
+				j = etcd_call_with(es, c, "/v3/kv/put", body, NULL);
+				json_decref(body);
+				if (j == NULL)
+					id[0] = '\0';
+			}
+			json_decref(j);
+		} else {
+			body = json_pack("{s:s}", "ID", id);
+			j = etcd_call_with(es, c, "/v3/lease/keepalive", body,
+			    NULL);
+			json_decref(body);
+			/* TTL 0 (or no answer): the lease is gone. */
+			if (j == NULL || jint(json_object_get(json_object_get(j,
+			    "result"), "TTL")) <= 0)
+				id[0] = '\0';
+			json_decref(j);
+		}
+		for (i = 0; i < p->ttl * 10 / 3 && !es->stopping; i++)
+			usleep(100 * 1000);
+	}
+	/* A clean stop ends the presence at once rather than after ttl. */
+	if (id[0] != '\0' && c != NULL) {
+		body = json_pack("{s:s}", "ID", id);
+		json_decref(etcd_call_with(es, c, "/v3/kv/lease/revoke", body,
+		    NULL));
+		json_decref(body);
+	}
+	if (c != NULL)
+		curl_easy_cleanup(c);
+	free(k);
+	free(v);
+	return NULL;
+}
+
+static int
+etcd_presence(void *impl, const char *key, const char *value, int ttl,
+    struct err *e)
+{
+	struct etcd_store	*es = impl;
+	struct etcd_presence	*p;
+
+	if (es->pr != NULL)
+		return err_set(e, E_INTERNAL, "presence already announced");
+	if ((p = calloc(1, sizeof(*p))) == NULL ||
+	    (p->key = strdup(key)) == NULL || (p->value = strdup(value)) == NULL) {
+		if (p != NULL) {
+			free(p->key);
+			free(p);
+		}
+		return err_set(e, E_INTERNAL, "out of memory");
+	}
+	p->es = es;
+	p->ttl = ttl < 2 ? 2 : ttl;
+	if (pthread_create(&p->thread, NULL, presence_main, p) != 0) {
+		free(p->key);
+		free(p->value);
+		free(p);
+		return err_set(e, E_INTERNAL, "cannot start the lease thread");
+	}
+	es->pr = p;
+	return 0;
+}
+
 static void
 etcd_close(void *impl)
 {
@@ -514,6 +631,12 @@ etcd_close(void *impl)
 	int			 i;
 
 	es->stopping = 1;
+	if (es->pr != NULL) {
+		pthread_join(es->pr->thread, NULL);
+		free(es->pr->key);
+		free(es->pr->value);
+		free(es->pr);
+	}
 	for (i = 0; i < es->nw; i++) {
 		pthread_join(es->w[i]->thread, NULL);
 		free(es->w[i]->prefix);
@@ -523,6 +646,7 @@ etcd_close(void *impl)
 	for (i = 0; i < es->nep; i++)
 		free(es->ep[i]);
 	curl_easy_cleanup(es->curl);
+	pthread_mutex_destroy(&es->mu);
 	free(es);
 }
 
@@ -536,4 +660,5 @@ const struct store_driver store_etcd_driver = {
 	.revision = etcd_revision,
 	.commit = etcd_commit,
 	.watch = etcd_watch,
+	.presence = etcd_presence,
 };

@@ -40,6 +40,10 @@ struct store_driver {
 	/* Start reporting changes under prefix made by other nodes (NULL:
 	 * the driver has no other writers). */
 	int		 (*watch)(void *impl, const char *prefix);
+	/* Keep key = value in the store for as long as this process lives
+	 * and reaches the store (etcd: a lease kept alive by a thread). */
+	int		 (*presence)(void *impl, const char *key,
+			    const char *value, int ttl, struct err *e);
 };
 
 extern const struct store_driver store_sqlite_driver;

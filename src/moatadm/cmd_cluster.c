@@ -50,6 +50,35 @@ cmd_cluster_create(struct adm_session *sess, const struct cmd_args *args)
 }
 
 int
+cmd_cluster_join(struct adm_session *sess, const struct cmd_args *args)
+{
+	json_t *body, *resp = NULL, *uid;
+	int rc;
+
+	body = json_pack("{s:s, s:{s:[s]}, s:{s:s, s:s}}",
+	    "action", "join_cluster",
+	    "cluster", "nodes", args->arg[ARG_NODE],
+	    "credentials", "username", args->arg[ARG_USERNAME],
+	    "password", args->arg[ARG_PASSWORD]);
+	if (body == NULL) {
+		fprintf(stderr, "Error: nodes, username and password must be "
+		    "UTF-8 text\n");
+		return ADM_EXIT_USAGE;
+	}
+	rc = session_api_call(sess, "POST", "/v1/bootstrap/join_cluster",
+	    body, &resp);
+	json_decref(body);	/* wiped on free: it holds the password */
+	if (rc != ADM_EXIT_OK)
+		return rc;
+	printf("Joined cluster successfully\n");
+	if (json_is_integer(uid = json_object_get(resp, "node_uid")))
+		printf("Node UID: %" JSON_INTEGER_FORMAT "\n",
+		    json_integer_value(uid));
+	json_decref(resp);
+	return ADM_EXIT_OK;
+}
+
+int
 cmd_cluster_config(struct adm_session *sess, const struct cmd_args *args)
 {
 	json_t *body, *resp = NULL, *closed;

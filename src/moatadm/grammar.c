@@ -74,6 +74,17 @@ static const struct token t_create_name_value[] = {
 	  .next = t_create_username },
 	{ 0 }
 };
+/* cluster join nodes <addr[:port]> username <email> password <password> */
+static const struct token t_join_node_value[] = {
+	{ .type = TOK_VALUE, .keyword = "addr[:port]", .slot = ARG_NODE,
+	  .next = t_create_username },
+	{ 0 }
+};
+static const struct token t_join[] = {
+	{ .type = TOK_KEYWORD, .keyword = "nodes", .slot = NO_SLOT,
+	  .next = t_join_node_value },
+	{ 0 }
+};
 static const struct token t_create[] = {
 	{ .type = TOK_KEYWORD, .keyword = "name", .slot = NO_SLOT,
 	  .next = t_create_name_value },
@@ -161,6 +172,8 @@ static const struct token t_config_more[CONFIG_PARAMS + 2] = {
 static const struct token t_cluster[] = {
 	{ .type = TOK_KEYWORD, .keyword = "create", .slot = NO_SLOT,
 	  .action = cmd_cluster_create, .next = t_create },
+	{ .type = TOK_KEYWORD, .keyword = "join", .slot = NO_SLOT,
+	  .action = cmd_cluster_join, .next = t_join },
 	{ .type = TOK_KEYWORD, .keyword = "certificate", .slot = NO_SLOT,
 	  .next = t_cert },
 	{ .type = TOK_KEYWORD, .keyword = "config", .slot = NO_SLOT,

@@ -77,6 +77,7 @@ enum arg_slot {
 	ARG_KEY_FILE,
 	ARG_PARAM,		/* the config parameter a value belongs to */
 	ARG_PARAM_VALUE,
+	ARG_NODE,		/* cluster join nodes <addr[:port]> */
 	ARG_MAX
 };
 
@@ -125,6 +126,7 @@ void grammar_help_print(FILE *, int interactive);
 int cmd_help(struct adm_session *, const struct cmd_args *);
 int cmd_quit(struct adm_session *, const struct cmd_args *);
 int cmd_cluster_create(struct adm_session *, const struct cmd_args *);
+int cmd_cluster_join(struct adm_session *, const struct cmd_args *);
 int cmd_cluster_config(struct adm_session *, const struct cmd_args *);
 int cmd_cluster_info(struct adm_session *, const struct cmd_args *);
 int cmd_status_show(struct adm_session *, const struct cmd_args *);

@@ -15,6 +15,7 @@
 #include "certs.h"
 #include "cluster.h"
 #include "https.h"
+#include "join.h"
 #include "log.h"
 
 static int
@@ -79,6 +80,50 @@ api_bootstrap_create(struct api_req *r, struct err *e)
 out:
 	json_decref(b);
 	return rc;
+}
+
+int
+api_bootstrap_join(struct api_req *r, struct err *e)
+{
+	json_t		*b, *nodes;
+	json_error_t	 je;
+	const char	*action, *user, *pw, *first;
+	int		 rc = -1;
+
+	if (bootstrap_allowed(r, e) == -1)
+		return -1;
+	if ((b = api_body(r, 0, e)) == NULL)
+		return -1;
+	if (json_unpack_ex(b, &je, 0, "{s:s, s:{s:o}, s:{s:s, s:s}}",
+	    "action", &action, "cluster", "nodes", &nodes, "credentials",
+	    "username", &user, "password", &pw) != 0 ||
+	    (first = json_string_value(json_array_get(nodes, 0))) == NULL) {
+		err_set(e, E_INVALID_SCHEMA, "%s; expected {\"action\":"
+		    "\"join_cluster\", \"cluster\":{\"nodes\":[\"<addr>[:<api "
+		    "port>]\"]}, \"credentials\":{\"username\", \"password\"}}",
+		    je.text[0] ? je.text : "cluster.nodes must list a node");
+		goto out;
+	}
+	if (strcmp(action, "join_cluster") != 0) {
+		err_set(e, E_INVALID_SCHEMA, "action must be \"join_cluster\"");
+		goto out;
+	}
+	rc = node_join_cluster(r->n, first, user, pw, &r->resp, e);
+out:
+	json_decref(b);
+	return rc;
+}
+
+/* Where the cluster store is, for a node that joins (admins only). */
+int
+api_cluster_store(struct api_req *r, struct err *e)
+{
+	if (strcmp(store_driver_name(r->n->store), "sqlite") == 0)
+		return err_set(e, E_STORE_NOT_SHARED, "this cluster runs on the "
+		    "embedded store; start its first node with --store "
+		    "etcd://... for other nodes to join");
+	r->resp = json_pack("{s:s}", "store", store_url(r->n->store));
+	return 0;
 }
 
 int

@@ -119,9 +119,10 @@ main(int argc, char *argv[])
 	}
 	if (cfg.data_dir == NULL || optind != argc)
 		usage();
-	if (strcmp(cfg.store_url, "sqlite") != 0) {
-		fprintf(stderr, "moatd: --store %s: only \"sqlite\" is "
-		    "supported by this version\n", cfg.store_url);
+	if (strcmp(cfg.store_url, "sqlite") != 0 &&
+	    strncmp(cfg.store_url, "etcd://", 7) != 0) {
+		fprintf(stderr, "moatd: --store %s: use \"sqlite\" or "
+		    "\"etcd://host:port[,host:port...]\"\n", cfg.store_url);
 		return 2;
 	}
 	if (cfg.bootstrap_token == NULL)

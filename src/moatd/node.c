@@ -9,6 +9,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
 
 #include "bdbs.h"
 #include "certs.h"
@@ -352,14 +355,6 @@ node_watch_cb(const char *key, void *arg)
 	err_clear(&e);
 }
 
-static void
-node_bdbs_cb(const char *key, void *arg)
-{
-	struct node *n = arg;
-
-	if (n->bootstrapped)
-		bdbs_apply(n, 0);
-}
 
 /* IPv4 addresses this node is reached by, for the certificates' SANs. */
 static char **
@@ -484,6 +479,9 @@ node_create_cluster(struct node *n, const char *fqdn, const char *user,
 	}
 	log_audit("cluster %s created by %s; admin user %s", fqdn, "bootstrap",
 	    user);
+	snprintf(path, sizeof(path), "/moat/alive/%d", n->uid);
+	if (store_presence(n->store, path, n->cfg.addr, 5, e) == -1)
+		goto out;
 	rc = 0;
 out:
 	for (i = 0; ips != NULL && ips[i] != NULL; i++)
@@ -510,29 +508,51 @@ node_cluster_json(struct node *n)
 	    "data_cipher_suites_tls_1_3", n->policy.data_ciphersuites);
 }
 
+/* 1 when node uid is announced in the store (alive, reaching the store). */
+static int
+node_alive(struct store_kv *alive, size_t nalive, int uid)
+{
+	char	key[64];
+	size_t	i;
+
+	snprintf(key, sizeof(key), "/moat/alive/%d", uid);
+	for (i = 0; i < nalive; i++)
+		if (strcmp(alive[i].key, key) == 0)
+			return 1;
+	return 0;
+}
+
 json_t *
 node_list_json(struct node *n, int uid, struct err *e)
 {
-	struct store_kv	*kvs;
-	size_t		 nkv, i;
+	struct store_kv	*kvs, *alive = NULL;
+	size_t		 nkv, nalive = 0, i;
 	json_t		*arr = json_array(), *doc;
 
 	if (store_list(n->store, "/moat/nodes/", &kvs, &nkv, e) == -1) {
 		json_decref(arr);
 		return NULL;
 	}
+	/* Liveness is the presence key, not what a node last wrote about
+	 * itself: a node killed with -9 wrote nothing. */
+	store_list(n->store, "/moat/alive/", &alive, &nalive, NULL);
 	for (i = 0; i < nkv; i++) {
 		if ((doc = json_loads(kvs[i].value, 0, NULL)) == NULL)
 			continue;
+		json_object_set_new(doc, "status", json_string(node_alive(alive,
+		    nalive, (int)json_integer_value(json_object_get(doc,
+		    "uid"))) ? "active" : "down"));
 		if (uid > 0 && json_integer_value(json_object_get(doc,
 		    "uid")) == uid) {
 			json_decref(arr);
 			store_kvs_free(kvs, nkv);
+			store_kvs_free(alive, nalive);
 			return doc;
 		}
 		json_array_append_new(arr, doc);
 	}
 	store_kvs_free(kvs, nkv);
+	store_kvs_free(alive, nalive);
 	if (uid > 0) {
 		json_decref(arr);
 		err_set(e, E_NODE_NOT_FOUND, "node %d does not exist", uid);
@@ -541,14 +561,39 @@ node_list_json(struct node *n, int uid, struct err *e)
 	return arr;
 }
 
+/*
+ * Wait (up to timeout_ms) until every live node serves versions, then say
+ * per node whether it does.  A down node cannot confirm: it counts as not
+ * updated (and applies the change when it returns), but is not waited for.
+ * The control thread blocks meanwhile; data workers do not.
+ */
 json_t *
-node_rollout_status(struct node *n, const int *versions, int *all_ok)
+node_rollout_wait(struct node *n, const int *versions, int timeout_ms,
+    int *all_ok)
+{
+	json_t	*out;
+	int	 waited = 0, pending;
+
+	for (;;) {
+		out = node_rollout_status(n, versions, all_ok, &pending);
+		if (!pending || waited >= timeout_ms)
+			return out;
+		json_decref(out);
+		usleep(20 * 1000);
+		waited += 20;
+	}
+}
+
+json_t *
+node_rollout_status(struct node *n, const int *versions, int *all_ok,
+    int *pending)
 {
 	json_t	*nodes = node_list_json(n, 0, NULL), *out = json_array(), *nd;
 	size_t	 k;
 	int	 i;
 
 	*all_ok = 1;
+	*pending = 0;
 	json_array_foreach(nodes, k, nd) {
 		json_t *certs = json_object_get(nd, "certificates");
 		const char *status = json_string_value(json_object_get(nd,
@@ -560,8 +605,10 @@ node_rollout_status(struct node *n, const int *versions, int *all_ok)
 			    json_object_get(c, "version")) < versions[i])
 				ok = 0;
 		}
-		if (!ok && status != NULL && strcmp(status, "active") == 0)
+		if (!ok)
 			*all_ok = 0;
+		if (!ok && status != NULL && strcmp(status, "active") == 0)
+			*pending = 1;
 		json_array_append_new(out, json_pack("{s:O, s:s}", "uid",
 		    json_object_get(nd, "uid"), "status", ok ? "updated" :
 		    (status && strcmp(status, "active") == 0) ? "not_updated" :
@@ -585,22 +632,65 @@ node_init(struct node *n, struct event_base *base,
 	if (fs_mkdir(cfg->data_dir, 0700, e) == -1 ||
 	    fs_mkdir(path, 0755, e) == -1)
 		return -1;
-	if ((n->store = store_open(cfg->store_url, cfg->data_dir, e)) == NULL)
-		return -1;
+	/* A node that joined a cluster remembers its store. */
 	snprintf(path, sizeof(path), "%s/node.json", cfg->data_dir);
 	if ((id = json_load_file(path, 0, NULL)) != NULL) {
 		n->uid = (int)json_integer_value(json_object_get(id, "uid"));
+		if (json_string_value(json_object_get(id, "store")) != NULL)
+			n->cfg.store_url = n->store_url_buf =
+			    strdup(json_string_value(json_object_get(id, "store")));
 		json_decref(id);
 	}
+	if ((n->store = store_open(n->cfg.store_url, cfg->data_dir, e)) == NULL)
+		return -1;
 	if (bdbs_init(n, e) == -1)
 		return -1;
+	return node_attach_store(n, e);
+}
+
+/* Changes of the cluster configuration, from this node or another. */
+static void
+node_store_cb(const char *key, void *arg)
+{
+	struct node *n = arg;
+
+	/* What nodes write about themselves changes nothing to apply; the
+	 * store hands over the first key of each change set, so anything
+	 * else may carry certificates, policy or databases: re-read (node_apply
+	 * changes only what differs, databases included). */
+	if (n->uid <= 0 || strncmp(key, "/moat/nodes/", 12) == 0 ||
+	    strncmp(key, "/moat/alive/", 12) == 0)
+		return;
+	node_watch_cb(key, n);
+}
+
+static void
+node_store_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct node *n = arg;
+
+	store_dispatch(n->store);
+}
+
+int
+node_attach_store(struct node *n, struct err *e)
+{
+	char	key[64];
+	int	fd;
+
+	if (n->uid > 0 && node_apply(n, e) == -1)
+		return -1;
+	store_watch(n->store, "/moat/", node_store_cb, n);
+	if ((fd = store_event_fd(n->store)) != -1) {
+		n->store_ev = event_new(n->base, fd, EV_READ | EV_PERSIST,
+		    node_store_event, n);
+		event_add(n->store_ev, NULL);
+	}
 	if (n->uid > 0) {
-		if (node_apply(n, e) == -1)
+		snprintf(key, sizeof(key), "/moat/alive/%d", n->uid);
+		if (store_presence(n->store, key, n->cfg.addr, 5, e) == -1)
 			return -1;
 	}
-	store_watch(n->store, "/moat/cluster", node_watch_cb, n);
-	store_watch(n->store, "/moat/certs/", node_watch_cb, n);
-	store_watch(n->store, "/moat/bdbs/", node_bdbs_cb, n);
 	return 0;
 }
 
@@ -612,12 +702,24 @@ node_shutdown(struct node *n)
 	bdbs_shutdown(n);
 	if (n->bootstrapped)
 		node_report(n, "down");
+	if (n->uid > 0 && strcmp(store_driver_name(n->store), "sqlite") == 0) {
+		/* etcd revokes the lease itself when the store is closed */
+		struct store_txn *t = store_txn_new();
+		char key[64];
+		snprintf(key, sizeof(key), "/moat/alive/%d", n->uid);
+		if (t != NULL && store_txn_del(t, key) == 0)
+			store_txn_commit(n->store, t, NULL);
+		store_txn_free(t);
+	}
+	if (n->store_ev != NULL)
+		event_free(n->store_ev);
 	for (i = 0; i < CERT__COUNT; i++) {
 		tlsctx_unref(n->served[i].ctx);
 		x509_material_free(n->served[i].material);
 	}
 	cluster_policy_clear(&n->policy);
 	store_close(n->store);
+	free(n->store_url_buf);
 	free(n->fqdn);
 	free(n->created_at);
 }

@@ -85,6 +85,8 @@ struct node {
 	void			*current_conn;	/* connection of the request
 						   being handled, or NULL */
 	int			 current_conn_closed;
+	struct event		*store_ev;	/* changes from other nodes */
+	char			*store_url_buf;	/* owned store URL from node.json */
 };
 
 extern const struct cert_service cert_services[CERT__COUNT];
@@ -93,6 +95,8 @@ int		 cert_id_of(const char *name);
 
 int		 node_init(struct node *n, struct event_base *base,
 		    const struct node_config *cfg, struct err *e);
+/* Watch the store, apply it, announce this node (after init or a join). */
+int		 node_attach_store(struct node *n, struct err *e);
 void		 node_shutdown(struct node *n);
 /* Bring what this node serves in line with the store. */
 int		 node_apply(struct node *n, struct err *e);
@@ -104,7 +108,10 @@ json_t		*node_list_json(struct node *n, int uid, struct err *e);
 /* Nodes that do not serve version of cert id yet: JSON array of
  * {uid, status}; sets *all_ok. */
 json_t		*node_rollout_status(struct node *n, const int *versions,
-		    int *all_ok);
+		    int *all_ok, int *pending);
+json_t		*node_rollout_wait(struct node *n, const int *versions,
+		    int timeout_ms, int *all_ok);
+#define ROLLOUT_TIMEOUT_MS	10000
 
 const struct tls_policy *node_tls_policy(const struct cluster_policy *p,
 		    enum policy_kind k, struct tls_policy *out);

@@ -1,0 +1,155 @@
+"""Nodes sharing one etcd: join, certificates everywhere, a node that dies.
+
+Starts a single-member etcd on loopback (stopped by PID at the end), a first
+node on 127.0.0.1 with --store etcd://..., and a second node on 127.0.0.2
+that joins through POST /v1/bootstrap/join_cluster or moatadm.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+import certgen
+from moatlib import FQDN, free_port, served_fingerprint
+
+pytestmark = pytest.mark.skipif(shutil.which("etcd") is None,
+                                reason="etcd-server is not installed")
+
+
+@pytest.fixture
+def etcd():
+    d = tempfile.mkdtemp(prefix="moat-etcd-", dir="/tmp")
+    cport, pport = free_port("127.0.0.1"), free_port("127.0.0.1")
+    log = open(os.path.join(d, "log"), "wb")
+    p = subprocess.Popen(
+        ["etcd", "--name", "t", "--data-dir", os.path.join(d, "data"),
+         "--listen-client-urls", "http://127.0.0.1:%d" % cport,
+         "--advertise-client-urls", "http://127.0.0.1:%d" % cport,
+         "--listen-peer-urls", "http://127.0.0.1:%d" % pport,
+         "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % pport,
+         "--initial-cluster", "t=http://127.0.0.1:%d" % pport],
+        stdout=log, stderr=log, start_new_session=True)
+    log.close()
+    url = "etcd://127.0.0.1:%d" % cport
+    import requests
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            requests.post("http://127.0.0.1:%d/v3/kv/range" % cport,
+                          json={"key": "AA=="}, timeout=1)
+            break
+        except requests.RequestException:
+            assert time.monotonic() < deadline, open(os.path.join(d, "log")).read()
+            time.sleep(0.1)
+    yield url
+    os.kill(p.pid, signal.SIGTERM)
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(10)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def pair(make_node, etcd):
+    first = make_node(addr="127.0.0.1", extra_args=["--store", etcd])
+    second = make_node(addr="127.0.0.2", api_port=first.port, create=False)
+    return first, second
+
+
+def join_body(n, password=None):
+    return {"action": "join_cluster",
+            "cluster": {"nodes": ["%s:%d" % (n.addr, n.port)]},
+            "credentials": {"username": n.email,
+                            "password": password or n.password}}
+
+
+def fps(n):
+    return {k: v["fingerprint_sha256"] for k, v in
+            n.sock("GET", "/v1/nodes/%d" % n.uid).json()["certificates"].items()}
+
+
+def test_join_serves_the_clusters_certificates(pair):
+    first, second = pair
+    # A wrong password joins nothing.
+    r = second.sock("POST", "/v1/bootstrap/join_cluster",
+                    join_body(first, password="wrong-password-1"))
+    assert r.status_code == 401, r.text
+    assert r.json()["error_code"] == "unauthorized"
+    assert second.sock("GET", "/v1/cluster").status_code == 503
+    # moatadm, the rladmin way.
+    p = second.adm("cluster", "join", "nodes", "%s:%d" % (first.addr, first.port),
+                   "username", first.email, "password", first.password)
+    assert p.returncode == 0, p.stderr
+    assert "Joined cluster successfully" in p.stdout
+    second.uid = 2
+    first.uid = 1
+    # Same certificates, served on both nodes' API ports, and the same
+    # files on disk.
+    assert served_fingerprint(first.addr, first.port) == \
+        served_fingerprint(second.addr, second.port)
+    for name in ("api", "proxy", "syncer", "cm", "metrics_exporter"):
+        a = open(os.path.join(first.data_dir, "certs", name + "_cert.pem")).read()
+        b = open(os.path.join(second.data_dir, "certs", name + "_cert.pem")).read()
+        assert a == b, name
+    nodes = first.sock("GET", "/v1/nodes").json()
+    assert sorted((x["uid"], x["addr"], x["status"]) for x in nodes) == \
+        [(1, "127.0.0.1", "active"), (2, "127.0.0.2", "active")]
+    assert fps(first) == fps(second)
+    # Joining twice is refused.
+    r = second.sock("POST", "/v1/bootstrap/join_cluster", join_body(first))
+    assert r.status_code == 409, r.text
+
+
+def test_change_through_one_node_reaches_all(pair, test_ca):
+    first, second = pair
+    r = second.sock("POST", "/v1/bootstrap/join_cluster", join_body(first))
+    assert r.status_code == 200, r.text
+    first.uid, second.uid = 1, 2
+    leaf = certgen.make_leaf(test_ca, sans=["DNS:" + FQDN, "DNS:*." + FQDN,
+                                            "IP:127.0.0.1", "IP:127.0.0.2"])
+    r = second.sock("PUT", "/v1/cluster/update_cert",
+                    {"name": "api", "key": leaf.key_pem,
+                     "certificate": leaf.cert_pem})
+    assert r.status_code == 200, r.text
+    assert sorted(x["status"] for x in r.json()["nodes"]) == ["updated", "updated"]
+    # When the call returns, both nodes serve it.
+    assert served_fingerprint(first.addr, first.port) == leaf.fingerprint
+    assert served_fingerprint(second.addr, second.port) == leaf.fingerprint
+    assert fps(first)["api"] == fps(second)["api"] == leaf.fingerprint
+
+    # kill -9 the second node: the next change is stored, applied on the
+    # first, and answered 409 naming node 2.
+    os.kill(second.proc.pid, signal.SIGKILL)
+    second.proc.wait(10)
+    second.died = None
+    second.proc = None
+    r = first.sock("POST", "/v1/cluster/certificates/rotate", {"name": "api"})
+    assert r.status_code == 409, r.text
+    body = r.json()
+    assert body["error_code"] == "not_all_nodes_updated"
+    states = {x["uid"]: x["status"] for x in body["nodes"]}
+    assert states[1] == "updated" and states[2] != "updated", body
+    new_fp = fps(first)["api"]
+    assert served_fingerprint(first.addr, first.port) == new_fp
+    # Back: it serves the new certificate from its first connection on.
+    second.start()
+    assert served_fingerprint(second.addr, second.port) == new_fp
+    assert [x["status"] for x in sorted(first.sock("GET", "/v1/nodes").json(),
+                                        key=lambda x: x["uid"])] == \
+        ["active", "active"]
+
+
+def test_embedded_store_cannot_be_joined(make_node):
+    first = make_node(addr="127.0.0.1")
+    second = make_node(addr="127.0.0.2", api_port=first.port, create=False)
+    r = second.sock("POST", "/v1/bootstrap/join_cluster", join_body(first))
+    assert r.status_code == 409, r.text
+    assert r.json()["error_code"] == "store_not_shared"
+    assert second.sock("GET", "/v1/cluster").status_code == 503
