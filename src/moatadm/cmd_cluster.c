@@ -129,3 +129,25 @@ cmd_cluster_info(struct adm_session *sess, const struct cmd_args *args)
 	json_decref(cluster);
 	return ADM_EXIT_OK;
 }
+
+int
+cmd_node_remove(struct adm_session *sess, const struct cmd_args *args)
+{
+	const char	*uid = args->arg[ARG_NODE];
+	char		 path[64];
+	json_t		*resp = NULL;
+	int		 rc;
+
+	if (uid == NULL || strspn(uid, "0123456789") != strlen(uid) ||
+	    strlen(uid) == 0 || strlen(uid) > 9) {
+		fprintf(stderr, "Error: node uid must be a number\n");
+		return ADM_EXIT_USAGE;
+	}
+	snprintf(path, sizeof(path), "/v1/nodes/%s", uid);
+	if ((rc = session_api_call(sess, "DELETE", path, NULL, &resp)) !=
+	    ADM_EXIT_OK)
+		return rc;
+	printf("Node %s removed from the cluster\n", uid);
+	json_decref(resp);
+	return ADM_EXIT_OK;
+}

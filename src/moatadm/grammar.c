@@ -188,6 +188,18 @@ static const struct token t_info[] = {
 	{ 0 }
 };
 
+/* node <uid> remove */
+static const struct token t_node_remove[] = {
+	{ .type = TOK_KEYWORD, .keyword = "remove", .slot = NO_SLOT,
+	  .action = cmd_node_remove, .next = t_end },
+	{ 0 }
+};
+static const struct token t_node[] = {
+	{ .type = TOK_VALUE, .keyword = "uid", .slot = ARG_NODE,
+	  .next = t_node_remove },
+	{ 0 }
+};
+
 static const struct token t_main[] = {
 	{ .type = TOK_KEYWORD, .keyword = "cluster", .slot = NO_SLOT,
 	  .next = t_cluster },
@@ -195,6 +207,8 @@ static const struct token t_main[] = {
 	  .next = t_info },
 	{ .type = TOK_KEYWORD, .keyword = "status", .slot = NO_SLOT,
 	  .action = cmd_status_show, .next = t_end },
+	{ .type = TOK_KEYWORD, .keyword = "node", .slot = NO_SLOT,
+	  .next = t_node },
 	{ .type = TOK_KEYWORD, .keyword = "help", .slot = NO_SLOT,
 	  .action = cmd_help, .next = t_end },
 	{ .type = TOK_KEYWORD, .keyword = "exit", .slot = NO_SLOT,

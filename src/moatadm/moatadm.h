@@ -127,6 +127,7 @@ int cmd_help(struct adm_session *, const struct cmd_args *);
 int cmd_quit(struct adm_session *, const struct cmd_args *);
 int cmd_cluster_create(struct adm_session *, const struct cmd_args *);
 int cmd_cluster_join(struct adm_session *, const struct cmd_args *);
+int cmd_node_remove(struct adm_session *, const struct cmd_args *);
 int cmd_cluster_config(struct adm_session *, const struct cmd_args *);
 int cmd_cluster_info(struct adm_session *, const struct cmd_args *);
 int cmd_status_show(struct adm_session *, const struct cmd_args *);

@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <sys/queue.h>
+
 #include <event2/keyvalq_struct.h>
 
 #include "api.h"
@@ -38,6 +40,7 @@ static const struct api_route {
 	{ EVHTTP_REQ_DELETE, "/v1/cluster/certificates/:name", PERM_ADMIN, 1, api_cert_delete },
 	{ EVHTTP_REQ_GET, "/v1/nodes", PERM_VIEW, 1, api_nodes_get },
 	{ EVHTTP_REQ_GET, "/v1/nodes/:uid", PERM_VIEW, 1, api_node_get },
+	{ EVHTTP_REQ_DELETE, "/v1/nodes/:uid", PERM_ADMIN, 1, api_node_delete },
 	{ EVHTTP_REQ_GET, "/v1/bdbs", PERM_VIEW, 1, api_bdbs_get },
 	{ EVHTTP_REQ_POST, "/v1/bdbs", PERM_ADMIN, 1, api_bdbs_post },
 	{ EVHTTP_REQ_GET, "/v1/bdbs/:uid", PERM_VIEW, 1, api_bdb_get },
@@ -167,6 +170,38 @@ api_param_uid(struct api_req *r)
 	return (int)v;
 }
 
+/*
+ * ?timeout=<seconds>: how long a change waits for every live node to
+ * confirm it (0 to 900; default ROLLOUT_TIMEOUT_MS).  Out: milliseconds,
+ * 0 when absent.
+ */
+static int
+api_timeout_param(const struct evhttp_uri *uri, int *ms, struct err *e)
+{
+	struct evkeyvalq	 q;
+	const char		*v, *qs = uri ? evhttp_uri_get_query(uri) : NULL;
+	char			*end;
+	long			 secs;
+	int			 rc = 0;
+
+	*ms = 0;
+	if (qs == NULL)
+		return 0;
+	TAILQ_INIT(&q);
+	if (evhttp_parse_query_str(qs, &q) != 0)
+		return err_set(e, E_INVALID_SCHEMA, "malformed query string");
+	if ((v = evhttp_find_header(&q, "timeout")) != NULL) {
+		secs = strtol(v, &end, 10);
+		if (*v == '\0' || *end != '\0' || secs < 0 || secs > 900)
+			rc = err_set(e, E_INVALID_SCHEMA, "timeout must be a "
+			    "number of seconds from 0 to 900");
+		else
+			*ms = secs == 0 ? 1 : (int)secs * 1000;
+	}
+	evhttp_clear_headers(&q);
+	return rc;
+}
+
 void
 api_dispatch(struct evhttp_request *req, void *arg)
 {
@@ -243,6 +278,8 @@ api_dispatch(struct evhttp_request *req, void *arg)
 		err_set(&e, E_FORBIDDEN, "role %s may not do this", r.user.role);
 		goto fail;
 	}
+	if (api_timeout_param(uri, &r.n->rollout_timeout_ms, &e) == -1)
+		goto fail;
 	r.n->current_conn = (void *)http_conn_of(req);
 	if (rt->fn(&r, &e) == -1) {
 		r.n->current_conn = NULL;

@@ -56,6 +56,7 @@ int	 api_cert_delete(struct api_req *, struct err *);
 int	 api_certs_rotate(struct api_req *, struct err *);
 int	 api_nodes_get(struct api_req *, struct err *);
 int	 api_node_get(struct api_req *, struct err *);
+int	 api_node_delete(struct api_req *, struct err *);
 int	 api_bdbs_get(struct api_req *, struct err *);
 int	 api_bdbs_post(struct api_req *, struct err *);
 int	 api_bdb_get(struct api_req *, struct err *);

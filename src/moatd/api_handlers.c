@@ -287,6 +287,20 @@ api_node_get(struct api_req *r, struct err *e)
 }
 
 int
+api_node_delete(struct api_req *r, struct err *e)
+{
+	int uid = api_param_uid(r);
+
+	if (uid == -1)
+		return err_set(e, E_NODE_NOT_FOUND, "no node \"%.32s\"",
+		    r->param);
+	if (node_remove(r->n, uid, r->who, e) == -1)
+		return -1;
+	r->resp = json_pack("{s:i, s:b}", "uid", uid, "removed", 1);
+	return 0;
+}
+
+int
 api_users_get(struct api_req *r, struct err *e)
 {
 	r->resp = users_get_json(r->n, 0, e);

@@ -723,3 +723,36 @@ node_shutdown(struct node *n)
 	free(n->fqdn);
 	free(n->created_at);
 }
+
+int
+node_remove(struct node *n, int uid, const char *who, struct err *e)
+{
+	struct store_txn	*t;
+	json_t			*doc;
+	char			 key[64], *v = NULL;
+	int64_t			 rev;
+	int			 rc;
+
+	if ((doc = node_list_json(n, uid, e)) == NULL)
+		return -1;
+	if (strcmp(json_string_value(json_object_get(doc, "status")),
+	    "active") == 0) {
+		json_decref(doc);
+		return err_set(e, E_CONFLICT, "node %d is active; stop its "
+		    "moatd first, then remove it", uid);
+	}
+	json_decref(doc);
+	snprintf(key, sizeof(key), "/moat/nodes/%d", uid);
+	if (store_get(n->store, key, &v, &rev, e) == -1)
+		return -1;
+	free(v);
+	if ((t = store_txn_new()) == NULL)
+		return err_set(e, E_INTERNAL, "out of memory");
+	store_txn_cmp(t, key, rev);
+	store_txn_del(t, key);
+	rc = store_txn_commit(n->store, t, e);
+	store_txn_free(t);
+	if (rc == 0)
+		log_audit("%s removed node %d from the cluster", who, uid);
+	return rc;
+}

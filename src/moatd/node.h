@@ -86,6 +86,8 @@ struct node {
 						   being handled, or NULL */
 	int			 current_conn_closed;
 	struct event		*store_ev;	/* changes from other nodes */
+	int			 rollout_timeout_ms; /* of the request being
+						   handled (?timeout=) */
 	char			*store_url_buf;	/* owned store URL from node.json */
 };
 
@@ -95,6 +97,12 @@ int		 cert_id_of(const char *name);
 
 int		 node_init(struct node *n, struct event_base *base,
 		    const struct node_config *cfg, struct err *e);
+/*
+ * Take node uid out of the cluster.  Only a node that is down can be
+ * removed (a live one would keep serving as a member): stop it first.
+ */
+int		 node_remove(struct node *n, int uid, const char *who,
+		    struct err *e);
 /* Watch the store, apply it, announce this node (after init or a join). */
 int		 node_attach_store(struct node *n, struct err *e);
 void		 node_shutdown(struct node *n);

@@ -153,3 +153,30 @@ def test_embedded_store_cannot_be_joined(make_node):
     assert r.status_code == 409, r.text
     assert r.json()["error_code"] == "store_not_shared"
     assert second.sock("GET", "/v1/cluster").status_code == 503
+
+
+def test_node_remove_and_timeout(pair, test_ca):
+    first, second = pair
+    r = second.sock("POST", "/v1/bootstrap/join_cluster", join_body(first))
+    assert r.status_code == 200, r.text
+    # A live node cannot be removed.
+    r = first.sock("DELETE", "/v1/nodes/2")
+    assert r.status_code == 409, r.text
+    second.stop()
+    # Down (its lease is revoked on a clean stop): a change answers at once
+    # with 409, whatever the timeout, and ?timeout is checked.
+    r = first.sock("POST", "/v1/cluster/certificates/rotate?timeout=abc",
+                   {"name": "cm"})
+    assert r.status_code == 400 and r.json()["error_code"] == "invalid_schema"
+    t0 = time.monotonic()
+    r = first.sock("POST", "/v1/cluster/certificates/rotate?timeout=30",
+                   {"name": "cm"})
+    assert r.status_code == 409, r.text
+    assert time.monotonic() - t0 < 10
+    p = first.adm("node", "2", "remove")
+    assert p.returncode == 0, p.stderr
+    assert "removed" in p.stdout
+    assert [x["uid"] for x in first.sock("GET", "/v1/nodes").json()] == [1]
+    r = first.sock("POST", "/v1/cluster/certificates/rotate", {"name": "cm"})
+    assert r.status_code == 200, r.text
+    assert first.sock("DELETE", "/v1/nodes/7").status_code == 404
