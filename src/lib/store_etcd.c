@@ -40,6 +40,7 @@ struct etcd_presence {
 	char			*key;
 	char			*value;
 	int			 ttl;
+	char			 id[32];	/* lease; "" when none */
 	pthread_t		 thread;
 };
 
@@ -540,33 +541,50 @@ etcd_watch(void *impl, const char *prefix)
  * send keep-alives at a third of the TTL.  When the lease is lost (etcd
  * unreachable longer than the TTL), start over with a new one.
  */
+/* Grant a lease and put the key on it; p->id is "" on failure. */
+static int
+presence_grant(struct etcd_presence *p, CURL *c, struct err *e)
+{
+	struct etcd_store	*es = p->es;
+	char			*k = b64(p->key), *v = b64(p->value);
+	json_t			*j, *body;
+
+	p->id[0] = '\0';
+	body = json_pack("{s:i}", "TTL", p->ttl);
+	j = c != NULL ? etcd_call_with(es, c, "/v3/lease/grant", body, e) :
+	    etcd_call(es, "/v3/lease/grant", body, e);
+	json_decref(body);
+	if (j != NULL && json_object_get(j, "ID") != NULL) {
+		snprintf(p->id, sizeof(p->id), "%lld", (long long)jint(
+		    json_object_get(j, "ID")));
+		json_decref(j);
+		body = json_pack("{s:s, s:s, s:s}", "key", k ? k : "", "value",
+		    v ? v : "", "lease", p->id);
+		j = c != NULL ? etcd_call_with(es, c, "/v3/kv/put", body, e) :
+		    etcd_call(es, "/v3/kv/put", body, e);
+		json_decref(body);
+		if (j == NULL)
+			p->id[0] = '\0';
+	}
+	json_decref(j);
+	free(k);
+	free(v);
+	return p->id[0] != '\0' ? 0 : -1;
+}
+
 static void *
 presence_main(void *arg)
 {
 	struct etcd_presence	*p = arg;
 	struct etcd_store	*es = p->es;
 	CURL			*c = curl_easy_init();
-	char			 id[32] = "", *k = b64(p->key), *v = b64(p->value);
+	char			*id = p->id;
 	json_t			*j, *body;
 	int			 i;
 
 	while (!es->stopping && c != NULL) {
 		if (id[0] == '\0') {
-			body = json_pack("{s:i}", "TTL", p->ttl);
-			j = etcd_call_with(es, c, "/v3/lease/grant", body, NULL);
-			json_decref(body);
-			if (j != NULL && json_object_get(j, "ID") != NULL) {
-				snprintf(id, sizeof(id), "%lld", (long long)jint(
-				    json_object_get(j, "ID")));
-				json_decref(j);
-				body = json_pack("{s:s, s:s, s:s}", "key", k ? k :
-				    "", "value", v ? v : "", "lease", id);
-				j = etcd_call_with(es, c, "/v3/kv/put", body, NULL);
-				json_decref(body);
-				if (j == NULL)
-					id[0] = '\0';
-			}
-			json_decref(j);
+			presence_grant(p, c, NULL);
 		} else {
 			body = json_pack("{s:s}", "ID", id);
 			j = etcd_call_with(es, c, "/v3/lease/keepalive", body,
@@ -590,8 +608,6 @@ presence_main(void *arg)
 	}
 	if (c != NULL)
 		curl_easy_cleanup(c);
-	free(k);
-	free(v);
 	return NULL;
 }
 
@@ -614,6 +630,14 @@ etcd_presence(void *impl, const char *key, const char *value, int ttl,
 	}
 	p->es = es;
 	p->ttl = ttl < 2 ? 2 : ttl;
+	/* The first lease before returning: the node is visible as soon as
+	 * it says it is up. */
+	if (presence_grant(p, NULL, e) == -1) {
+		free(p->key);
+		free(p->value);
+		free(p);
+		return -1;
+	}
 	if (pthread_create(&p->thread, NULL, presence_main, p) != 0) {
 		free(p->key);
 		free(p->value);

@@ -125,7 +125,7 @@ certs_finish(struct node *n, const int *versions, const char *fps[],
 	json_t	*list = json_array(), *nodes;
 	int	 i, all_ok;
 
-	nodes = node_rollout_wait(n, versions, n->rollout_timeout_ms > 0 ?
+	nodes = node_rollout_wait(n, versions, 0, n->rollout_timeout_ms > 0 ?
 	    n->rollout_timeout_ms : ROLLOUT_TIMEOUT_MS, &all_ok);
 	for (i = 0; i < CERT__COUNT; i++) {
 		if (versions[i] == 0)

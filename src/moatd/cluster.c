@@ -89,6 +89,27 @@ cluster_trial(struct node *n, const struct cluster_policy *p, struct err *e)
 	return 0;
 }
 
+/* Wait until every live node applied the stored policy; add "nodes". */
+static int
+cluster_wait_nodes(struct node *n, json_t *out, struct err *e)
+{
+	char	*v = NULL;
+	int64_t	 rev = 0;
+	int	 all_ok;
+	json_t	*nodes;
+
+	if (store_get(n->store, KEY_CLUSTER, &v, &rev, e) == -1)
+		return -1;
+	free(v);
+	nodes = node_rollout_wait(n, NULL, rev, n->rollout_timeout_ms > 0 ?
+	    n->rollout_timeout_ms : ROLLOUT_TIMEOUT_MS, &all_ok);
+	json_object_set_new(out, "nodes", nodes);
+	if (!all_ok)
+		return err_set(e, E_NOT_ALL_NODES, "the policy is stored, but not "
+		    "every node confirmed it applies it yet; they will converge");
+	return 0;
+}
+
 int
 cluster_update(struct node *n, json_t *body, const char *who, json_t **out,
     struct err *e)
@@ -143,7 +164,7 @@ cluster_update(struct node *n, json_t *body, const char *who, json_t **out,
 	*out = node_cluster_json(n);
 	json_object_set_new(*out, "closed_sessions",
 	    json_integer(n->closed_sessions));
-	rc = 0;
+	rc = cluster_wait_nodes(n, *out, e);
 out:
 	free(s);
 	store_txn_free(t);

@@ -198,10 +198,11 @@ node_report(struct node *n, const char *status)
 		    json_pack("{s:i, s:s}", "version", n->served[i].version,
 		    "fingerprint_sha256", n->served[i].fingerprint));
 	}
-	doc = json_pack("{s:i, s:s, s:i, s:s, s:s, s:o, s:s}", "uid", n->uid,
-	    "addr", n->cfg.addr, "api_port", n->cfg.api_port,
+	doc = json_pack("{s:i, s:s, s:i, s:s, s:s, s:o, s:I, s:s}", "uid",
+	    n->uid, "addr", n->cfg.addr, "api_port", n->cfg.api_port,
 	    "status", status, "software_version", MOAT_VERSION,
-	    "certificates", certs, "updated_at", now ? now : "");
+	    "certificates", certs, "policy_rev", (json_int_t)n->policy_rev,
+	    "updated_at", now ? now : "");
 	free(now);
 	s = json_dumps(doc, JSON_COMPACT);
 	json_decref(doc);
@@ -287,7 +288,10 @@ node_apply(struct node *n, struct err *e)
 	int			 i, ctl_changed, data_changed, any = 0;
 	int			 raised, data_raised, proxy_changed = 0;
 
-	if ((doc = store_get_json(n->store, KEY_CLUSTER, NULL, e)) == NULL)
+	int64_t			 policy_rev;
+
+	if ((doc = store_get_json(n->store, KEY_CLUSTER, &policy_rev, e)) ==
+	    NULL)
 		return -1;
 	if (node_read_cluster(n, doc, &p, e) == -1) {
 		json_decref(doc);
@@ -339,6 +343,7 @@ node_apply(struct node *n, struct err *e)
 		    "database connection(s) below it",
 		    tls_version_str(p.min_data), c);
 	}
+	n->policy_rev = policy_rev;
 	node_report(n, "active");
 	return 0;
 }
@@ -568,14 +573,15 @@ node_list_json(struct node *n, int uid, struct err *e)
  * The control thread blocks meanwhile; data workers do not.
  */
 json_t *
-node_rollout_wait(struct node *n, const int *versions, int timeout_ms,
-    int *all_ok)
+node_rollout_wait(struct node *n, const int *versions, int64_t policy_rev,
+    int timeout_ms, int *all_ok)
 {
 	json_t	*out;
 	int	 waited = 0, pending;
 
 	for (;;) {
-		out = node_rollout_status(n, versions, all_ok, &pending);
+		out = node_rollout_status(n, versions, policy_rev, all_ok,
+		    &pending);
 		if (!pending || waited >= timeout_ms)
 			return out;
 		json_decref(out);
@@ -585,8 +591,8 @@ node_rollout_wait(struct node *n, const int *versions, int timeout_ms,
 }
 
 json_t *
-node_rollout_status(struct node *n, const int *versions, int *all_ok,
-    int *pending)
+node_rollout_status(struct node *n, const int *versions, int64_t policy_rev,
+    int *all_ok, int *pending)
 {
 	json_t	*nodes = node_list_json(n, 0, NULL), *out = json_array(), *nd;
 	size_t	 k;
@@ -598,8 +604,9 @@ node_rollout_status(struct node *n, const int *versions, int *all_ok,
 		json_t *certs = json_object_get(nd, "certificates");
 		const char *status = json_string_value(json_object_get(nd,
 		    "status"));
-		int ok = 1;
-		for (i = 0; i < CERT__COUNT; i++) {
+		int ok = json_integer_value(json_object_get(nd, "policy_rev")) >=
+		    policy_rev;
+		for (i = 0; versions != NULL && i < CERT__COUNT; i++) {
 			json_t *c = json_object_get(certs, cert_services[i].name);
 			if (versions[i] > 0 && json_integer_value(
 			    json_object_get(c, "version")) < versions[i])

@@ -86,6 +86,7 @@ struct node {
 						   being handled, or NULL */
 	int			 current_conn_closed;
 	struct event		*store_ev;	/* changes from other nodes */
+	int64_t			 policy_rev;	/* cluster doc revision applied */
 	int			 rollout_timeout_ms; /* of the request being
 						   handled (?timeout=) */
 	char			*store_url_buf;	/* owned store URL from node.json */
@@ -115,10 +116,12 @@ json_t		*node_cluster_json(struct node *n);
 json_t		*node_list_json(struct node *n, int uid, struct err *e);
 /* Nodes that do not serve version of cert id yet: JSON array of
  * {uid, status}; sets *all_ok. */
+/* versions: per certificate (NULL: none); policy_rev: the cluster
+ * document's revision every node must have applied (0: none). */
 json_t		*node_rollout_status(struct node *n, const int *versions,
-		    int *all_ok, int *pending);
+		    int64_t policy_rev, int *all_ok, int *pending);
 json_t		*node_rollout_wait(struct node *n, const int *versions,
-		    int timeout_ms, int *all_ok);
+		    int64_t policy_rev, int timeout_ms, int *all_ok);
 #define ROLLOUT_TIMEOUT_MS	10000
 
 const struct tls_policy *node_tls_policy(const struct cluster_policy *p,

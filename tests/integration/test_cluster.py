@@ -70,6 +70,21 @@ def join_body(n, password=None):
                             "password": password or n.password}}
 
 
+def tls12_refused(addr, port):
+    import socket
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        with socket.create_connection((addr, port), timeout=5) as raw:
+            with ctx.wrap_socket(raw):
+                return False
+    except ssl.SSLError:
+        return True
+
+
 def fps(n):
     return {k: v["fingerprint_sha256"] for k, v in
             n.sock("GET", "/v1/nodes/%d" % n.uid).json()["certificates"].items()}
@@ -123,6 +138,15 @@ def test_change_through_one_node_reaches_all(pair, test_ca):
     assert served_fingerprint(first.addr, first.port) == leaf.fingerprint
     assert served_fingerprint(second.addr, second.port) == leaf.fingerprint
     assert fps(first)["api"] == fps(second)["api"] == leaf.fingerprint
+
+    # A policy change through node 1 applies on node 2 when it returns.
+    r = first.sock("PUT", "/v1/cluster", {"min_control_TLS_version": "1.3"})
+    assert r.status_code == 200, r.text
+    assert sorted(x["status"] for x in r.json()["nodes"]) == ["updated", "updated"]
+    assert tls12_refused(second.addr, second.port)
+    r = first.sock("PUT", "/v1/cluster", {"min_control_TLS_version": "1.2"})
+    assert r.status_code == 200, r.text
+    assert not tls12_refused(second.addr, second.port)
 
     # kill -9 the second node: the next change is stored, applied on the
     # first, and answered 409 naming node 2.
