@@ -190,6 +190,11 @@ etcd_call_with(struct etcd_store *es, CURL *curl, const char *path,
 		r.data = NULL;
 		r.len = 0;
 		cc = curl_easy_perform(curl);
+		/* A member that answers nothing in time has no quorum either
+		 * way (etcd holds requests it cannot commit): fail now rather
+		 * than wait for every member in turn. */
+		if (cc == CURLE_OPERATION_TIMEDOUT)
+			break;
 		if (cc != CURLE_OK)
 			continue;
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
@@ -201,9 +206,11 @@ etcd_call_with(struct etcd_store *es, CURL *curl, const char *path,
 	}
 	explicit_bzero(s, strlen(s));
 	free(s);
-	if (i == es->nep) {
-		err_set(e, E_STORE, "the cluster store (etcd) is unavailable: %s",
-		    cc != CURLE_OK ? curl_easy_strerror(cc) : "no quorum");
+	if (i == es->nep || cc != CURLE_OK) {
+		err_set(e, E_STORE, "the cluster store (etcd) is unavailable: %s; "
+		    "nothing was changed, and every node keeps serving what it "
+		    "serves", cc != CURLE_OK ? curl_easy_strerror(cc) :
+		    "no quorum");
 	} else if (code != 200 || (j = json_loads(r.data ? r.data : "", 0,
 	    NULL)) == NULL) {
 		err_set(e, E_STORE, "etcd answered %ld to %s", code, path);

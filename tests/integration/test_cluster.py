@@ -204,3 +204,102 @@ def test_node_remove_and_timeout(pair, test_ca):
     r = first.sock("POST", "/v1/cluster/certificates/rotate", {"name": "cm"})
     assert r.status_code == 200, r.text
     assert first.sock("DELETE", "/v1/nodes/7").status_code == 404
+
+
+class Etcd3:
+    """Three etcd members on loopback; each can be stopped and restarted."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="moat-etcd3-", dir="/tmp")
+        self.c = [free_port("127.0.0.1") for _ in range(3)]
+        self.p = [free_port("127.0.0.1") for _ in range(3)]
+        self.procs = [None] * 3
+        self.initial = ",".join("m%d=http://127.0.0.1:%d" % (i, self.p[i])
+                                for i in range(3))
+        self.url = "etcd://" + ",".join("127.0.0.1:%d" % c for c in self.c)
+
+    def start(self, i, state="new"):
+        log = open(os.path.join(self.dir, "m%d.log" % i), "ab")
+        self.procs[i] = subprocess.Popen(
+            ["etcd", "--name", "m%d" % i,
+             "--data-dir", os.path.join(self.dir, "m%d" % i),
+             "--listen-client-urls", "http://127.0.0.1:%d" % self.c[i],
+             "--advertise-client-urls", "http://127.0.0.1:%d" % self.c[i],
+             "--listen-peer-urls", "http://127.0.0.1:%d" % self.p[i],
+             "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % self.p[i],
+             "--initial-cluster", self.initial,
+             "--initial-cluster-state", state],
+            stdout=log, stderr=log, start_new_session=True)
+        log.close()
+
+    def stop(self, i):
+        p = self.procs[i]
+        if p is not None:
+            os.kill(p.pid, signal.SIGTERM)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(p.pid, signal.SIGKILL)
+                p.wait(10)
+            self.procs[i] = None
+
+    def wait_healthy(self):
+        import requests
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                r = requests.post("http://127.0.0.1:%d/v3/kv/put" % self.c[0],
+                                  json={"key": "AA==", "value": "AA=="},
+                                  timeout=2)
+                if r.status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("etcd members did not form a cluster")
+
+
+@pytest.fixture
+def etcd3():
+    e = Etcd3()
+    for i in range(3):
+        e.start(i)
+    try:
+        e.wait_healthy()
+        yield e
+    finally:
+        for i in range(3):
+            e.stop(i)
+        shutil.rmtree(e.dir, ignore_errors=True)
+
+
+def test_store_quorum(make_node, etcd3):
+    n = make_node(addr="127.0.0.1", extra_args=["--store", etcd3.url])
+    fp = served_fingerprint(n.addr, n.port)
+    # One member down, quorum kept: changes still succeed.
+    etcd3.stop(2)
+    r = n.sock("POST", "/v1/cluster/certificates/rotate", {"name": "cm"})
+    assert r.status_code == 200, r.text
+    # Two down, quorum lost: the change fails fast and clearly, and the
+    # node keeps serving its certificates.
+    etcd3.stop(1)
+    t0 = time.monotonic()
+    r = n.sock("POST", "/v1/cluster/certificates/rotate", {"name": "api"})
+    took = time.monotonic() - t0
+    assert r.status_code == 503, r.text
+    assert r.json()["error_code"] == "store_unavailable"
+    assert "unavailable" in r.json()["description"]
+    assert took < 8, took
+    assert served_fingerprint(n.addr, n.port) == fp
+    # Quorum back: changes work again.
+    etcd3.start(1, state="existing")
+    etcd3.start(2, state="existing")
+    etcd3.wait_healthy()
+    deadline = time.monotonic() + 20
+    while True:
+        r = n.sock("POST", "/v1/cluster/certificates/rotate", {"name": "api"})
+        if r.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert r.status_code == 200, r.text
+    assert served_fingerprint(n.addr, n.port) != fp
