@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <stdatomic.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -14,14 +15,29 @@ int
 fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
     struct err *e)
 {
-	char		*tmp = NULL, *dcopy = NULL;
+	return fs_write_atomic_via(path, NULL, data, len, mode, e);
+}
+
+int
+fs_write_atomic_via(const char *path, const char *tmpdir, const void *data,
+    size_t len, mode_t mode, struct err *e)
+{
+	char		*tmp = NULL, *dcopy = NULL, *bcopy;
 	const char	*p = data;
-	int		 fd = -1, dfd;
+	int		 fd = -1, dfd, r;
 	size_t		 off = 0;
 
 	static _Atomic unsigned seq;
 
-	if (asprintf(&tmp, "%s.tmp.%d.%u", path, (int)getpid(), seq++) == -1)
+	if (tmpdir != NULL) {
+		if ((bcopy = strdup(path)) == NULL)
+			return err_set(e, E_INTERNAL, "out of memory");
+		r = asprintf(&tmp, "%s/%s.tmp.%d.%u", tmpdir, basename(bcopy),
+		    (int)getpid(), seq++);
+		free(bcopy);
+	} else
+		r = asprintf(&tmp, "%s.tmp.%d.%u", path, (int)getpid(), seq++);
+	if (r == -1)
 		return err_set(e, E_INTERNAL, "out of memory");
 	/* O_EXCL|mode at creation: the key is never readable by others,
 	 * not even for the instant between open and chmod. */
@@ -91,4 +107,18 @@ fs_mkdir(const char *path, mode_t mode, struct err *e)
 		    strerror(errno));
 	(void)chmod(buf, mode);
 	return 0;
+}
+
+void
+fs_empty_dir(const char *dir)
+{
+	DIR		*d = opendir(dir);
+	struct dirent	*de;
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_type == DT_REG)
+			unlinkat(dirfd(d), de->d_name, 0);
+	closedir(d);
 }

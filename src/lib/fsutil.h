@@ -12,6 +12,13 @@
  * sees the old file or the new one, never a half-written one. */
 int	fs_write_atomic(const char *path, const void *data, size_t len,
 	    mode_t mode, struct err *e);
+/* The same, with the temporary file in tmpdir (same file system) so that
+ * the target directory never holds a partial file, even when the process
+ * is killed mid-write.  The caller empties tmpdir at start. */
+int	fs_write_atomic_via(const char *path, const char *tmpdir,
+	    const void *data, size_t len, mode_t mode, struct err *e);
+/* Remove the regular files directly in dir (not recursive). */
+void	fs_empty_dir(const char *dir);
 /* mkdir -p with mode for the last component. */
 int	fs_mkdir(const char *path, mode_t mode, struct err *e);
 

@@ -122,8 +122,12 @@ node_write_file(struct node *n, const char *name, const char *data,
 	struct err	 e = { 0 };
 	int		 rc;
 
+	char	 staging[4096];
+
 	snprintf(path, sizeof(path), "%s/certs/%s", n->cfg.data_dir, name);
-	if ((rc = fs_write_atomic(path, data, strlen(data), mode, &e)) == -1)
+	snprintf(staging, sizeof(staging), "%s/.staging", n->cfg.data_dir);
+	if ((rc = fs_write_atomic_via(path, staging, data, strlen(data), mode,
+	    &e)) == -1)
 		log_error("%s", err_msg(&e));
 	err_clear(&e);
 	return rc;
@@ -639,6 +643,12 @@ node_init(struct node *n, struct event_base *base,
 	if (fs_mkdir(cfg->data_dir, 0700, e) == -1 ||
 	    fs_mkdir(path, 0755, e) == -1)
 		return -1;
+	/* Files are written here, then renamed into certs/: whatever a
+	 * killed moatd left here is incomplete and nobody's. */
+	snprintf(path, sizeof(path), "%s/.staging", cfg->data_dir);
+	if (fs_mkdir(path, 0700, e) == -1)
+		return -1;
+	fs_empty_dir(path);
 	/* A node that joined a cluster remembers its store. */
 	snprintf(path, sizeof(path), "%s/node.json", cfg->data_dir);
 	if ((id = json_load_file(path, 0, NULL)) != NULL) {

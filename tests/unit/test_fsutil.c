@@ -236,6 +236,44 @@ test_mkdir(void)
 	}
 }
 
+/* Through a staging directory: the file lands whole in its directory,
+ * which never holds the temporary; fs_empty_dir clears the staging. */
+static void
+test_write_via(void)
+{
+	char		 dir[PATH_MAX], stage[PATH_MAX];
+	char		 path[PATH_MAX + 32], left[PATH_MAX + 32];
+	struct err	 e = { E_OK, NULL };
+	struct stat	 st;
+	DIR		*d;
+	struct dirent	*de;
+	int		 n = 0;
+
+	T_CASE("write via a staging directory");
+	snprintf(dir, sizeof(dir), "%s/via", tmpdir);
+	snprintf(stage, sizeof(stage), "%s/stage", tmpdir);
+	CHECK_INT(mkdir(dir, 0755), 0);
+	CHECK_INT(mkdir(stage, 0700), 0);
+	snprintf(path, sizeof(path), "%s/key.pem", dir);
+	CHECK_INT(fs_write_atomic_via(path, stage, "secret", 6, 0600, &e), 0);
+	CHECK_INT(stat(path, &st), 0);
+	CHECK_INT((int)st.st_size, 6);
+	CHECK_INT((int)(st.st_mode & 0777), 0600);
+	if ((d = opendir(dir)) != NULL) {
+		while ((de = readdir(d)) != NULL)
+			if (de->d_name[0] != '.')
+				n++;
+		closedir(d);
+	}
+	CHECK_INT(n, 1);
+	/* What a killed writer leaves in the staging dir is removed. */
+	snprintf(left, sizeof(left), "%s/key.pem.tmp.1.2", stage);
+	CHECK_INT(close(open(left, O_CREAT | O_WRONLY, 0600)), 0);
+	fs_empty_dir(stage);
+	CHECK(access(left, F_OK) == -1);
+	err_clear(&e);
+}
+
 int
 main(void)
 {
@@ -253,6 +291,7 @@ main(void)
 	}
 	test_write_atomic();
 	test_mkdir();
+	test_write_via();
 	rc = T_DONE();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
