@@ -485,8 +485,11 @@ bdb_public(struct node *n, json_t *d)
 	int	 uid = (int)json_integer_value(json_object_get(d, "uid"));
 	int	 port = (int)json_integer_value(json_object_get(d, "port"));
 	char	 dns[300], euid[32];
-	json_t	*o = json_deep_copy(d);
+	json_t	*o = json_deep_copy(d), *nd;
 	int	 up = n->bdbs != NULL && shards_is_up(n->bdbs->shards, uid);
+	int	 node_uid = (int)json_integer_value(json_object_get(d,
+		    "node_uid"));
+	const char *addr = n->cfg.addr;
 
 	/* Like a private key, the password is accepted, never returned. */
 	json_object_del(o, "authentication_redis_pass");
@@ -496,12 +499,21 @@ bdb_public(struct node *n, json_t *d)
 	    "authentication_redis_pass")) > 0));
 	json_object_set_new(o, "status", json_string(up ? "active" :
 	    "pending"));
+	nd = node_uid == n->uid ? NULL : node_list_json(n, node_uid, NULL);
+	if (nd != NULL && json_string_value(json_object_get(nd, "addr")))
+		addr = json_string_value(json_object_get(nd, "addr"));
+	/* The endpoint is on the node that runs the database, whichever
+	 * node answers. */
 	snprintf(dns, sizeof(dns), "redis-%d.%s", port, n->fqdn);
 	snprintf(euid, sizeof(euid), "%d:1", uid);
 	json_object_set_new(o, "endpoints", json_pack("[{s:s, s:s, s:[s], "
-	    "s:i, s:i}]", "uid", euid, "dns_name", dns, "addr",
-	    n->cfg.addr, "port", port, "node_uid", (int)json_integer_value(
-	    json_object_get(d, "node_uid"))));
+	    "s:i, s:i}]", "uid", euid, "dns_name", dns, "addr", addr, "port",
+	    port, "node_uid", node_uid));
+	/* Another node's shard: what this node knows is whether that node
+	 * is alive. */
+	if (nd != NULL)
+		json_object_set(o, "status", json_object_get(nd, "status"));
+	json_decref(nd);
 	json_object_set_new(o, "ssl", json_boolean(strcmp(json_string_value(
 	    json_object_get(d, "tls_mode")), "enabled") == 0));
 	return o;

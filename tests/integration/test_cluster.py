@@ -350,3 +350,64 @@ def test_kill_during_updates(pair):
                 os.path.join(certs, name + "_cert.pem"),
                 os.path.join(certs, name + "_key.pem")), (i, name)
         assert served_fingerprint(first.addr, first.port) == want
+
+
+def test_rolling_restart_under_load(make_node, etcd, test_ca):
+    """Three nodes; clients stream commands to a database on node 1 while
+    nodes 2 and 3 restart one at a time and the proxy certificate is
+    replaced midway: zero failed commands on the node that stayed up."""
+    import threading
+    from moatlib import free_db_port, redis_client, wait_bdb_active
+    first = make_node(addr="127.0.0.1", extra_args=["--store", etcd])
+    others = [make_node(addr="127.0.0.%d" % i, api_port=first.port,
+                        create=False) for i in (2, 3)]
+    for o in others:
+        r = o.sock("POST", "/v1/bootstrap/join_cluster", join_body(first))
+        assert r.status_code == 200, r.text
+    port = free_db_port()
+    r = first.sock("POST", "/v1/bdbs", {"name": "load", "port": port,
+                                        "tls_mode": "enabled"})
+    assert r.status_code == 200, r.text
+    uid = r.json()["uid"]
+    wait_bdb_active(first, uid)
+    # The database is served on the node that runs it.
+    r = others[0].sock("GET", "/v1/bdbs/%d" % uid).json()
+    assert r["node_uid"] == 1 and r["endpoints"][0]["addr"] == ["127.0.0.1"]
+
+    bundle = os.path.join(first.tmp, "bundle.pem")
+    with open(bundle, "w") as f:
+        f.write(open(first.ca).read() + test_ca.cert_pem)
+    stop = threading.Event()
+    errors, counts = [], [0] * 4
+
+    def client(i):
+        try:
+            c = redis_client(first, port, ca=bundle)
+            while not stop.is_set():
+                c.set("k%d" % i, counts[i])
+                assert int(c.get("k%d" % i)) == counts[i]
+                counts[i] += 1
+            c.close()
+        except Exception as ex:  # any failure is a failed command
+            errors.append(repr(ex))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    others[0].restart()
+    leaf = certgen.make_leaf(test_ca, sans=["DNS:" + FQDN, "DNS:*." + FQDN,
+                                            "IP:127.0.0.1"])
+    r = others[1].sock("PUT", "/v1/cluster/update_cert",
+                       {"name": "proxy", "key": leaf.key_pem,
+                        "certificate": leaf.cert_pem})
+    assert r.status_code == 200, r.text
+    others[1].restart()
+    time.sleep(0.5)
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert errors == [], errors
+    assert min(counts) > 10, counts
+    # New connections to the database see the new proxy certificate.
+    assert served_fingerprint("127.0.0.1", port) == leaf.fingerprint
