@@ -151,3 +151,21 @@ cmd_node_remove(struct adm_session *sess, const struct cmd_args *args)
 	json_decref(resp);
 	return ADM_EXIT_OK;
 }
+
+int
+cmd_store_move(struct adm_session *sess, const struct cmd_args *args)
+{
+	json_t	*body, *resp = NULL;
+	int	 rc;
+
+	if ((body = json_pack("{s:s}", "store", args->arg[ARG_STORE])) == NULL)
+		return ADM_EXIT_USAGE;
+	rc = session_api_call(sess, "PUT", "/v1/cluster/store", body, &resp);
+	json_decref(body);
+	if (rc != ADM_EXIT_OK)
+		return rc;
+	printf("Cluster moved to %s\n", json_string_value(json_object_get(resp,
+	    "store")));
+	json_decref(resp);
+	return ADM_EXIT_OK;
+}

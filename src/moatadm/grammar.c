@@ -85,6 +85,17 @@ static const struct token t_join[] = {
 	  .next = t_join_node_value },
 	{ 0 }
 };
+/* cluster store move <etcd://host:port[,...]> */
+static const struct token t_store_url[] = {
+	{ .type = TOK_VALUE, .keyword = "etcd://host:port[,host:port...]",
+	  .slot = ARG_STORE, .next = t_end },
+	{ 0 }
+};
+static const struct token t_store[] = {
+	{ .type = TOK_KEYWORD, .keyword = "move", .slot = NO_SLOT,
+	  .action = cmd_store_move, .next = t_store_url },
+	{ 0 }
+};
 static const struct token t_create[] = {
 	{ .type = TOK_KEYWORD, .keyword = "name", .slot = NO_SLOT,
 	  .next = t_create_name_value },
@@ -174,6 +185,8 @@ static const struct token t_cluster[] = {
 	  .action = cmd_cluster_create, .next = t_create },
 	{ .type = TOK_KEYWORD, .keyword = "join", .slot = NO_SLOT,
 	  .action = cmd_cluster_join, .next = t_join },
+	{ .type = TOK_KEYWORD, .keyword = "store", .slot = NO_SLOT,
+	  .next = t_store },
 	{ .type = TOK_KEYWORD, .keyword = "certificate", .slot = NO_SLOT,
 	  .next = t_cert },
 	{ .type = TOK_KEYWORD, .keyword = "config", .slot = NO_SLOT,

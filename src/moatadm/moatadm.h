@@ -78,6 +78,7 @@ enum arg_slot {
 	ARG_PARAM,		/* the config parameter a value belongs to */
 	ARG_PARAM_VALUE,
 	ARG_NODE,		/* cluster join nodes <addr[:port]> */
+	ARG_STORE,		/* cluster store move <url> */
 	ARG_MAX
 };
 
@@ -128,6 +129,7 @@ int cmd_quit(struct adm_session *, const struct cmd_args *);
 int cmd_cluster_create(struct adm_session *, const struct cmd_args *);
 int cmd_cluster_join(struct adm_session *, const struct cmd_args *);
 int cmd_node_remove(struct adm_session *, const struct cmd_args *);
+int cmd_store_move(struct adm_session *, const struct cmd_args *);
 int cmd_cluster_config(struct adm_session *, const struct cmd_args *);
 int cmd_cluster_info(struct adm_session *, const struct cmd_args *);
 int cmd_status_show(struct adm_session *, const struct cmd_args *);

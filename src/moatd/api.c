@@ -31,6 +31,7 @@ static const struct api_route {
 	{ EVHTTP_REQ_POST, "/v1/bootstrap/join_cluster", PERM_NONE, 0, api_bootstrap_join },
 	{ EVHTTP_REQ_GET, "/v1/cluster", PERM_VIEW, 1, api_cluster_get },
 	{ EVHTTP_REQ_GET, "/v1/cluster/store", PERM_ADMIN, 1, api_cluster_store },
+	{ EVHTTP_REQ_PUT, "/v1/cluster/store", PERM_ADMIN, 1, api_cluster_store_move },
 	{ EVHTTP_REQ_PUT, "/v1/cluster", PERM_ADMIN, 1, api_cluster_put },
 	{ EVHTTP_REQ_PUT, "/v1/cluster/update_cert", PERM_ADMIN, 1, api_update_cert },
 	{ EVHTTP_REQ_GET, "/v1/cluster/certificates", PERM_VIEW, 1, api_certs_get },

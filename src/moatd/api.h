@@ -46,6 +46,7 @@ int	 api_param_uid(struct api_req *r);
 int	 api_bootstrap_create(struct api_req *, struct err *);
 int	 api_bootstrap_join(struct api_req *, struct err *);
 int	 api_cluster_store(struct api_req *, struct err *);
+int	 api_cluster_store_move(struct api_req *, struct err *);
 int	 api_cluster_get(struct api_req *, struct err *);
 int	 api_cluster_put(struct api_req *, struct err *);
 int	 api_update_cert(struct api_req *, struct err *);

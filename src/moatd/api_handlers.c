@@ -127,6 +127,25 @@ api_cluster_store(struct api_req *r, struct err *e)
 }
 
 int
+api_cluster_store_move(struct api_req *r, struct err *e)
+{
+	json_t		*b;
+	json_error_t	 je;
+	const char	*url;
+	int		 rc = -1;
+
+	if ((b = api_body(r, 0, e)) == NULL)
+		return -1;
+	if (json_unpack_ex(b, &je, JSON_STRICT, "{s:s}", "store", &url) != 0)
+		err_set(e, E_INVALID_SCHEMA, "%s; expected {\"store\": "
+		    "\"etcd://host:port[,host:port...]\"}", je.text);
+	else if ((rc = node_move_store(r->n, url, r->who, e)) == 0)
+		r->resp = json_pack("{s:s}", "store", store_url(r->n->store));
+	json_decref(b);
+	return rc;
+}
+
+int
 api_cluster_get(struct api_req *r, struct err *e)
 {
 	r->resp = node_cluster_json(r->n);

@@ -203,3 +203,77 @@ fail:
 	free(url);
 	return -1;
 }
+
+/*
+ * Move this node's cluster from its current store (the embedded one) to
+ * url (etcd), keeping everything: every /moat/ key is copied in one
+ * transaction that only succeeds on a store without a cluster, then the
+ * node switches over exactly as a joining node does.  The old store file
+ * stays on disk, untouched, as a backup.
+ */
+int
+node_move_store(struct node *n, const char *url, const char *who,
+    struct err *e)
+{
+	struct store		*s;
+	struct store_kv		*kvs = NULL;
+	struct store_txn	*t = NULL;
+	struct store		*old;
+	size_t			 nkv = 0, i;
+	char			 path[4096], *txt = NULL, *u = NULL;
+	json_t			*id;
+	int			 rc = -1;
+
+	if (strncmp(url, "etcd://", 7) != 0)
+		return err_set(e, E_INVALID_SCHEMA, "the new store must be "
+		    "etcd://host:port[,host:port...]");
+	if (strcmp(store_driver_name(n->store), "sqlite") != 0)
+		return err_set(e, E_CONFLICT, "this cluster already runs on %s",
+		    store_driver_name(n->store));
+	if ((s = store_open(url, n->cfg.data_dir, e)) == NULL)
+		return -1;
+	if (store_list(n->store, "/moat/", &kvs, &nkv, e) == -1 ||
+	    (t = store_txn_new()) == NULL)
+		goto out;
+	/* Only into an empty store: never mix two clusters. */
+	store_txn_cmp(t, "/moat/cluster", 0);
+	for (i = 0; i < nkv; i++)
+		if (strncmp(kvs[i].key, "/moat/alive/", 12) != 0)
+			store_txn_put(t, kvs[i].key, kvs[i].value);
+	if (store_txn_commit(s, t, e) == -1) {
+		if (e != NULL && e->code == E_CONFLICT)
+			err_set(e, E_CLUSTER_EXISTS, "the store at %.128s "
+			    "already holds a cluster", url);
+		goto out;
+	}
+	id = json_pack("{s:i, s:s}", "uid", n->uid, "store", url);
+	txt = json_dumps(id, JSON_COMPACT);
+	json_decref(id);
+	snprintf(path, sizeof(path), "%s/node.json", n->cfg.data_dir);
+	if (txt == NULL || (u = strdup(url)) == NULL ||
+	    fs_write_atomic(path, txt, strlen(txt), 0600, e) == -1)
+		goto out;
+	old = n->store;
+	if (n->store_ev != NULL) {
+		event_free(n->store_ev);
+		n->store_ev = NULL;
+	}
+	n->store = s;
+	s = NULL;
+	free(n->store_url_buf);
+	n->cfg.store_url = n->store_url_buf = u;
+	u = NULL;
+	store_close(old);
+	if (node_attach_store(n, e) == -1)
+		goto out;
+	log_audit("%s moved cluster %s (%zu keys) to %s", who, n->fqdn, nkv,
+	    url);
+	rc = 0;
+out:
+	free(u);
+	free(txt);
+	store_txn_free(t);
+	store_kvs_free(kvs, nkv);
+	store_close(s);
+	return rc;
+}

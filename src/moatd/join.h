@@ -11,4 +11,9 @@
 int	node_join_cluster(struct node *n, const char *node, const char *user,
 	    const char *password, json_t **out, struct err *e);
 
+/* Move the cluster of this node from its embedded store to etcd (url),
+ * keeping certificates, policy, users and databases. */
+int	node_move_store(struct node *n, const char *url, const char *who,
+	    struct err *e);
+
 #endif

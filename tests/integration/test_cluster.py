@@ -411,3 +411,56 @@ def test_rolling_restart_under_load(make_node, etcd, test_ca):
     assert min(counts) > 10, counts
     # New connections to the database see the new proxy certificate.
     assert served_fingerprint("127.0.0.1", port) == leaf.fingerprint
+
+
+def test_move_embedded_store_to_etcd(make_node, etcd, test_ca):
+    """A node that started on the embedded store becomes the first node of
+    an etcd cluster with one command, keeping certificates, policy, users
+    and databases; then another node can join it."""
+    from moatlib import free_db_port, redis_client, wait_bdb_active
+    n = make_node(addr="127.0.0.1")
+    leaf = certgen.make_leaf(test_ca, sans=["DNS:" + FQDN, "DNS:*." + FQDN,
+                                            "IP:127.0.0.1"])
+    assert n.sock("PUT", "/v1/cluster/update_cert",
+                  {"name": "api", "key": leaf.key_pem,
+                   "certificate": leaf.cert_pem}).status_code == 200
+    assert n.sock("PUT", "/v1/cluster",
+                  {"min_data_TLS_version": "1.3"}).status_code == 200
+    assert n.sock("POST", "/v1/users", {"email": "v@example.com",
+                                        "password": "viewer-pass-1",
+                                        "role": "cluster_viewer"}).status_code == 200
+    port = free_db_port()
+    r = n.sock("POST", "/v1/bdbs", {"name": "kept", "port": port,
+                                    "tls_mode": "enabled"})
+    uid = r.json()["uid"]
+    wait_bdb_active(n, uid)
+    c = redis_client(n, port)
+    c.set("before", "move")
+    before = {k: n.sock("GET", "/v1/cluster/certificates/" + k).json()
+              ["fingerprint_sha256"] for k in ("api", "proxy", "cm")}
+
+    p = n.adm("cluster", "store", "move", etcd)
+    assert p.returncode == 0, p.stderr
+    assert "Cluster moved to" in p.stdout
+    # Same certificates, policy, users and database; the open database
+    # connection kept working.
+    assert {k: n.sock("GET", "/v1/cluster/certificates/" + k).json()
+            ["fingerprint_sha256"] for k in ("api", "proxy", "cm")} == before
+    assert served_fingerprint(n.addr, n.port) == leaf.fingerprint
+    assert n.sock("GET", "/v1/cluster").json()["min_data_TLS_version"] == "1.3"
+    assert n.https("GET", "/v1/cluster",
+                   auth=("v@example.com", "viewer-pass-1"),
+                   verify=False).status_code == 200
+    assert c.get("before") == b"move"
+    c.close()
+    # A second move is refused, and a restart stays on etcd.
+    p = n.adm("cluster", "store", "move", etcd)
+    assert p.returncode != 0
+    n.restart()
+    assert n.sock("GET", "/v1/cluster/store").json()["store"] == etcd
+    assert redis_client(n, port).get("before") == b"move"
+    # Now another node can join.
+    other = make_node(addr="127.0.0.2", api_port=n.port, create=False)
+    r = other.sock("POST", "/v1/bootstrap/join_cluster", join_body(n))
+    assert r.status_code == 200, r.text
+    assert served_fingerprint(other.addr, other.port) == leaf.fingerprint
