@@ -27,6 +27,8 @@
 #define KEY_CA		"/moat/ca"
 #define CA_DAYS		3650
 #define SCHEMA_VERSION	1
+#define MOAT_STR2(x)	#x
+#define MOAT_STR(x)	MOAT_STR2(x)
 
 void
 cluster_policy_clear(struct cluster_policy *p)
@@ -473,7 +475,7 @@ node_create_cluster(struct node *n, const char *fqdn, const char *user,
 	store_txn_put(t, KEY_CLUSTER, s);
 	free(s);
 	s = NULL;
-	store_txn_put(t, KEY_SCHEMA, "{\"version\":1}");
+	store_txn_put(t, KEY_SCHEMA, "{\"version\":" MOAT_STR(SCHEMA_VERSION) "}");
 	if (users_put_into(t, 1, user, "admin", "admin", password, e) == -1)
 		goto out;
 	n->uid = 1;
@@ -689,13 +691,55 @@ node_store_event(evutil_socket_t fd, short what, void *arg)
 	store_dispatch(n->store);
 }
 
+/*
+ * The store's layout carries a version.  A newer moatd migrates an older
+ * store before it serves (nodes are upgraded one at a time, and every
+ * version reads the layout of the one before); an older moatd refuses a
+ * newer store rather than misread it.
+ */
+static int
+node_check_schema(struct node *n, struct err *e)
+{
+	json_t			*doc;
+	struct store_txn	*t;
+	int64_t			 rev = 0;
+	int			 v = 0, rc;
+
+	if ((doc = store_get_json(n->store, KEY_SCHEMA, &rev, NULL)) != NULL) {
+		v = (int)json_integer_value(json_object_get(doc, "version"));
+		json_decref(doc);
+	}
+	if (v > SCHEMA_VERSION)
+		return err_set(e, E_STORE, "the cluster store has schema version "
+		    "%d, newer than this moatd understands (%d): run the newer "
+		    "moatd", v, SCHEMA_VERSION);
+	if (v == SCHEMA_VERSION)
+		return 0;
+	/* Version 0 (no key) is the layout of the first releases; nothing
+	 * moved since, so the migration is recording the version. */
+	if ((t = store_txn_new()) == NULL)
+		return err_set(e, E_INTERNAL, "out of memory");
+	store_txn_cmp(t, KEY_SCHEMA, rev);
+	store_txn_put(t, KEY_SCHEMA, "{\"version\":" MOAT_STR(SCHEMA_VERSION)
+	    "}");
+	rc = store_txn_commit(n->store, t, e);
+	store_txn_free(t);
+	if (rc == 0)
+		log_info("cluster store migrated from schema %d to %d", v,
+		    SCHEMA_VERSION);
+	else if (e != NULL && e->code == E_CONFLICT)
+		rc = 0, err_clear(e);	/* another node migrated it */
+	return rc;
+}
+
 int
 node_attach_store(struct node *n, struct err *e)
 {
 	char	key[64];
 	int	fd;
 
-	if (n->uid > 0 && node_apply(n, e) == -1)
+	if (n->uid > 0 && (node_check_schema(n, e) == -1 ||
+	    node_apply(n, e) == -1))
 		return -1;
 	store_watch(n->store, "/moat/", node_store_cb, n);
 	if ((fd = store_event_fd(n->store)) != -1) {

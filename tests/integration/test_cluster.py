@@ -464,3 +464,29 @@ def test_move_embedded_store_to_etcd(make_node, etcd, test_ca):
     r = other.sock("POST", "/v1/bootstrap/join_cluster", join_body(n))
     assert r.status_code == 200, r.text
     assert served_fingerprint(other.addr, other.port) == leaf.fingerprint
+
+
+def test_store_schema_version(make_node, etcd):
+    """An older moatd refuses a store whose schema is newer than it knows,
+    and says so; the store is left as it was."""
+    import base64
+    import requests
+    n = make_node(addr="127.0.0.1", extra_args=["--store", etcd])
+    n.stop()
+    base = "http://" + etcd[len("etcd://"):]
+    key = base64.b64encode(b"/moat/schema").decode()
+
+    def put(v):
+        r = requests.post(base + "/v3/kv/put", timeout=5, json={
+            "key": key, "value": base64.b64encode(
+                json.dumps({"version": v}).encode()).decode()})
+        assert r.status_code == 200, r.text
+
+    put(99)
+    with pytest.raises(RuntimeError) as ex:
+        n.start()
+    assert "schema version 99" in str(ex.value)
+    assert "newer" in str(ex.value)
+    put(1)
+    n.start()
+    assert n.sock("GET", "/v1/cluster").status_code == 200
