@@ -55,7 +55,24 @@ struct etcd_store {
 	int			 nw;
 	struct etcd_presence	*pr;
 	pthread_mutex_t		 mu;	/* serialises use of curl */
+	int			 tls;	/* etcds:// */
+	char			*ca, *cert, *key;	/* file paths, or NULL */
 };
+
+/* TLS to etcd: verify its certificate against ca (or the system CAs), and
+ * present cert/key when etcd asks for client certificates. */
+static void
+etcd_curl_tls(struct etcd_store *es, CURL *c)
+{
+	if (!es->tls)
+		return;
+	if (es->ca != NULL)
+		curl_easy_setopt(c, CURLOPT_CAINFO, es->ca);
+	if (es->cert != NULL)
+		curl_easy_setopt(c, CURLOPT_SSLCERT, es->cert);
+	if (es->key != NULL)
+		curl_easy_setopt(c, CURLOPT_SSLKEY, es->key);
+}
 
 struct resp {
 	char	*data;
@@ -186,6 +203,7 @@ etcd_call_with(struct etcd_store *es, CURL *curl, const char *path,
 		curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, ETCD_TIMEOUT_MS);
 		curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
 		curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+		etcd_curl_tls(es, curl);
 		free(r.data);
 		r.data = NULL;
 		r.len = 0;
@@ -225,7 +243,38 @@ etcd_call_with(struct etcd_store *es, CURL *curl, const char *path,
 static int
 etcd_match(const char *url)
 {
-	return strncmp(url, "etcd://", 7) == 0;
+	return strncmp(url, "etcd://", 7) == 0 ||
+	    strncmp(url, "etcds://", 8) == 0;
+}
+
+/* etcds://...?ca=PATH&cert=PATH&key=PATH */
+static int
+etcd_parse_query(struct etcd_store *es, char *q, struct err *e)
+{
+	char *kv, *save = NULL, *eq;
+
+	for (kv = strtok_r(q, "&", &save); kv != NULL;
+	    kv = strtok_r(NULL, "&", &save)) {
+		if ((eq = strchr(kv, '=')) == NULL || eq[1] == '\0')
+			return err_set(e, E_STORE, "etcd URL option \"%.64s\" "
+			    "needs a value", kv);
+		*eq++ = '\0';
+		if (access(eq, R_OK) == -1)
+			return err_set(e, E_STORE, "etcd URL option %s: cannot "
+			    "read %.200s", kv, eq);
+		if (strcmp(kv, "ca") == 0)
+			es->ca = strdup(eq);
+		else if (strcmp(kv, "cert") == 0)
+			es->cert = strdup(eq);
+		else if (strcmp(kv, "key") == 0)
+			es->key = strdup(eq);
+		else
+			return err_set(e, E_STORE, "unknown etcd URL option "
+			    "\"%.64s\": use ca, cert, key", kv);
+	}
+	if ((es->cert == NULL) != (es->key == NULL))
+		return err_set(e, E_STORE, "etcd URL: cert and key go together");
+	return 0;
 }
 
 static void *
@@ -236,23 +285,41 @@ etcd_open(struct store *parent, const char *url, const char *data_dir,
 	char			*list, *tok, *save = NULL;
 	json_t			*j, *body;
 
+	int			 tls = strncmp(url, "etcds://", 8) == 0;
+	char			*q;
+
 	if ((es = calloc(1, sizeof(*es))) == NULL ||
-	    (list = strdup(url + 7)) == NULL) {
+	    (list = strdup(url + (tls ? 8 : 7))) == NULL) {
 		free(es);
 		err_set(e, E_INTERNAL, "out of memory");
 		return NULL;
 	}
 	es->parent = parent;
+	es->tls = tls;
 	pthread_mutex_init(&es->mu, NULL);
+	if ((q = strchr(list, '?')) != NULL) {
+		*q++ = '\0';
+		if (!tls) {
+			err_set(e, E_STORE, "TLS options need an etcds:// URL");
+			free(list);
+			goto fail;
+		}
+		if (etcd_parse_query(es, q, e) == -1) {
+			free(list);
+			goto fail;
+		}
+	}
 	for (tok = strtok_r(list, ",", &save); tok != NULL && es->nep <
 	    ETCD_MAX_EP; tok = strtok_r(NULL, ",", &save))
-		if (asprintf(&es->ep[es->nep], "http://%s", tok) != -1)
+		if (asprintf(&es->ep[es->nep], "%s://%s", tls ? "https" :
+		    "http", tok) != -1)
 			es->nep++;
 	free(list);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (es->nep == 0 || (es->curl = curl_easy_init()) == NULL) {
 		err_set(e, E_STORE, "bad etcd URL \"%.128s\": use "
-		    "etcd://host:port[,host:port...]", url);
+		    "etcd://host:port[,host:port...] or etcds://...[?ca=PATH"
+		    "&cert=PATH&key=PATH]", url);
 		goto fail;
 	}
 	/* Fail now, with the reason, rather than at the first request. */
@@ -264,6 +331,9 @@ etcd_open(struct store *parent, const char *url, const char *data_dir,
 	json_decref(j);
 	return es;
 fail:
+	free(es->ca);
+	free(es->cert);
+	free(es->key);
 	for (int i = 0; i < es->nep; i++)
 		free(es->ep[i]);
 	if (es->curl != NULL)
@@ -498,6 +568,7 @@ watch_main(void *arg)
 		curl_easy_setopt(c, CURLOPT_XFERINFODATA, w);
 		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
 		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+		etcd_curl_tls(es, c);
 		/* A silent stream may be a dead member: reconnect now and
 		 * then (we resume from the last revision, so it is cheap). */
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -678,6 +749,9 @@ etcd_close(void *impl)
 		free(es->ep[i]);
 	curl_easy_cleanup(es->curl);
 	pthread_mutex_destroy(&es->mu);
+	free(es->ca);
+	free(es->cert);
+	free(es->key);
 	free(es);
 }
 

@@ -224,9 +224,9 @@ node_move_store(struct node *n, const char *url, const char *who,
 	json_t			*id;
 	int			 rc = -1;
 
-	if (strncmp(url, "etcd://", 7) != 0)
+	if (strncmp(url, "etcd://", 7) != 0 && strncmp(url, "etcds://", 8) != 0)
 		return err_set(e, E_INVALID_SCHEMA, "the new store must be "
-		    "etcd://host:port[,host:port...]");
+		    "etcd://host:port[,host:port...] or etcds://...");
 	if (strcmp(store_driver_name(n->store), "sqlite") != 0)
 		return err_set(e, E_CONFLICT, "this cluster already runs on %s",
 		    store_driver_name(n->store));

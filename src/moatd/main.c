@@ -120,7 +120,8 @@ main(int argc, char *argv[])
 	if (cfg.data_dir == NULL || optind != argc)
 		usage();
 	if (strcmp(cfg.store_url, "sqlite") != 0 &&
-	    strncmp(cfg.store_url, "etcd://", 7) != 0) {
+	    strncmp(cfg.store_url, "etcd://", 7) != 0 &&
+	    strncmp(cfg.store_url, "etcds://", 8) != 0) {
 		fprintf(stderr, "moatd: --store %s: use \"sqlite\" or "
 		    "\"etcd://host:port[,host:port...]\"\n", cfg.store_url);
 		return 2;

@@ -490,3 +490,61 @@ def test_store_schema_version(make_node, etcd):
     put(1)
     n.start()
     assert n.sock("GET", "/v1/cluster").status_code == 200
+
+
+def test_etcd_over_tls(make_node, test_ca):
+    """etcds://host:port?ca=&cert=&key=: moatd talks TLS to an etcd that
+    requires client certificates; without the client certificate the
+    store is refused at start with a clear message."""
+    d = tempfile.mkdtemp(prefix="moat-etcds-", dir="/tmp")
+    srv = certgen.make_leaf(test_ca, sans=["IP:127.0.0.1", "DNS:localhost"])
+    cli = certgen.make_leaf(test_ca, sans=["DNS:moat-node"])
+    files = {}
+    for name, text in (("ca.pem", test_ca.cert_pem), ("srv.pem", srv.cert_pem),
+                       ("srv.key", srv.key_pem), ("cli.pem", cli.cert_pem),
+                       ("cli.key", cli.key_pem)):
+        files[name] = os.path.join(d, name)
+        with open(files[name], "w") as f:
+            f.write(text)
+        os.chmod(files[name], 0o600)
+    cport, pport = free_port("127.0.0.1"), free_port("127.0.0.1")
+    log = open(os.path.join(d, "log"), "wb")
+    p = subprocess.Popen(
+        ["etcd", "--name", "s", "--data-dir", os.path.join(d, "data"),
+         "--listen-client-urls", "https://127.0.0.1:%d" % cport,
+         "--advertise-client-urls", "https://127.0.0.1:%d" % cport,
+         "--listen-peer-urls", "http://127.0.0.1:%d" % pport,
+         "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % pport,
+         "--initial-cluster", "s=http://127.0.0.1:%d" % pport,
+         "--cert-file", files["srv.pem"], "--key-file", files["srv.key"],
+         "--trusted-ca-file", files["ca.pem"], "--client-cert-auth"],
+        stdout=log, stderr=log, start_new_session=True)
+    log.close()
+    try:
+        base = "etcds://127.0.0.1:%d?ca=%s" % (cport, files["ca.pem"])
+        url = base + "&cert=%s&key=%s" % (files["cli.pem"], files["cli.key"])
+        time.sleep(1.5)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                n = make_node(addr="127.0.0.1", extra_args=["--store", url])
+                break
+            except RuntimeError:
+                assert time.monotonic() < deadline, open(os.path.join(d, "log")).read()
+                time.sleep(0.5)
+        assert n.sock("GET", "/v1/cluster/store").json()["store"] == url
+        assert n.sock("POST", "/v1/cluster/certificates/rotate",
+                      {"name": "cm"}).status_code == 200
+        # No client certificate: refused at start, saying why.
+        with pytest.raises(RuntimeError) as ex:
+            make_node(addr="127.0.0.2", extra_args=["--store", base],
+                      create=False)
+        assert "etcd" in str(ex.value) and "unavailable" in str(ex.value)
+    finally:
+        os.kill(p.pid, signal.SIGTERM)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait(10)
+        shutil.rmtree(d, ignore_errors=True)
