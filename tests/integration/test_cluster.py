@@ -352,12 +352,15 @@ def test_kill_during_updates(pair):
         assert served_fingerprint(first.addr, first.port) == want
 
 
-def test_rolling_restart_under_load(make_node, etcd, test_ca):
-    """Three nodes; clients stream commands to a database on node 1 while
-    nodes 2 and 3 restart one at a time and the proxy certificate is
-    replaced midway: zero failed commands on the node that stayed up."""
+def test_rolling_restart_under_load(make_node, etcd3, test_ca):
+    """Three etcd members and three nodes; clients stream commands to a
+    database on node 1 while nodes 2 and 3 restart one at a time and the
+    api and proxy certificates are replaced midway through node 3: zero
+    failed commands on the node that stayed up, and every node serves the
+    new certificates when the call returns."""
     import threading
     from moatlib import free_db_port, redis_client, wait_bdb_active
+    etcd = etcd3.url
     first = make_node(addr="127.0.0.1", extra_args=["--store", etcd])
     others = [make_node(addr="127.0.0.%d" % i, api_port=first.port,
                         create=False) for i in (2, 3)]
@@ -398,10 +401,15 @@ def test_rolling_restart_under_load(make_node, etcd, test_ca):
     others[0].restart()
     leaf = certgen.make_leaf(test_ca, sans=["DNS:" + FQDN, "DNS:*." + FQDN,
                                             "IP:127.0.0.1"])
-    r = others[1].sock("PUT", "/v1/cluster/update_cert",
-                       {"name": "proxy", "key": leaf.key_pem,
-                        "certificate": leaf.cert_pem})
+    api_leaf = certgen.make_leaf(test_ca, sans=["DNS:" + FQDN,
+                                                "DNS:*." + FQDN])
+    r = others[1].sock("PUT", "/v1/cluster/certificates", {"certificates": [
+        {"name": "proxy", "key": leaf.key_pem, "certificate": leaf.cert_pem},
+        {"name": "api", "key": api_leaf.key_pem,
+         "certificate": api_leaf.cert_pem}]})
     assert r.status_code == 200, r.text
+    for node in [first] + others:
+        assert served_fingerprint(node.addr, node.port) == api_leaf.fingerprint
     others[1].restart()
     time.sleep(0.5)
     stop.set()
@@ -548,3 +556,42 @@ def test_etcd_over_tls(make_node, test_ca):
             os.kill(p.pid, signal.SIGKILL)
             p.wait(10)
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_concurrent_edits_never_mix(pair, test_ca):
+    """Two admins replace the api certificate at the same moment through
+    two nodes: each call either wins (200) or gets 409
+    config_edit_conflict, and every node ends up serving one of the two."""
+    import threading
+    first, second = pair
+    r = second.sock("POST", "/v1/bootstrap/join_cluster", join_body(first))
+    assert r.status_code == 200, r.text
+    for round_ in range(5):
+        leaves = [certgen.make_leaf(test_ca, sans=["DNS:" + FQDN,
+                                                   "DNS:*." + FQDN])
+                  for _ in range(2)]
+        results = [None, None]
+        go = threading.Event()
+
+        def edit(i, node):
+            go.wait()
+            results[i] = node.sock("PUT", "/v1/cluster/update_cert", {
+                "name": "api", "key": leaves[i].key_pem,
+                "certificate": leaves[i].cert_pem})
+
+        ts = [threading.Thread(target=edit, args=(i, n))
+              for i, n in enumerate((first, second))]
+        for t in ts:
+            t.start()
+        go.set()
+        for t in ts:
+            t.join(60)
+        for r in results:
+            assert r.status_code in (200, 409), r.text
+            if r.status_code == 409:
+                assert r.json()["error_code"] in ("config_edit_conflict",
+                                                  "not_all_nodes_updated")
+        assert any(r.status_code == 200 for r in results)
+        a = served_fingerprint(first.addr, first.port)
+        b = served_fingerprint(second.addr, second.port)
+        assert a == b and a in (leaves[0].fingerprint, leaves[1].fingerprint)
