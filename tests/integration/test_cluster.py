@@ -274,8 +274,16 @@ def etcd3():
 
 
 def test_store_quorum(make_node, etcd3):
+    from moatlib import free_db_port, redis_client, wait_bdb_active
     n = make_node(addr="127.0.0.1", extra_args=["--store", etcd3.url])
     fp = served_fingerprint(n.addr, n.port)
+    port = free_db_port()
+    r = n.sock("POST", "/v1/bdbs", {"name": "q", "port": port,
+                                    "tls_mode": "enabled"})
+    assert r.status_code == 200, r.text
+    wait_bdb_active(n, r.json()["uid"])
+    c = redis_client(n, port)
+    c.set("k", "v")
     # One member down, quorum kept: changes still succeed.
     etcd3.stop(2)
     r = n.sock("POST", "/v1/cluster/certificates/rotate", {"name": "cm"})
@@ -291,6 +299,9 @@ def test_store_quorum(make_node, etcd3):
     assert "unavailable" in r.json()["description"]
     assert took < 8, took
     assert served_fingerprint(n.addr, n.port) == fp
+    # ... and its database: the open connection and new ones.
+    assert c.get("k") == b"v"
+    assert redis_client(n, port).get("k") == b"v"
     # Quorum back: changes work again.
     etcd3.start(1, state="existing")
     etcd3.start(2, state="existing")
@@ -419,6 +430,14 @@ def test_rolling_restart_under_load(make_node, etcd3, test_ca):
     assert min(counts) > 10, counts
     # New connections to the database see the new proxy certificate.
     assert served_fingerprint("127.0.0.1", port) == leaf.fingerprint
+    # Last, node 1 itself: its database serves again, with its data and
+    # the new certificate, and all three nodes are active.
+    first.restart()
+    wait_bdb_active(first, uid)
+    assert redis_client(first, port, ca=bundle).get("k0") is not None
+    assert served_fingerprint("127.0.0.1", port) == leaf.fingerprint
+    assert sorted(x["status"] for x in first.sock("GET", "/v1/nodes").json()) \
+        == ["active"] * 3
 
 
 def test_move_embedded_store_to_etcd(make_node, etcd, test_ca):
