@@ -20,28 +20,26 @@ cmd_quit(struct adm_session *sess, const struct cmd_args *args)
 	return ADM_EXIT_OK;
 }
 
-int
-cmd_cluster_create(struct adm_session *sess, const struct cmd_args *args)
+/*
+ * POST a bootstrap body (create or join) and report the node uid.  body
+ * holds the password: it is consumed here and wiped when freed.
+ */
+static int
+cluster_bootstrap(struct adm_session *sess, const char *path, json_t *body,
+    const char *fields, const char *done)
 {
-	json_t *body, *resp = NULL, *uid;
-	int rc;
+	json_t	*resp = NULL, *uid;
+	int	 rc;
 
-	body = json_pack("{s:s, s:{s:s}, s:{s:s, s:s}}",
-	    "action", "create_cluster",
-	    "cluster", "name", args->arg[ARG_FQDN],
-	    "credentials", "username", args->arg[ARG_USERNAME],
-	    "password", args->arg[ARG_PASSWORD]);
 	if (body == NULL) {
-		fprintf(stderr, "Error: name, username and password must be "
-		    "UTF-8 text\n");
+		fprintf(stderr, "Error: %s must be UTF-8 text\n", fields);
 		return ADM_EXIT_USAGE;
 	}
-	rc = session_api_call(sess, "POST", "/v1/bootstrap/create_cluster",
-	    body, &resp);
-	json_decref(body);	/* wiped on free: it holds the password */
+	rc = session_api_call(sess, "POST", path, body, &resp);
+	json_decref(body);
 	if (rc != ADM_EXIT_OK)
 		return rc;
-	printf("Cluster created successfully\n");
+	printf("%s\n", done);
 	if (json_is_integer(uid = json_object_get(resp, "node_uid")))
 		printf("Node UID: %" JSON_INTEGER_FORMAT "\n",
 		    json_integer_value(uid));
@@ -50,32 +48,25 @@ cmd_cluster_create(struct adm_session *sess, const struct cmd_args *args)
 }
 
 int
+cmd_cluster_create(struct adm_session *sess, const struct cmd_args *args)
+{
+	return cluster_bootstrap(sess, "/v1/bootstrap/create_cluster",
+	    json_pack("{s:s, s:{s:s}, s:{s:s, s:s}}", "action",
+	    "create_cluster", "cluster", "name", args->arg[ARG_FQDN],
+	    "credentials", "username", args->arg[ARG_USERNAME], "password",
+	    args->arg[ARG_PASSWORD]), "name, username and password",
+	    "Cluster created successfully");
+}
+
+int
 cmd_cluster_join(struct adm_session *sess, const struct cmd_args *args)
 {
-	json_t *body, *resp = NULL, *uid;
-	int rc;
-
-	body = json_pack("{s:s, s:{s:[s]}, s:{s:s, s:s}}",
-	    "action", "join_cluster",
-	    "cluster", "nodes", args->arg[ARG_NODE],
-	    "credentials", "username", args->arg[ARG_USERNAME],
-	    "password", args->arg[ARG_PASSWORD]);
-	if (body == NULL) {
-		fprintf(stderr, "Error: nodes, username and password must be "
-		    "UTF-8 text\n");
-		return ADM_EXIT_USAGE;
-	}
-	rc = session_api_call(sess, "POST", "/v1/bootstrap/join_cluster",
-	    body, &resp);
-	json_decref(body);	/* wiped on free: it holds the password */
-	if (rc != ADM_EXIT_OK)
-		return rc;
-	printf("Joined cluster successfully\n");
-	if (json_is_integer(uid = json_object_get(resp, "node_uid")))
-		printf("Node UID: %" JSON_INTEGER_FORMAT "\n",
-		    json_integer_value(uid));
-	json_decref(resp);
-	return ADM_EXIT_OK;
+	return cluster_bootstrap(sess, "/v1/bootstrap/join_cluster",
+	    json_pack("{s:s, s:{s:[s]}, s:{s:s, s:s}}", "action",
+	    "join_cluster", "cluster", "nodes", args->arg[ARG_NODE],
+	    "credentials", "username", args->arg[ARG_USERNAME], "password",
+	    args->arg[ARG_PASSWORD]), "nodes, username and password",
+	    "Joined cluster successfully");
 }
 
 int

@@ -727,8 +727,10 @@ node_check_schema(struct node *n, struct err *e)
 	if (rc == 0)
 		log_info("cluster store migrated from schema %d to %d", v,
 		    SCHEMA_VERSION);
-	else if (e != NULL && e->code == E_CONFLICT)
-		rc = 0, err_clear(e);	/* another node migrated it */
+	else if (e != NULL && e->code == E_CONFLICT) {
+		err_clear(e);	/* another node migrated it meanwhile */
+		rc = 0;
+	}
 	return rc;
 }
 
