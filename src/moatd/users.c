@@ -225,7 +225,9 @@ fail_record(const char *peer)
 	fail_table[i].last = now;
 	over = fail_table[i].failures - FAIL_FREE;
 	if (over >= 0) {
-		int delay = over >= 6 ? FAIL_MAX_DELAY : 1 << over;
+		/* 4 s, doubling: long enough that a slow argon2 check of the
+		 * next attempt cannot outlast it. */
+		int delay = over >= 4 ? FAIL_MAX_DELAY : 4 << over;
 		if (delay > FAIL_MAX_DELAY)
 			delay = FAIL_MAX_DELAY;
 		fail_table[i].blocked_until = now + delay;
