@@ -246,8 +246,8 @@ def client_ctx(ca):
     return ctx
 
 
-def ping_once(port, ctx, timeout=2.0):
-    """Connect, (TLS), PING, expect +PONG.  Returns (version, cipher)."""
+def pinged_socket(port, ctx, timeout):
+    """Connect, (TLS), PING, expect +PONG; the open socket."""
     s = socket.create_connection((HOST, port), timeout=timeout)
     try:
         if ctx is not None:
@@ -261,6 +261,16 @@ def ping_once(port, ctx, timeout=2.0):
             buf += d
         if buf != b"+PONG\r\n":
             raise OSError("unexpected reply %r" % buf)
+        return s
+    except BaseException:
+        s.close()
+        raise
+
+
+def ping_once(port, ctx, timeout=2.0):
+    """Connect, (TLS), PING, expect +PONG.  Returns (version, cipher)."""
+    s = pinged_socket(port, ctx, timeout)
+    try:
         if ctx is not None:
             return s.version(), s.cipher()[0]
         return "plaintext", "-"
@@ -834,19 +844,7 @@ def m_idle(t, a):
     try:
         for _ in range(n):
             try:
-                s = socket.create_connection((HOST, t.port), timeout=10)
-                if ctx is not None:
-                    s = ctx.wrap_socket(s)
-                s.sendall(b"PING\r\n")
-                buf = b""
-                while not buf.endswith(b"\r\n"):
-                    d = s.recv(64)
-                    if not d:
-                        break
-                    buf += d
-                if buf != b"+PONG\r\n":
-                    raise OSError("reply %r" % buf)
-                socks.append(s)
+                socks.append(pinged_socket(t.port, ctx, 10))
             except (OSError, ssl.SSLError):
                 failed += 1
         time.sleep(1.0)

@@ -19,6 +19,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "curlbuf.h"
 #include "store_impl.h"
 
 #define ETCD_MAX_EP	8
@@ -72,27 +73,6 @@ etcd_curl_tls(struct etcd_store *es, CURL *c)
 		curl_easy_setopt(c, CURLOPT_SSLCERT, es->cert);
 	if (es->key != NULL)
 		curl_easy_setopt(c, CURLOPT_SSLKEY, es->key);
-}
-
-struct resp {
-	char	*data;
-	size_t	 len;
-};
-
-static size_t
-resp_write(char *p, size_t sz, size_t n, void *arg)
-{
-	struct resp	*r = arg;
-	char		*nd;
-
-	if (r->len + sz * n > ETCD_MAX_RESP ||
-	    (nd = realloc(r->data, r->len + sz * n + 1)) == NULL)
-		return 0;
-	r->data = nd;
-	memcpy(r->data + r->len, p, sz * n);
-	r->len += sz * n;
-	r->data[r->len] = '\0';
-	return sz * n;
 }
 
 static char *
@@ -182,7 +162,7 @@ etcd_call_with(struct etcd_store *es, CURL *curl, const char *path,
     json_t *body, struct err *e)
 {
 	char		*s = json_dumps(body, JSON_COMPACT), url[512];
-	struct resp	 r = { NULL, 0 };
+	struct curlbuf	 r = { NULL, 0, ETCD_MAX_RESP };
 	long		 code = 0;
 	json_t		*j = NULL;
 	int		 i, idx;
@@ -198,15 +178,13 @@ etcd_call_with(struct etcd_store *es, CURL *curl, const char *path,
 		curl_easy_reset(curl);
 		curl_easy_setopt(curl, CURLOPT_URL, url);
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, s);
-		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, resp_write);
+		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, curlbuf_write);
 		curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
 		curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, ETCD_TIMEOUT_MS);
 		curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
 		curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 		etcd_curl_tls(es, curl);
-		free(r.data);
-		r.data = NULL;
-		r.len = 0;
+		curlbuf_clear(&r);
 		cc = curl_easy_perform(curl);
 		/* A member that answers nothing in time has no quorum either
 		 * way (etcd holds requests it cannot commit): fail now rather
@@ -233,10 +211,7 @@ etcd_call_with(struct etcd_store *es, CURL *curl, const char *path,
 	    NULL)) == NULL) {
 		err_set(e, E_STORE, "etcd answered %ld to %s", code, path);
 	}
-	if (r.data != NULL) {
-		explicit_bzero(r.data, r.len);
-		free(r.data);
-	}
+	curlbuf_clear(&r);
 	return j;
 }
 

@@ -50,7 +50,7 @@ bdbs_shard_state(int uid, int up, void *arg)
 
 	/* Connections to a dead shard are over; the clients reconnect
 	 * when it is back (new connections are refused until then). */
-	if (!up && n->bdbs != NULL && n->bdbs->proxy != NULL) {
+	if (!up && n->bdbs != NULL) {
 		int i;
 		for (i = 0; i < n->bdbs->nrun; i++)
 			if (n->bdbs->run[i].uid == uid)
@@ -84,7 +84,6 @@ bdbs_shutdown(struct node *n)
 		return;
 	/* Endpoints first: no client is handed to a stopping shard. */
 	proxy_free(n->bdbs->proxy);
-	n->bdbs->proxy = NULL;
 	shards_free(n->bdbs->shards);
 	free(n->bdbs);
 	n->bdbs = NULL;

@@ -36,9 +36,4 @@ int	 certs_rotate(struct node *n, const char *name, const char *who,
 json_t	*certs_list_json(struct node *n, struct err *e);
 json_t	*certs_describe_json(struct node *n, const char *name, struct err *e);
 
-/* Shared with node.c */
-json_t	*store_get_json(struct store *s, const char *key, int64_t *rev,
-	    struct err *e);
-char	*iso_now(void);
-
 #endif

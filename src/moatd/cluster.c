@@ -114,7 +114,7 @@ int
 cluster_update(struct node *n, json_t *body, const char *who, json_t **out,
     struct err *e)
 {
-	struct cluster_policy	 p;
+	struct cluster_policy	 p = { 0 };
 	struct store_txn	*t = NULL;
 	json_t			*doc, *v, *old = NULL;
 	const char		*key;
@@ -134,18 +134,8 @@ cluster_update(struct node *n, json_t *body, const char *who, json_t **out,
 	old = json_deep_copy(doc);
 	json_object_update_existing(doc, body);
 	/* The policy the change would produce, for the trial. */
-	p = n->policy;
-	tls_version_parse(json_string_value(json_object_get(doc,
-	    "min_control_TLS_version")), &p.min_control, NULL);
-	tls_version_parse(json_string_value(json_object_get(doc,
-	    "min_data_TLS_version")), &p.min_data, NULL);
-	p.control_cipher_list = (char *)json_string_value(json_object_get(doc,
-	    "control_cipher_suites"));
-	p.data_cipher_list = (char *)json_string_value(json_object_get(doc,
-	    "data_cipher_list"));
-	p.data_ciphersuites = (char *)json_string_value(json_object_get(doc,
-	    "data_cipher_suites_tls_1_3"));
-	if (cluster_trial(n, &p, e) == -1)
+	if (cluster_policy_from_json(doc, &p, e) == -1 ||
+	    cluster_trial(n, &p, e) == -1)
 		goto out;
 	if ((t = store_txn_new()) == NULL ||
 	    (s = json_dumps(doc, JSON_COMPACT)) == NULL) {
@@ -168,6 +158,7 @@ cluster_update(struct node *n, json_t *body, const char *who, json_t **out,
 out:
 	free(s);
 	store_txn_free(t);
+	cluster_policy_clear(&p);
 	json_decref(old);
 	json_decref(doc);
 	return rc;

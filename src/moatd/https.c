@@ -43,7 +43,6 @@ struct https {
 	struct evhttp		*http;
 	struct tlsctx		*ctx;	/* owned reference: next handshakes */
 	struct https_sess	*sessions;
-	int			 nsessions;
 };
 
 static int sess_idx = -1;
@@ -65,7 +64,6 @@ https_sess_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 			s->h->sessions = s->next;
 		if (s->next != NULL)
 			s->next->prev = s->prev;
-		s->h->nsessions--;
 	}
 	free(s);
 }
@@ -100,7 +98,6 @@ https_bevcb(struct event_base *base, void *arg)
 	if (h->sessions != NULL)
 		h->sessions->prev = s;
 	h->sessions = s;
-	h->nsessions++;
 	SSL_set_ex_data(ssl, sess_idx, s);
 	return bev;
 }
@@ -196,12 +193,6 @@ https_close_below(struct https *h, int min_version, const void *except,
 		shutdown(bufferevent_getfd(s->bev), SHUT_RDWR);
 	}
 	return n;
-}
-
-int
-https_session_count(struct https *h)
-{
-	return h->nsessions;
 }
 
 struct evhttp *

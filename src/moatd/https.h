@@ -30,8 +30,6 @@ void		 https_set_ctx(struct https *h, struct tlsctx *ctx);
  */
 int		 https_close_below(struct https *h, int min_version,
 		    const void *except, int *except_hit);
-/* Sessions currently open (for logs and tests). */
-int		 https_session_count(struct https *h);
 
 /* Plain HTTP on a unix socket at path, mode 0600. */
 struct evhttp	*http_local_new(struct event_base *base, const char *path,

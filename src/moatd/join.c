@@ -15,32 +15,12 @@
 #include <curl/curl.h>
 
 #include "certs.h"
+#include "curlbuf.h"
 #include "fsutil.h"
 #include "join.h"
 #include "log.h"
 
 #include <event2/event.h>
-
-struct buf {
-	char	*p;
-	size_t	 len;
-};
-
-static size_t
-buf_write(char *d, size_t sz, size_t n, void *arg)
-{
-	struct buf	*b = arg;
-	char		*np;
-
-	if (b->len + sz * n > 65536 || (np = realloc(b->p, b->len + sz * n +
-	    1)) == NULL)
-		return 0;
-	b->p = np;
-	memcpy(b->p + b->len, d, sz * n);
-	b->len += sz * n;
-	b->p[b->len] = '\0';
-	return sz * n;
-}
 
 /*
  * Ask the node at "addr[:port]" where the store is.  The cluster's CA is
@@ -52,7 +32,7 @@ join_ask_store(const char *node, int default_port, const char *user,
     const char *password, struct err *e)
 {
 	CURL		*c;
-	struct buf	 b = { NULL, 0 };
+	struct curlbuf	 b = { NULL, 0, 65536 };
 	char		 url[300], *store = NULL;
 	long		 code = 0;
 	CURLcode	 cc;
@@ -74,7 +54,7 @@ join_ask_store(const char *node, int default_port, const char *user,
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_write);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curlbuf_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	cc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
@@ -91,8 +71,8 @@ join_ask_store(const char *node, int default_port, const char *user,
 		err_set(e, E_STORE_NOT_SHARED, "the cluster at %.128s runs on "
 		    "its embedded store; nodes can join a cluster on etcd only",
 		    node);
-	else if (code != 200 || b.p == NULL ||
-	    (j = json_loads(b.p, 0, NULL)) == NULL)
+	else if (code != 200 || b.data == NULL ||
+	    (j = json_loads(b.data, 0, NULL)) == NULL)
 		err_set(e, E_JOIN_FAILED, "the node %.128s answered %ld", node,
 		    code);
 	else {
@@ -104,7 +84,7 @@ join_ask_store(const char *node, int default_port, const char *user,
 			    node);
 		json_decref(j);
 	}
-	free(b.p);
+	curlbuf_clear(&b);
 	return store;
 }
 

@@ -67,15 +67,14 @@ iso_now(void)
 	return strdup(buf);
 }
 
-/* Parse the stored cluster document into fqdn and policy. */
-static int
-node_read_cluster(struct node *n, json_t *doc, struct cluster_policy *p,
+int
+cluster_policy_from_json(const json_t *doc, struct cluster_policy *p,
     struct err *e)
 {
-	const char *name, *created, *minc, *mind, *ccl, *dcl, *dcs;
+	const char *minc, *mind, *ccl, *dcl, *dcs;
 
-	if (json_unpack(doc, "{s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
-	    "name", &name, "created_at", &created,
+	memset(p, 0, sizeof(*p));
+	if (json_unpack((json_t *)doc, "{s:s, s:s, s:s, s:s, s:s}",
 	    "min_control_TLS_version", &minc, "min_data_TLS_version", &mind,
 	    "control_cipher_suites", &ccl, "data_cipher_list", &dcl,
 	    "data_cipher_suites_tls_1_3", &dcs) != 0)
@@ -87,6 +86,22 @@ node_read_cluster(struct node *n, json_t *doc, struct cluster_policy *p,
 	p->control_cipher_list = strdup(ccl);
 	p->data_cipher_list = strdup(dcl);
 	p->data_ciphersuites = strdup(dcs);
+	return 0;
+}
+
+/* Parse the stored cluster document into fqdn and policy. */
+static int
+node_read_cluster(struct node *n, json_t *doc, struct cluster_policy *p,
+    struct err *e)
+{
+	const char *name, *created;
+
+	if (json_unpack(doc, "{s:s, s:s}", "name", &name, "created_at",
+	    &created) != 0)
+		return err_set(e, E_STORE, "the stored cluster document is "
+		    "damaged");
+	if (cluster_policy_from_json(doc, p, e) == -1)
+		return -1;
 	if (n->fqdn == NULL || strcmp(n->fqdn, name) != 0) {
 		free(n->fqdn);
 		n->fqdn = strdup(name);
@@ -214,10 +229,9 @@ node_report(struct node *n, const char *status)
 	json_decref(doc);
 	snprintf(key, sizeof(key), "/moat/nodes/%d", n->uid);
 	t = store_txn_new();
-	if (s != NULL && t != NULL && store_txn_put(t, key, s) == 0 &&
-	    store_txn_commit(n->store, t, &e) == 0)
-		;
-	else
+	n->reported = s != NULL && t != NULL && store_txn_put(t, key, s) == 0 &&
+	    store_txn_commit(n->store, t, &e) == 0;
+	if (!n->reported)
 		log_error("cannot record node state: %s", err_msg(&e));
 	err_clear(&e);
 	store_txn_free(t);
@@ -349,8 +363,13 @@ node_apply(struct node *n, struct err *e)
 		    "database connection(s) below it",
 		    tls_version_str(p.min_data), c);
 	}
-	n->policy_rev = policy_rev;
-	node_report(n, "active");
+	/* Only a change is worth a store write: every node applies on every
+	 * change anywhere in /moat/, most of which concern it in nothing. */
+	if (any || ctl_changed || data_changed || policy_rev != n->policy_rev ||
+	    !n->reported) {
+		n->policy_rev = policy_rev;
+		node_report(n, "active");
+	}
 	return 0;
 }
 

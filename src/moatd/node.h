@@ -87,6 +87,7 @@ struct node {
 	int			 current_conn_closed;
 	struct event		*store_ev;	/* changes from other nodes */
 	int64_t			 policy_rev;	/* cluster doc revision applied */
+	int			 reported;	/* the store has what we serve */
 	int			 rollout_timeout_ms; /* of the request being
 						   handled (?timeout=) */
 	char			*store_url_buf;	/* owned store URL from node.json */
@@ -127,5 +128,14 @@ json_t		*node_rollout_wait(struct node *n, const int *versions,
 const struct tls_policy *node_tls_policy(const struct cluster_policy *p,
 		    enum policy_kind k, struct tls_policy *out);
 void		 cluster_policy_clear(struct cluster_policy *p);
+/* A store document parsed (NULL: E_NOT_FOUND or E_STORE); caller owns. */
+json_t		*store_get_json(struct store *s, const char *key, int64_t *rev,
+		    struct err *e);
+/* "2026-11-28T18:00:00Z" now, freshly allocated. */
+char		*iso_now(void);
+/* The policy fields of a cluster document; strings copied into p (free
+ * with cluster_policy_clear). */
+int		 cluster_policy_from_json(const json_t *doc,
+		    struct cluster_policy *p, struct err *e);
 
 #endif

@@ -93,7 +93,7 @@ struct pconn {
 };
 
 enum cmd_kind { CMD_NONE, CMD_ADD, CMD_DEL, CMD_CLOSE_BELOW, CMD_CLOSE_PORT,
-	CMD_COUNT, CMD_STOP };
+	CMD_STOP };
 
 struct worker {
 	pthread_t	 thread;
@@ -102,7 +102,6 @@ struct worker {
 	struct tag	 wtag;
 	char		*scratch;
 	struct pconn	*conns;
-	int		 nconns;
 	struct pconn	*dead;		/* closed during this epoll batch */
 	pthread_mutex_t	 mu;
 	pthread_cond_t	 cv;
@@ -234,7 +233,6 @@ conn_close(struct pconn *c, int notify)
 		w->conns = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
-	w->nconns--;
 	/* Another event of this batch may still point at c. */
 	c->flags |= C_CLOSED;
 	c->next = w->dead;
@@ -671,7 +669,6 @@ worker_accept(struct worker *w, struct listener *l)
 		if (w->conns != NULL)
 			w->conns->prev = c;
 		w->conns = c;
-		w->nconns++;
 		memset(&e, 0, sizeof(e));
 		e.events = c->cev = EPOLLIN;
 		e.data.ptr = &c->ctag;
@@ -721,9 +718,6 @@ worker_command(struct worker *w)
 				n++;
 			}
 		}
-		break;
-	case CMD_COUNT:
-		n = w->nconns;
 		break;
 	case CMD_STOP:
 		stop = 1;
@@ -987,12 +981,6 @@ int
 proxy_close_port(struct proxy *p, int port)
 {
 	return proxy_broadcast(p, CMD_CLOSE_PORT, port, NULL);
-}
-
-int
-proxy_conn_count(struct proxy *p)
-{
-	return proxy_broadcast(p, CMD_COUNT, 0, NULL);
 }
 
 void

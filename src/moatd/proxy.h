@@ -31,8 +31,6 @@ int		 proxy_endpoint_set(struct proxy *p, const char *addr, int port,
 void		 proxy_endpoint_del(struct proxy *p, int port);
 /* Close TLS connections that negotiated below min_version; how many. */
 int		 proxy_close_below(struct proxy *p, int min_version);
-/* Open client connections, over all workers. */
-int		 proxy_conn_count(struct proxy *p);
 /* Close open connections on port (the shard went away). */
 int		 proxy_close_port(struct proxy *p, int port);
 

@@ -52,6 +52,15 @@ struct shards {
 	int			 n;
 };
 
+/* Tell the owner a shard went up or down; not while shards_free tears
+ * everything down (the owner is going away too). */
+static void
+shards_notify(struct shards *s, int uid, int up)
+{
+	if (s->cb != NULL)
+		s->cb(uid, up, s->arg);
+}
+
 static struct shard *
 shard_find(struct shards *s, int uid)
 {
@@ -131,7 +140,7 @@ shard_command(struct shard *sh, const char *const *argv, int argc)
 	if ((fd = shard_connect(sh)) == -1)
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (asprintf(&cmd, "*%d\r\n", argc + (sh->password ? 0 : 0)) == -1)
+	if (asprintf(&cmd, "*%d\r\n", argc) == -1)
 		goto out;
 	for (i = 0; i < argc; i++) {
 		if (asprintf(&t, "%s$%zu\r\n%s\r\n", cmd, strlen(argv[i]),
@@ -186,7 +195,7 @@ shard_poll_ready(evutil_socket_t fd, short what, void *arg)
 	sh->up = 1;
 	log_info("db:%d shard up (redis-server pid %d)", sh->uid,
 	    (int)sh->pid);
-	sh->s->cb(sh->uid, 1, sh->s->arg);
+	shards_notify(sh->s, sh->uid, 1);
 }
 
 static void
@@ -278,7 +287,7 @@ shards_sigchld(evutil_socket_t fd, short what, void *arg)
 		sh->pid = 0;
 		if (sh->up) {
 			sh->up = 0;
-			s->cb(sh->uid, 0, s->arg);
+			shards_notify(s, sh->uid, 0);
 		}
 		if (sh->stopping)
 			continue;
@@ -442,7 +451,7 @@ shards_stop(struct shards *s, int uid, int remove)
 	}
 	if (sh->up) {
 		sh->up = 0;
-		s->cb(uid, 0, s->arg);
+		shards_notify(s, uid, 0);
 	}
 	if (remove)
 		rm_rf(sh->dir);
@@ -463,6 +472,7 @@ shards_free(struct shards *s)
 {
 	if (s == NULL)
 		return;
+	s->cb = NULL;
 	while (s->n > 0)
 		shards_stop(s, s->v[0]->uid, 0);
 	event_free(s->sigchld);
@@ -486,10 +496,3 @@ shards_is_up(struct shards *s, int uid)
 	return sh != NULL && sh->up;
 }
 
-int
-shards_pid(struct shards *s, int uid)
-{
-	struct shard *sh = shard_find(s, uid);
-
-	return sh != NULL ? (int)sh->pid : 0;
-}

@@ -29,7 +29,7 @@ typedef void (*shard_state_cb)(int uid, int up, void *arg);
 
 struct shards	*shards_new(struct event_base *base, const char *data_dir,
 		    shard_state_cb cb, void *arg, struct err *e);
-/* Stops every shard (they keep their data). */
+/* Stops every shard (they keep their data), without calling back. */
 void		 shards_free(struct shards *s);
 /* Start the shard if needed, or apply a changed configuration to the
  * running process without restarting it. */
@@ -40,7 +40,5 @@ void		 shards_stop(struct shards *s, int uid, int remove);
 /* The unix socket path of the shard (valid while it exists). */
 const char	*shards_socket(struct shards *s, int uid);
 int		 shards_is_up(struct shards *s, int uid);
-/* The process id, for tests and status (0 when not running). */
-int		 shards_pid(struct shards *s, int uid);
 
 #endif

@@ -96,16 +96,30 @@ email_valid(const char *s)
 	return at != NULL && at != s && at[1] != '\0' && strchr(at + 1, '@') == NULL;
 }
 
-int
-users_check_new(const char *email, const char *password, struct err *e)
+static int
+email_check(const char *email, struct err *e)
 {
 	if (!email_valid(email))
 		return err_set(e, E_INVALID_EMAIL, "the user name must be an email "
 		    "address (name@domain, at most 254 characters, no spaces "
 		    "or ':')");
+	return 0;
+}
+
+static int
+password_check(const char *password, struct err *e)
+{
 	if (strlen(password) < PASSWORD_MIN || strlen(password) > PASSWORD_MAX)
 		return err_set(e, E_INVALID_PASSWORD, "the password must be "
 		    "%d to %d characters long", PASSWORD_MIN, PASSWORD_MAX);
+	return 0;
+}
+
+int
+users_check_new(const char *email, const char *password, struct err *e)
+{
+	if (email_check(email, e) == -1 || password_check(password, e) == -1)
+		return -1;
 	return 0;
 }
 
@@ -486,10 +500,8 @@ users_update(struct node *n, int uid, json_t *body, const char *who,
 		err_set(e, E_USER_NOT_FOUND, "user %d does not exist", uid);
 		goto out;
 	}
-	if (email != NULL && !email_valid(email)) {
-		users_check_new(email, "xxxxxxxx", e);
+	if (email != NULL && email_check(email, e) == -1)
 		goto out;
-	}
 	if (email != NULL && (other = users_find(kvs, nkv, email, 0, NULL)) &&
 	    json_integer_value(json_object_get(other, "uid")) != uid) {
 		err_set(e, E_EMAIL_EXISTS, "a user with email %s exists", email);
@@ -508,7 +520,7 @@ users_update(struct node *n, int uid, json_t *body, const char *who,
 	}
 	hash = json_string_value(json_object_get(doc, "password_hash"));
 	if (password != NULL) {
-		if (users_check_new("x@x", password, e) == -1 ||
+		if (password_check(password, e) == -1 ||
 		    users_hash(password, newhash, e) == -1)
 			goto out;
 		hash = newhash;

@@ -21,20 +21,40 @@ pytestmark = pytest.mark.skipif(shutil.which("etcd") is None,
                                 reason="etcd-server is not installed")
 
 
+def start_member(d, name, cport, pport, initial=None, state="new",
+                 tls=()):
+    """One etcd member on 127.0.0.1, logging to d/<name>.log.  tls: extra
+    server TLS flags, which switch its client URLs to https."""
+    scheme = "https" if tls else "http"
+    log = open(os.path.join(d, name + ".log"), "ab")
+    p = subprocess.Popen(
+        ["etcd", "--name", name, "--data-dir", os.path.join(d, name),
+         "--listen-client-urls", "%s://127.0.0.1:%d" % (scheme, cport),
+         "--advertise-client-urls", "%s://127.0.0.1:%d" % (scheme, cport),
+         "--listen-peer-urls", "http://127.0.0.1:%d" % pport,
+         "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % pport,
+         "--initial-cluster",
+         initial or "%s=http://127.0.0.1:%d" % (name, pport),
+         "--initial-cluster-state", state] + list(tls),
+        stdout=log, stderr=log, start_new_session=True)
+    log.close()
+    return p
+
+
+def stop_pid(p):
+    os.kill(p.pid, signal.SIGTERM)
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(10)
+
+
 @pytest.fixture
 def etcd():
     d = tempfile.mkdtemp(prefix="moat-etcd-", dir="/tmp")
     cport, pport = free_port("127.0.0.1"), free_port("127.0.0.1")
-    log = open(os.path.join(d, "log"), "wb")
-    p = subprocess.Popen(
-        ["etcd", "--name", "t", "--data-dir", os.path.join(d, "data"),
-         "--listen-client-urls", "http://127.0.0.1:%d" % cport,
-         "--advertise-client-urls", "http://127.0.0.1:%d" % cport,
-         "--listen-peer-urls", "http://127.0.0.1:%d" % pport,
-         "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % pport,
-         "--initial-cluster", "t=http://127.0.0.1:%d" % pport],
-        stdout=log, stderr=log, start_new_session=True)
-    log.close()
+    p = start_member(d, "t", cport, pport)
     url = "etcd://127.0.0.1:%d" % cport
     import requests
     deadline = time.monotonic() + 15
@@ -44,15 +64,11 @@ def etcd():
                           json={"key": "AA=="}, timeout=1)
             break
         except requests.RequestException:
-            assert time.monotonic() < deadline, open(os.path.join(d, "log")).read()
+            assert time.monotonic() < deadline, \
+                open(os.path.join(d, "t.log")).read()
             time.sleep(0.1)
     yield url
-    os.kill(p.pid, signal.SIGTERM)
-    try:
-        p.wait(10)
-    except subprocess.TimeoutExpired:
-        os.kill(p.pid, signal.SIGKILL)
-        p.wait(10)
+    stop_pid(p)
     shutil.rmtree(d, ignore_errors=True)
 
 
@@ -219,28 +235,12 @@ class Etcd3:
         self.url = "etcd://" + ",".join("127.0.0.1:%d" % c for c in self.c)
 
     def start(self, i, state="new"):
-        log = open(os.path.join(self.dir, "m%d.log" % i), "ab")
-        self.procs[i] = subprocess.Popen(
-            ["etcd", "--name", "m%d" % i,
-             "--data-dir", os.path.join(self.dir, "m%d" % i),
-             "--listen-client-urls", "http://127.0.0.1:%d" % self.c[i],
-             "--advertise-client-urls", "http://127.0.0.1:%d" % self.c[i],
-             "--listen-peer-urls", "http://127.0.0.1:%d" % self.p[i],
-             "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % self.p[i],
-             "--initial-cluster", self.initial,
-             "--initial-cluster-state", state],
-            stdout=log, stderr=log, start_new_session=True)
-        log.close()
+        self.procs[i] = start_member(self.dir, "m%d" % i, self.c[i],
+                                     self.p[i], self.initial, state)
 
     def stop(self, i):
-        p = self.procs[i]
-        if p is not None:
-            os.kill(p.pid, signal.SIGTERM)
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(p.pid, signal.SIGKILL)
-                p.wait(10)
+        if self.procs[i] is not None:
+            stop_pid(self.procs[i])
             self.procs[i] = None
 
     def wait_healthy(self):
@@ -535,18 +535,9 @@ def test_etcd_over_tls(make_node, test_ca):
             f.write(text)
         os.chmod(files[name], 0o600)
     cport, pport = free_port("127.0.0.1"), free_port("127.0.0.1")
-    log = open(os.path.join(d, "log"), "wb")
-    p = subprocess.Popen(
-        ["etcd", "--name", "s", "--data-dir", os.path.join(d, "data"),
-         "--listen-client-urls", "https://127.0.0.1:%d" % cport,
-         "--advertise-client-urls", "https://127.0.0.1:%d" % cport,
-         "--listen-peer-urls", "http://127.0.0.1:%d" % pport,
-         "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % pport,
-         "--initial-cluster", "s=http://127.0.0.1:%d" % pport,
-         "--cert-file", files["srv.pem"], "--key-file", files["srv.key"],
-         "--trusted-ca-file", files["ca.pem"], "--client-cert-auth"],
-        stdout=log, stderr=log, start_new_session=True)
-    log.close()
+    p = start_member(d, "s", cport, pport, tls=(
+        "--cert-file", files["srv.pem"], "--key-file", files["srv.key"],
+        "--trusted-ca-file", files["ca.pem"], "--client-cert-auth"))
     try:
         base = "etcds://127.0.0.1:%d?ca=%s" % (cport, files["ca.pem"])
         url = base + "&cert=%s&key=%s" % (files["cli.pem"], files["cli.key"])
@@ -557,7 +548,8 @@ def test_etcd_over_tls(make_node, test_ca):
                 n = make_node(addr="127.0.0.1", extra_args=["--store", url])
                 break
             except RuntimeError:
-                assert time.monotonic() < deadline, open(os.path.join(d, "log")).read()
+                assert time.monotonic() < deadline, \
+                    open(os.path.join(d, "s.log")).read()
                 time.sleep(0.5)
         assert n.sock("GET", "/v1/cluster/store").json()["store"] == url
         assert n.sock("POST", "/v1/cluster/certificates/rotate",
@@ -568,12 +560,7 @@ def test_etcd_over_tls(make_node, test_ca):
                       create=False)
         assert "etcd" in str(ex.value) and "unavailable" in str(ex.value)
     finally:
-        os.kill(p.pid, signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            os.kill(p.pid, signal.SIGKILL)
-            p.wait(10)
+        stop_pid(p)
         shutil.rmtree(d, ignore_errors=True)
 
 
