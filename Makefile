@@ -18,7 +18,11 @@ CFLAGS  += $(PKG_CFLAGS)
 LIBS     = $(PKG_LIBS) -lpthread
 
 LIB_SRC    := $(wildcard src/lib/*.c)
-MOATD_SRC  := $(wildcard src/moatd/*.c)
+# moatd's folders follow its architecture: control/ (writers, API,
+# deferred replies), apply/ (the store watch's consumer), data/ (proxy,
+# shards), web/ (HTTPS listeners); schema and lifecycle at the top.
+MOATD_DIRS := src/moatd src/moatd/control src/moatd/apply src/moatd/data src/moatd/web
+MOATD_SRC  := $(foreach d,$(MOATD_DIRS),$(wildcard $(d)/*.c))
 ADM_SRC    := $(wildcard src/moatadm/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 
@@ -42,7 +46,18 @@ deps-check:
 deps:
 	scripts/deps
 
-$(BUILD)/%.o: %.c
+MOATD_INC  := $(addprefix -I,$(MOATD_DIRS))
+
+# The flags a build was made with: a change of flags (WERROR=1,
+# SANITIZE=1, CFLAGS=...) rebuilds everything, not only what changed.
+FLAGS_STAMP := $(BUILD)/.flags
+$(shell mkdir -p $(BUILD); echo '$(CC) $(CFLAGS) $(LDFLAGS)' | cmp -s - $(FLAGS_STAMP) || echo '$(CC) $(CFLAGS) $(LDFLAGS)' > $(FLAGS_STAMP))
+
+$(BUILD)/src/moatd/%.o: src/moatd/%.c $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(MOATD_INC) -MMD -MP -c -o $@ $<
+
+$(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
@@ -55,9 +70,9 @@ $(BUILD)/moatd: $(MOATD_OBJ) $(BUILD)/libmoat.a
 $(BUILD)/moatadm: $(ADM_OBJ) $(BUILD)/libmoat.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -ledit
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmoat.a
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmoat.a $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/unit -o $@ $^ $(LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/unit -o $@ $< $(BUILD)/libmoat.a $(LIBS)
 
 unit: all $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done

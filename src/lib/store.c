@@ -92,6 +92,18 @@ store_driver_name(struct store *s)
 	return s->d->name;
 }
 
+int
+store_is_shared(struct store *s)
+{
+	return s->d->shared;
+}
+
+int
+store_max_txn_ops(struct store *s)
+{
+	return s->d->max_txn_ops;
+}
+
 const char *
 store_url(struct store *s)
 {
@@ -109,7 +121,8 @@ store_presence(struct store *s, const char *key, const char *value, int ttl,
 		return s->d->presence(s->impl, key, value, ttl, e);
 	if ((t = store_txn_new()) == NULL)
 		return err_set(e, E_INTERNAL, "out of memory");
-	rc = store_txn_put(t, key, value) == 0 ? s->d->commit(s->impl, t, e) :
+	rc = store_txn_put(t, key, value) == 0 ? s->d->commit(s->impl, t, NULL,
+	    e) :
 	    err_set(e, E_INTERNAL, "out of memory");
 	store_txn_free(t);
 	return rc;
@@ -126,7 +139,14 @@ int
 store_list(struct store *s, const char *prefix, struct store_kv **kvs,
     size_t *n, struct err *e)
 {
-	return s->d->list(s->impl, prefix, kvs, n, e);
+	return s->d->list(s->impl, prefix, kvs, n, NULL, e);
+}
+
+int
+store_list_at(struct store *s, const char *prefix, struct store_kv **kvs,
+    size_t *n, int64_t *rev, struct err *e)
+{
+	return s->d->list(s->impl, prefix, kvs, n, rev, e);
 }
 
 void
@@ -162,10 +182,14 @@ store_txn_add(struct store_txn *t, enum txn_op_kind k, const char *key,
 {
 	struct txn_op *nops;
 
+	if (t == NULL)
+		return -1;
 	if (t->n == t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 8;
-		if ((nops = realloc(t->ops, cap * sizeof(*nops))) == NULL)
+		if ((nops = realloc(t->ops, cap * sizeof(*nops))) == NULL) {
+			t->failed = 1;
 			return -1;
+		}
 		t->ops = nops;
 		t->cap = cap;
 	}
@@ -176,6 +200,7 @@ store_txn_add(struct store_txn *t, enum txn_op_kind k, const char *key,
 	if (t->ops[t->n].key == NULL || (value && !t->ops[t->n].value)) {
 		free(t->ops[t->n].key);
 		free(t->ops[t->n].value);
+		t->failed = 1;
 		return -1;
 	}
 	t->n++;
@@ -206,8 +231,11 @@ store_txn_put_json(struct store_txn *t, const char *key, const json_t *doc)
 	char	*s = json_dumps(doc, JSON_COMPACT);
 	int	 rc;
 
-	if (s == NULL)
+	if (s == NULL) {
+		if (t != NULL)
+			t->failed = 1;
 		return -1;
+	}
 	rc = store_txn_put(t, key, s);
 	/* Documents may hold private keys. */
 	explicit_bzero(s, strlen(s));
@@ -253,13 +281,35 @@ store_notify(struct store *s, char *const *keys, size_t n)
 	}
 }
 
+size_t
+store_txn_len(const struct store_txn *t)
+{
+	return t != NULL ? t->n : 0;
+}
+
 int
 store_txn_commit(struct store *s, struct store_txn *t, struct err *e)
+{
+	return store_txn_commit_rev(s, t, NULL, e);
+}
+
+int
+store_txn_commit_rev(struct store *s, struct store_txn *t, int64_t *rev,
+    struct err *e)
 {
 	char	**keys;
 	size_t	 i, n = 0;
 
-	if (s->d->commit(s->impl, t, e) == -1)
+	/* A transaction missing an operation would commit something else
+	 * than its writer decided: never. */
+	if (t == NULL || t->failed)
+		return err_set(e, E_INTERNAL, "out of memory while building a "
+		    "store transaction; nothing was changed");
+	if (s->d->max_txn_ops > 0 && t->n > (size_t)s->d->max_txn_ops)
+		return err_set(e, E_STORE, "a transaction of %zu operations is "
+		    "over the store's limit of %d; nothing was changed", t->n,
+		    s->d->max_txn_ops);
+	if (s->d->commit(s->impl, t, rev, e) == -1)
 		return -1;
 	if ((keys = calloc(t->n + 1, sizeof(char *))) == NULL)
 		return 0;

@@ -46,6 +46,11 @@ int		 store_get(struct store *s, const char *key, char **val,
 /* All keys under prefix, sorted; *kvs owned by caller (store_kvs_free). */
 int		 store_list(struct store *s, const char *prefix,
 		    struct store_kv **kvs, size_t *n, struct err *e);
+/* The same, read at one revision of the whole store, returned in *rev:
+ * a consistent snapshot. */
+int		 store_list_at(struct store *s, const char *prefix,
+		    struct store_kv **kvs, size_t *n, int64_t *rev,
+		    struct err *e);
 void		 store_kvs_free(struct store_kv *kvs, size_t n);
 /* Current revision of the whole store. */
 int64_t		 store_revision(struct store *s);
@@ -61,10 +66,17 @@ int		 store_txn_del(struct store_txn *t, const char *key);
 /* Put the compact JSON of doc (borrowed); the serialised copy is wiped. */
 int		 store_txn_put_json(struct store_txn *t, const char *key,
 		    const json_t *doc);
-/* All or nothing.  A failed compare is E_CONFLICT.  Watchers run after
- * the commit, before this returns.  t stays owned by the caller. */
+/* All or nothing.  A failed compare is E_CONFLICT; a transaction one of
+ * whose operations could not be added (out of memory) fails whole
+ * (E_INTERNAL) instead of committing the rest.  Watchers run after the
+ * commit, before this returns.  t stays owned by the caller. */
 int		 store_txn_commit(struct store *s, struct store_txn *t,
 		    struct err *e);
+/* The same; *rev is the store revision the commit created. */
+int		 store_txn_commit_rev(struct store *s, struct store_txn *t,
+		    int64_t *rev, struct err *e);
+/* Operations in t so far. */
+size_t		 store_txn_len(const struct store_txn *t);
 /* Wipes the values (they may hold keys) and frees. */
 void		 store_txn_free(struct store_txn *t);
 
@@ -78,8 +90,12 @@ int		 store_watch(struct store *s, const char *prefix,
 /* Readable when changes from elsewhere wait; -1 for a driver with none. */
 int		 store_event_fd(struct store *s);
 void		 store_dispatch(struct store *s);
-/* "sqlite" or "etcd" */
+/* "sqlite" or "etcd", for messages only: ask for capabilities below. */
 const char	*store_driver_name(struct store *s);
+/* 1 when other nodes can share this store (join a cluster on it). */
+int		 store_is_shared(struct store *s);
+/* Most operations one transaction may hold; 0 when unlimited. */
+int		 store_max_txn_ops(struct store *s);
 /* The URL the store was opened with (for other nodes to join it). */
 const char	*store_url(struct store *s);
 /*

@@ -25,6 +25,7 @@
 #define ETCD_MAX_EP	8
 #define ETCD_TIMEOUT_MS	3000
 #define ETCD_MAX_RESP	(64 * 1024 * 1024)
+#define ETCD_MAX_IDLE	4
 
 struct etcd_watch {
 	struct etcd_store	*es;
@@ -50,12 +51,14 @@ struct etcd_store {
 	char			*ep[ETCD_MAX_EP];	/* "http://host:port" */
 	int			 nep;
 	int			 cur;		/* endpoint that answered last */
-	CURL			*curl;		/* control thread only */
+	CURL			*idle[ETCD_MAX_IDLE];	/* handles not in use */
+	int			 nidle;
 	volatile int		 stopping;
 	struct etcd_watch	*w[16];
 	int			 nw;
 	struct etcd_presence	*pr;
-	pthread_mutex_t		 mu;	/* serialises use of curl */
+	pthread_mutex_t		 mu;	/* guards idle[] and cur, never held
+					   across a network call */
 	int			 tls;	/* etcds:// */
 	char			*ca, *cert, *key;	/* file paths, or NULL */
 };
@@ -145,15 +148,35 @@ static json_t *
 etcd_call_with(struct etcd_store *es, CURL *c, const char *path,
     json_t *body, struct err *e);
 
+/*
+ * A handle from the idle list (or a new one) for one call: the lock only
+ * guards the list, so a slow member never makes another thread wait for
+ * the lock, only for its own request.
+ */
 static json_t *
 etcd_call(struct etcd_store *es, const char *path, json_t *body,
     struct err *e)
 {
-	json_t *j;
+	CURL	*c = NULL;
+	json_t	*j;
 
 	pthread_mutex_lock(&es->mu);
-	j = etcd_call_with(es, es->curl, path, body, e);
+	if (es->nidle > 0)
+		c = es->idle[--es->nidle];
 	pthread_mutex_unlock(&es->mu);
+	if (c == NULL && (c = curl_easy_init()) == NULL) {
+		err_set(e, E_INTERNAL, "out of memory");
+		return NULL;
+	}
+	j = etcd_call_with(es, c, path, body, e);
+	pthread_mutex_lock(&es->mu);
+	if (es->nidle < ETCD_MAX_IDLE) {
+		es->idle[es->nidle++] = c;
+		c = NULL;
+	}
+	pthread_mutex_unlock(&es->mu);
+	if (c != NULL)
+		curl_easy_cleanup(c);
 	return j;
 }
 
@@ -165,15 +188,18 @@ etcd_call_with(struct etcd_store *es, CURL *curl, const char *path,
 	struct curlbuf	 r = { NULL, 0, ETCD_MAX_RESP };
 	long		 code = 0;
 	json_t		*j = NULL;
-	int		 i, idx;
+	int		 i, idx, cur;
 	CURLcode	 cc = CURLE_OK;
 
 	if (s == NULL) {
 		err_set(e, E_INTERNAL, "out of memory");
 		return NULL;
 	}
+	pthread_mutex_lock(&es->mu);
+	cur = es->cur;
+	pthread_mutex_unlock(&es->mu);
 	for (i = 0; i < es->nep; i++) {
-		idx = (es->cur + i) % es->nep;
+		idx = (cur + i) % es->nep;
 		snprintf(url, sizeof(url), "%s%s", es->ep[idx], path);
 		curl_easy_reset(curl);
 		curl_easy_setopt(curl, CURLOPT_URL, url);
@@ -197,16 +223,18 @@ etcd_call_with(struct etcd_store *es, CURL *curl, const char *path,
 		/* 503 and friends: this member has no quorum; try another. */
 		if (code >= 500)
 			continue;
+		pthread_mutex_lock(&es->mu);
 		es->cur = idx;
+		pthread_mutex_unlock(&es->mu);
 		break;
 	}
 	explicit_bzero(s, strlen(s));
 	free(s);
 	if (i == es->nep || cc != CURLE_OK) {
 		err_set(e, E_STORE, "the cluster store (etcd) is unavailable: %s; "
-		    "nothing was changed, and every node keeps serving what it "
-		    "serves", cc != CURLE_OK ? curl_easy_strerror(cc) :
-		    "no quorum");
+		    "nothing was changed, and running nodes keep serving what "
+		    "they last applied", cc != CURLE_OK ?
+		    curl_easy_strerror(cc) : "no quorum");
 	} else if (code != 200 || (j = json_loads(r.data ? r.data : "", 0,
 	    NULL)) == NULL) {
 		err_set(e, E_STORE, "etcd answered %ld to %s", code, path);
@@ -291,7 +319,7 @@ etcd_open(struct store *parent, const char *url, const char *data_dir,
 			es->nep++;
 	free(list);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (es->nep == 0 || (es->curl = curl_easy_init()) == NULL) {
+	if (es->nep == 0) {
 		err_set(e, E_STORE, "bad etcd URL \"%.128s\": use "
 		    "etcd://host:port[,host:port...] or etcds://...[?ca=PATH"
 		    "&cert=PATH&key=PATH]", url);
@@ -311,8 +339,9 @@ fail:
 	free(es->key);
 	for (int i = 0; i < es->nep; i++)
 		free(es->ep[i]);
-	if (es->curl != NULL)
-		curl_easy_cleanup(es->curl);
+	while (es->nidle > 0)
+		curl_easy_cleanup(es->idle[--es->nidle]);
+	pthread_mutex_destroy(&es->mu);
 	free(es);
 	return NULL;
 }
@@ -371,7 +400,7 @@ etcd_get(void *impl, const char *key, char **val, int64_t *mod_rev,
 
 static int
 etcd_list(void *impl, const char *prefix, struct store_kv **kvs, size_t *n,
-    struct err *e)
+    int64_t *rev, struct err *e)
 {
 	json_t		*j, *arr, *kv;
 	struct store_kv	*v;
@@ -379,7 +408,7 @@ etcd_list(void *impl, const char *prefix, struct store_kv **kvs, size_t *n,
 
 	*kvs = NULL;
 	*n = 0;
-	if (etcd_range(impl, prefix, 1, &j, NULL, e) == -1)
+	if (etcd_range(impl, prefix, 1, &j, rev, e) == -1)
 		return -1;
 	arr = json_object_get(j, "kvs");
 	if ((v = calloc(json_array_size(arr) + 1, sizeof(*v))) == NULL) {
@@ -412,7 +441,8 @@ etcd_revision(void *impl)
 }
 
 static int
-etcd_commit(void *impl, const struct store_txn *t, struct err *e)
+etcd_commit(void *impl, const struct store_txn *t, int64_t *out_rev,
+    struct err *e)
 {
 	json_t	*cmp = json_array(), *ok = json_array(), *body, *j;
 	size_t	 i;
@@ -454,6 +484,9 @@ etcd_commit(void *impl, const struct store_txn *t, struct err *e)
 	rc = json_is_true(json_object_get(j, "succeeded")) ? 0 :
 	    err_set(e, E_CONFLICT, "the configuration was changed by someone "
 	    "else meanwhile; read it again and retry");
+	if (out_rev != NULL)
+		*out_rev = jint(json_object_get(json_object_get(j, "header"),
+		    "revision"));
 	json_decref(j);
 	return rc;
 }
@@ -722,7 +755,8 @@ etcd_close(void *impl)
 	}
 	for (i = 0; i < es->nep; i++)
 		free(es->ep[i]);
-	curl_easy_cleanup(es->curl);
+	while (es->nidle > 0)
+		curl_easy_cleanup(es->idle[--es->nidle]);
 	pthread_mutex_destroy(&es->mu);
 	free(es->ca);
 	free(es->cert);
@@ -741,4 +775,7 @@ const struct store_driver store_etcd_driver = {
 	.commit = etcd_commit,
 	.watch = etcd_watch,
 	.presence = etcd_presence,
+	/* etcd's --max-txn-ops default */
+	.max_txn_ops = 128,
+	.shared = 1,
 };

@@ -20,6 +20,8 @@ struct txn_op {
 struct store_txn {
 	struct txn_op	*ops;
 	size_t		 n, cap;
+	int		 failed;	/* an op could not be added: the
+					   commit must fail (sticky) */
 };
 
 struct store_driver {
@@ -31,12 +33,19 @@ struct store_driver {
 	void		 (*close)(void *impl);
 	int		 (*get)(void *impl, const char *key, char **val,
 			    int64_t *mod_rev, struct err *e);
+	/* *rev (may be NULL): the store revision the list was read at. */
 	int		 (*list)(void *impl, const char *prefix,
-			    struct store_kv **kvs, size_t *n, struct err *e);
+			    struct store_kv **kvs, size_t *n, int64_t *rev,
+			    struct err *e);
 	int64_t		 (*revision)(void *impl);
 	/* All or nothing; E_CONFLICT when a compare fails. */
+	/* *rev (may be NULL): the revision the commit created. */
 	int		 (*commit)(void *impl, const struct store_txn *t,
-			    struct err *e);
+			    int64_t *rev, struct err *e);
+	/* Most operations one transaction may hold (0: no limit). */
+	int		 max_txn_ops;
+	/* Other processes share this store (nodes can join it). */
+	int		 shared;
 	/* Start reporting changes under prefix made by other nodes (NULL:
 	 * the driver has no other writers). */
 	int		 (*watch)(void *impl, const char *prefix);

@@ -126,11 +126,32 @@ sqlite_get(void *impl, const char *key, char **val, int64_t *mod_rev,
 	return rc;
 }
 
+static int64_t sqlite_revision(void *impl);
+static int sqlite_list_rows(struct sqlite_store *, const char *,
+    struct store_kv **, size_t *, struct err *);
+
+/* One reader transaction for the rows and the revision: a snapshot. */
 static int
 sqlite_list(void *impl, const char *prefix, struct store_kv **kvs,
-    size_t *n, struct err *e)
+    size_t *n, int64_t *rev, struct err *e)
 {
 	struct sqlite_store *s = impl;
+	int rc;
+
+	if (rev == NULL)
+		return sqlite_list_rows(s, prefix, kvs, n, e);
+	if (store_exec(s, "BEGIN", e) == -1)
+		return -1;
+	if ((rc = sqlite_list_rows(s, prefix, kvs, n, e)) == 0)
+		*rev = sqlite_revision(s);
+	store_exec(s, "COMMIT", NULL);
+	return rc;
+}
+
+static int
+sqlite_list_rows(struct sqlite_store *s, const char *prefix,
+    struct store_kv **kvs, size_t *n, struct err *e)
+{
 	sqlite3_stmt	*st;
 	struct store_kv	*v = NULL, *nv;
 	size_t		 cnt = 0, plen = strlen(prefix);
@@ -184,7 +205,7 @@ sqlite_revision(void *impl)
 
 static int
 store_txn_apply(struct sqlite_store *s, const struct store_txn *t, int writes,
-    struct err *e)
+    int64_t *out_rev, struct err *e)
 {
 	sqlite3_stmt	*st = NULL;
 	int64_t		 rev = sqlite_revision(s) + 1, have;
@@ -224,6 +245,8 @@ store_txn_apply(struct sqlite_store *s, const struct store_txn *t, int writes,
 		st = NULL;
 	}
 	/* Like etcd: a transaction that only compares is not a revision. */
+	if (out_rev != NULL)
+		*out_rev = writes ? rev : rev - 1;
 	if (!writes)
 		return 0;
 	if (sqlite3_prepare_v2(s->db, "UPDATE meta SET revision = ?", -1, &st,
@@ -241,7 +264,8 @@ fail:
 }
 
 static int
-sqlite_commit(void *impl, const struct store_txn *t, struct err *e)
+sqlite_commit(void *impl, const struct store_txn *t, int64_t *rev,
+    struct err *e)
 {
 	struct sqlite_store	*s = impl;
 	size_t			 i, writes = 0;
@@ -251,7 +275,7 @@ sqlite_commit(void *impl, const struct store_txn *t, struct err *e)
 			writes++;
 	if (store_exec(s, "BEGIN IMMEDIATE", e) == -1)
 		return -1;
-	if (store_txn_apply(s, t, writes > 0, e) == -1) {
+	if (store_txn_apply(s, t, writes > 0, rev, e) == -1) {
 		store_exec(s, "ROLLBACK", NULL);
 		return -1;
 	}
@@ -273,4 +297,6 @@ const struct store_driver store_sqlite_driver = {
 	.revision = sqlite_revision,
 	.commit = sqlite_commit,
 	.watch = NULL,
+	.max_txn_ops = 0,
+	.shared = 0,
 };
