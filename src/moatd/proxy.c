@@ -92,31 +92,89 @@ struct pconn {
 	struct pconn	*prev, *next;
 };
 
-enum cmd_kind { CMD_NONE, CMD_ADD, CMD_DEL, CMD_CLOSE_BELOW, CMD_CLOSE_PORT,
-	CMD_STOP };
+/*
+ * Commands from the control thread to the workers.
+ *
+ * One pjob per call, with one link per worker: each worker has its own
+ * FIFO of links, guarded by its mutex, and an eventfd as the doorbell.
+ * A mutex-protected list rather than a pipe of fixed-size records: a
+ * pipe has a fixed capacity, and a full one would block the control
+ * thread (or need a second, overflow path), while appending to a list
+ * never waits longer than the few instructions under the lock; one
+ * allocation also serves every worker.  The control thread appends to
+ * every queue in the same order, so each worker applies the commands in
+ * the order they were made.
+ */
+enum cmd_kind { CMD_ADD, CMD_DEL, CMD_CLOSE_BELOW, CMD_CLOSE_PORT,
+	CMD_SESSIONS };
+
+enum job_mode {
+	JOB_FORGET,	/* nobody waits: the last worker frees the job */
+	JOB_POST,	/* the last worker posts it to the control base */
+	JOB_WAIT,	/* the control thread waits on p->cv (deprecated) */
+};
+
+struct pjob;
+
+struct pjob_link {
+	struct pjob_link	*next;
+	struct pjob		*job;
+};
+
+struct pjob {
+	struct proxy		*p;
+	enum cmd_kind		 kind;
+	enum job_mode		 mode;
+	int			 arg;		/* port or minimum version */
+	struct listener		*l;		/* ADD: borrowed; DEL: owned */
+	_Atomic int		 pending;	/* workers yet to run it */
+	_Atomic int		 closed;	/* connections closed, summed */
+	int			 done;		/* JOB_WAIT; under p->mu */
+	struct pjob		*done_next;	/* p->done list; under p->mu */
+	/* Control thread only. */
+	proxy_done_cb		 done_cb;
+	proxy_sessions_cb	 sessions_cb;
+	void			*cb_arg;
+	struct pjob		*live_prev, *live_next;
+	/*
+	 * CMD_SESSIONS: the ports served when it was queued, sorted; one
+	 * table of counts per worker ([nports + 1][PROXY_PROTO_MAX], the
+	 * last row for a port not in the list), each written by its own
+	 * worker only and read by the control thread once all are done.
+	 */
+	int			 nports;
+	int			*ports;
+	int			*counts;
+	struct proxy_port_sessions *result;	/* nports, summed at the end */
+	struct pjob_link	 links[];	/* one per worker */
+};
 
 struct worker {
 	pthread_t	 thread;
+	int		 started;
+	int		 idx;
 	int		 epfd;
 	int		 wakefd;
 	struct tag	 wtag;
 	char		*scratch;
 	struct pconn	*conns;
 	struct pconn	*dead;		/* closed during this epoll batch */
-	pthread_mutex_t	 mu;
-	pthread_cond_t	 cv;
-	enum cmd_kind	 cmd;
-	int		 cmd_arg;
-	struct listener	*cmd_l;
-	int		 cmd_result;
-	int		 cmd_done;
+	pthread_mutex_t	 mu;		/* guards the queue and stop */
+	struct pjob_link *qhead, **qtail;
+	int		 stop;		/* exit once the queue is run */
 };
 
 struct proxy {
 	struct worker	*w;
-	int		 nw;
+	int		 nw;		/* workers allocated */
 	struct listener	*ls[MAX_LISTENERS];
 	int		 nls;
+	struct event_base *base;	/* control thread's; NULL: JOB_WAIT */
+	struct event	*done_ev;	/* activated by workers: p->done */
+	pthread_mutex_t	 mu;		/* guards done list and job->done */
+	pthread_cond_t	 cv;
+	struct pjob	*done_head, **done_tail;
+	struct pjob	*live;		/* JOB_POST jobs not yet finished */
 };
 
 static BIO_METHOD	*pbio_method;
@@ -679,57 +737,189 @@ worker_accept(struct worker *w, struct listener *l)
 	}
 }
 
-/* Runs a command of the control thread, in the worker. */
+/* ---- commands: shared by both sides ---- */
+
+static void
+listener_free(struct listener *l)
+{
+	close(l->fd);
+	endpoint_unref(l->ep);
+	pthread_mutex_destroy(&l->mu);
+	free(l);
+}
+
+/* The job and what it owns (a deleted listener, a count's tables). */
+static void
+job_free(struct pjob *j)
+{
+	if (j->kind == CMD_DEL)
+		listener_free(j->l);
+	free(j->ports);
+	free(j->counts);
+	free(j->result);
+	free(j);
+}
+
+/*
+ * A worker ran j (and closed `closed` connections).  The last one to do
+ * so hands the job on; the others must not touch it afterwards, as it
+ * may be freed at any moment from then on.
+ */
+static void
+job_ran(struct pjob *j, int closed)
+{
+	struct proxy *p = j->p;
+
+	if (closed > 0)
+		atomic_fetch_add(&j->closed, closed);
+	/* seq_cst: every worker's counts and closes happen before this. */
+	if (atomic_fetch_sub(&j->pending, 1) != 1)
+		return;
+	switch (j->mode) {
+	case JOB_FORGET:
+		job_free(j);
+		break;
+	case JOB_WAIT:
+		pthread_mutex_lock(&p->mu);
+		j->done = 1;
+		pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+		break;
+	case JOB_POST:
+		pthread_mutex_lock(&p->mu);
+		j->done_next = NULL;
+		*p->done_tail = j;
+		p->done_tail = &j->done_next;
+		pthread_mutex_unlock(&p->mu);
+		/* Safe from this thread: libevent locks the base
+		 * (evthread_use_pthreads), and proxy_free joins every
+		 * worker before it frees done_ev. */
+		event_active(p->done_ev, EV_READ, 0);
+		break;
+	}
+}
+
+/* ---- commands, in the worker ---- */
+
 static int
-worker_command(struct worker *w)
+int_cmp(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static enum proxy_proto
+conn_proto(struct pconn *c)
+{
+	int v;
+
+	if (c->ssl == NULL)
+		return PROXY_PLAINTEXT;
+	if (c->flags & C_HANDSHAKE)
+		return PROXY_HANDSHAKE;
+	v = SSL_version(c->ssl);
+	if (v <= TLS1_VERSION)
+		return PROXY_TLS1_0;
+	if (v >= TLS1_3_VERSION)
+		return PROXY_TLS1_3;
+	return (enum proxy_proto)(PROXY_TLS1_0 + (v - TLS1_VERSION));
+}
+
+/* Count this worker's connections into its own table of j. */
+static void
+worker_sessions(struct worker *w, struct pjob *j)
+{
+	struct pconn	*c;
+	int		*t, *hit;
+	size_t		 row;
+
+	t = j->counts + (size_t)w->idx * (size_t)(j->nports + 1) *
+	    PROXY_PROTO_MAX;
+	for (c = w->conns; c != NULL; c = c->next) {
+		hit = j->nports == 0 ? NULL : bsearch(&c->ep->port, j->ports,
+		    (size_t)j->nports, sizeof(int), int_cmp);
+		row = hit != NULL ? (size_t)(hit - j->ports) :
+		    (size_t)j->nports;
+		t[row * PROXY_PROTO_MAX + conn_proto(c)]++;
+	}
+}
+
+/* Run one command of the control thread; how many connections it closed. */
+static int
+worker_run(struct worker *w, struct pjob *j)
 {
 	struct epoll_event	 e;
 	struct pconn		*c, *next;
-	int			 n = 0, stop = 0;
+	int			 n = 0;
 
-	pthread_mutex_lock(&w->mu);
-	switch (w->cmd) {
+	switch (j->kind) {
 	case CMD_ADD:
 		memset(&e, 0, sizeof(e));
 		e.events = EPOLLIN | EPOLLEXCLUSIVE;
-		e.data.ptr = &w->cmd_l->tag;
-		epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->cmd_l->fd, &e);
+		e.data.ptr = &j->l->tag;
+		epoll_ctl(w->epfd, EPOLL_CTL_ADD, j->l->fd, &e);
 		break;
 	case CMD_DEL:
-		epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->cmd_l->fd, NULL);
+		/* Before the job is done, so before anyone closes the fd
+		 * (a reused fd number must never be removed here); the
+		 * port's connections go with it. */
+		epoll_ctl(w->epfd, EPOLL_CTL_DEL, j->l->fd, NULL);
+		/* FALLTHROUGH */
+	case CMD_CLOSE_PORT:
+		for (c = w->conns; c != NULL; c = next) {
+			next = c->next;
+			if (c->ep->port == j->arg) {
+				conn_close(c, 1);
+				n++;
+			}
+		}
 		break;
 	case CMD_CLOSE_BELOW:
 		for (c = w->conns; c != NULL; c = next) {
 			next = c->next;
 			if (c->ssl != NULL && !(c->flags & C_HANDSHAKE) &&
-			    SSL_version(c->ssl) < w->cmd_arg) {
+			    SSL_version(c->ssl) < j->arg) {
 				conn_close(c, 1);
 				n++;
 			} else if (c->ssl != NULL && (c->flags & C_HANDSHAKE)) {
-				SSL_set_min_proto_version(c->ssl, w->cmd_arg);
+				SSL_set_min_proto_version(c->ssl, j->arg);
 			}
 		}
 		break;
-	case CMD_CLOSE_PORT:
-		for (c = w->conns; c != NULL; c = next) {
-			next = c->next;
-			if (c->ep->port == w->cmd_arg) {
-				conn_close(c, 1);
-				n++;
-			}
-		}
-		break;
-	case CMD_STOP:
-		stop = 1;
-		break;
-	case CMD_NONE:
+	case CMD_SESSIONS:
+		worker_sessions(w, j);
 		break;
 	}
-	w->cmd = CMD_NONE;
-	w->cmd_result = n;
-	w->cmd_done = 1;
-	pthread_cond_signal(&w->cv);
+	return n;
+}
+
+/*
+ * Run what the control thread queued, in order.  Called at the end of an
+ * epoll batch, never in its middle: a later event of the same batch may
+ * point at a listener that a CMD_DEL here lets the last worker free.
+ * Returns 1 when the worker is to exit (proxy_free).
+ */
+static int
+worker_commands(struct worker *w)
+{
+	struct pjob_link	*q, *next;
+	struct pjob		*j;
+	int			 stop;
+
+	pthread_mutex_lock(&w->mu);
+	q = w->qhead;
+	w->qhead = NULL;
+	w->qtail = &w->qhead;
+	/* Read with the queue: everything queued before stop runs. */
+	stop = w->stop;
 	pthread_mutex_unlock(&w->mu);
+	for (; q != NULL; q = next) {
+		/* q lives in j, which job_ran may let go. */
+		next = q->next;
+		j = q->job;
+		job_ran(j, worker_run(w, j));
+	}
 	return stop;
 }
 
@@ -752,11 +942,12 @@ worker_main(void *arg)
 	struct worker		*w = arg;
 	struct epoll_event	 ev[MAX_EVENTS];
 	time_t			 last = time(NULL);
-	int			 i, n;
+	int			 i, n, woken;
 	uint64_t		 v;
 
 	for (;;) {
 		n = epoll_wait(w->epfd, ev, MAX_EVENTS, 1000);
+		woken = 0;
 		for (i = 0; i < n; i++) {
 			struct tag *t = ev[i].data.ptr;
 			switch (t->kind) {
@@ -773,18 +964,18 @@ worker_main(void *arg)
 				break;
 			case TAG_WAKE:
 				(void)!read(w->wakefd, &v, sizeof(v));
-				if (worker_command(w))
-					goto out;
+				woken = 1;
 				break;
 			}
 		}
+		if (woken && worker_commands(w))
+			break;
 		worker_reap(w);
 		if (time(NULL) != last) {
 			last = time(NULL);
 			worker_sweep(w);
 		}
 	}
-out:
 	while (w->conns != NULL)
 		conn_close(w->conns, 1);
 	worker_reap(w);
@@ -793,39 +984,177 @@ out:
 
 /* ---- the control thread's side ---- */
 
-/* Run cmd in every worker and wait; returns the sum of their results. */
-static int
-proxy_broadcast(struct proxy *p, enum cmd_kind cmd, int arg,
-    struct listener *l)
+static struct pjob *
+job_new(struct proxy *p, enum cmd_kind kind, int arg, struct listener *l)
 {
-	uint64_t	 one = 1;
-	int		 i, sum = 0;
+	struct pjob	*j;
+	int		 i;
+
+	if ((j = calloc(1, sizeof(*j) + (size_t)p->nw *
+	    sizeof(j->links[0]))) == NULL)
+		return NULL;
+	j->p = p;
+	j->kind = kind;
+	j->arg = arg;
+	j->l = l;
+	j->mode = JOB_FORGET;
+	atomic_init(&j->pending, p->nw);
+	atomic_init(&j->closed, 0);
+	for (i = 0; i < p->nw; i++)
+		j->links[i].job = j;
+	return j;
+}
+
+static void
+live_link(struct proxy *p, struct pjob *j)
+{
+	j->live_prev = NULL;
+	j->live_next = p->live;
+	if (p->live != NULL)
+		p->live->live_prev = j;
+	p->live = j;
+}
+
+static void
+live_unlink(struct proxy *p, struct pjob *j)
+{
+	if (j->mode != JOB_POST)
+		return;
+	if (j->live_prev != NULL)
+		j->live_prev->live_next = j->live_next;
+	else
+		p->live = j->live_next;
+	if (j->live_next != NULL)
+		j->live_next->live_prev = j->live_prev;
+}
+
+/* Append j to every worker's queue.  A JOB_FORGET job may be freed by a
+ * worker as soon as the last link is in: do not touch it afterwards. */
+static void
+job_queue(struct proxy *p, struct pjob *j)
+{
+	struct worker		*w;
+	struct pjob_link	*q;
+	uint64_t		 one = 1;
+	int			 i;
 
 	for (i = 0; i < p->nw; i++) {
-		struct worker *w = &p->w[i];
+		w = &p->w[i];
+		q = &j->links[i];
 		pthread_mutex_lock(&w->mu);
-		w->cmd = cmd;
-		w->cmd_arg = arg;
-		w->cmd_l = l;
-		w->cmd_done = 0;
+		q->next = NULL;
+		*w->qtail = q;
+		w->qtail = &q->next;
 		pthread_mutex_unlock(&w->mu);
 		(void)!write(w->wakefd, &one, sizeof(one));
 	}
-	for (i = 0; i < p->nw; i++) {
-		struct worker *w = &p->w[i];
-		pthread_mutex_lock(&w->mu);
-		while (!w->cmd_done)
-			pthread_cond_wait(&w->cv, &w->mu);
-		sum += w->cmd_result;
-		pthread_mutex_unlock(&w->mu);
+}
+
+/* Deprecated path: block until every worker ran j (a JOB_WAIT job). */
+static void
+job_wait(struct proxy *p, struct pjob *j)
+{
+	pthread_mutex_lock(&p->mu);
+	while (!j->done)
+		pthread_cond_wait(&p->cv, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Call j's callback, if any is left, with what the workers found. */
+static void
+job_call(struct pjob *j)
+{
+	struct proxy_sessions	 s;
+	int			 nw = j->p->nw, r, k, i, sum;
+
+	if (j->kind != CMD_SESSIONS) {
+		if (j->done_cb != NULL)
+			j->done_cb(atomic_load(&j->closed), j->cb_arg);
+		return;
 	}
-	return sum;
+	if (j->sessions_cb == NULL)
+		return;
+	memset(&s, 0, sizeof(s));
+	for (r = 0; r <= j->nports; r++) {
+		for (k = 0; k < PROXY_PROTO_MAX; k++) {
+			for (sum = 0, i = 0; i < nw; i++)
+				sum += j->counts[((size_t)i *
+				    (size_t)(j->nports + 1) + (size_t)r) *
+				    PROXY_PROTO_MAX + (size_t)k];
+			s.n[k] += sum;
+			if (r < j->nports)
+				j->result[r].n[k] = sum;
+		}
+		if (r < j->nports)
+			j->result[r].port = j->ports[r];
+	}
+	s.nports = j->nports;
+	s.ports = j->result;
+	j->sessions_cb(&s, j->cb_arg);
+}
+
+/*
+ * Hand j to the workers.  Without a base to post to (proxy_new), a job
+ * with a callback is waited for and called back here instead.
+ */
+static void
+job_submit(struct proxy *p, struct pjob *j)
+{
+	if (j->mode == JOB_POST && p->base == NULL) {
+		j->mode = JOB_WAIT;
+		job_queue(p, j);
+		job_wait(p, j);
+		job_call(j);
+		job_free(j);
+		return;
+	}
+	if (j->mode == JOB_POST)
+		live_link(p, j);
+	job_queue(p, j);
+}
+
+/* Deprecated path: run j everywhere, wait, free it; connections closed. */
+static int
+job_run_wait(struct proxy *p, struct pjob *j)
+{
+	int n;
+
+	j->mode = JOB_WAIT;
+	job_queue(p, j);
+	job_wait(p, j);
+	n = atomic_load(&j->closed);
+	job_free(j);
+	return n;
+}
+
+/* Results the workers posted: called back on the control thread. */
+static void
+proxy_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy	*p = arg;
+	struct pjob	*list, *j;
+
+	pthread_mutex_lock(&p->mu);
+	list = p->done_head;
+	p->done_head = NULL;
+	p->done_tail = &p->done_head;
+	pthread_mutex_unlock(&p->mu);
+	/* In the order they were queued (see job_ran).  Each job leaves
+	 * the live list before its callback, the others stay on it until
+	 * their turn, so a callback may proxy_cancel a later one. */
+	while ((j = list) != NULL) {
+		list = j->done_next;
+		live_unlink(p, j);
+		job_call(j);
+		job_free(j);
+	}
 }
 
 struct proxy *
-proxy_new(int nworkers, struct err *e)
+proxy_new_base(struct event_base *base, int nworkers, struct err *e)
 {
 	struct proxy		*p;
+	struct worker		*w;
 	struct epoll_event	 ev;
 	long			 ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int			 i;
@@ -846,10 +1175,28 @@ proxy_new(int nworkers, struct err *e)
 		err_set(e, E_INTERNAL, "out of memory");
 		return NULL;
 	}
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	p->done_tail = &p->done_head;
+	p->base = base;
+	/* Everything proxy_free undoes is set up first, so that it can
+	 * undo a half-made proxy. */
+	p->nw = nworkers;
 	for (i = 0; i < nworkers; i++) {
-		struct worker *w = &p->w[i];
+		w = &p->w[i];
+		w->idx = i;
+		w->epfd = w->wakefd = -1;
+		w->qtail = &w->qhead;
 		pthread_mutex_init(&w->mu, NULL);
-		pthread_cond_init(&w->cv, NULL);
+	}
+	if (base != NULL &&
+	    (p->done_ev = event_new(base, -1, 0, proxy_done, p)) == NULL) {
+		err_set(e, E_INTERNAL, "out of memory");
+		proxy_free(p);
+		return NULL;
+	}
+	for (i = 0; i < nworkers; i++) {
+		w = &p->w[i];
 		w->epfd = epoll_create1(EPOLL_CLOEXEC);
 		w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		w->scratch = malloc(SCRATCH);
@@ -862,13 +1209,18 @@ proxy_new(int nworkers, struct err *e)
 		    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev) == -1 ||
 		    pthread_create(&w->thread, NULL, worker_main, w) != 0) {
 			err_set(e, E_INTERNAL, "cannot start data worker %d", i);
-			p->nw = i;
 			proxy_free(p);
 			return NULL;
 		}
-		p->nw = i + 1;
+		w->started = 1;
 	}
 	return p;
+}
+
+struct proxy *
+proxy_new(int nworkers, struct err *e)
+{
+	return proxy_new_base(NULL, nworkers, e);
 }
 
 static struct listener *
@@ -899,6 +1251,8 @@ listen_tcp(const char *addr, int port, struct err *e)
 	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0)) == -1)
 		return err_set(e, E_INTERNAL, "socket: %s", strerror(errno));
+	/* Also what lets a port be served again while the workers still
+	 * hold the socket of its deleted endpoint (see endpoint_del_job). */
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
 	    listen(fd, 1024) == -1) {
@@ -911,12 +1265,13 @@ listen_tcp(const char *addr, int port, struct err *e)
 }
 
 int
-proxy_endpoint_set(struct proxy *p, const char *addr, int port,
+proxy_endpoint_set_async(struct proxy *p, const char *addr, int port,
     struct tlsctx *ctx, const char *backend, const char *label,
     struct err *e)
 {
 	struct endpoint	*ep, *old;
 	struct listener	*l;
+	struct pjob	*j;
 	int		 fd;
 
 	if ((ep = calloc(1, sizeof(*ep))) == NULL)
@@ -927,6 +1282,8 @@ proxy_endpoint_set(struct proxy *p, const char *addr, int port,
 	snprintf(ep->backend, sizeof(ep->backend), "%s", backend);
 	snprintf(ep->label, sizeof(ep->label), "%s", label);
 	if ((l = proxy_listener(p, port, NULL)) != NULL) {
+		/* Workers read l->ep under l->mu at accept time: no
+		 * command needed. */
 		pthread_mutex_lock(&l->mu);
 		old = l->ep;
 		l->ep = ep;
@@ -949,59 +1306,254 @@ proxy_endpoint_set(struct proxy *p, const char *addr, int port,
 	l->tag.kind = TAG_LISTEN;
 	l->tag.ptr = l;
 	pthread_mutex_init(&l->mu, NULL);
+	if ((j = job_new(p, CMD_ADD, port, l)) == NULL) {
+		listener_free(l);
+		return err_set(e, E_INTERNAL, "out of memory");
+	}
 	p->ls[p->nls++] = l;
-	proxy_broadcast(p, CMD_ADD, 0, l);
+	job_submit(p, j);
+	return 0;
+}
+
+int
+proxy_endpoint_set(struct proxy *p, const char *addr, int port,
+    struct tlsctx *ctx, const char *backend, const char *label,
+    struct err *e)
+{
+	return proxy_endpoint_set_async(p, addr, port, ctx, backend, label, e);
+}
+
+/*
+ * A CMD_DEL job for port, which owns the listener from now on; NULL when
+ * there is no such endpoint or no memory (then nothing changed).
+ */
+static struct pjob *
+endpoint_del_job(struct proxy *p, int port)
+{
+	struct listener	*l;
+	struct pjob	*j;
+	int		 i;
+
+	if ((l = proxy_listener(p, port, &i)) == NULL ||
+	    (j = job_new(p, CMD_DEL, port, l)) == NULL)
+		return NULL;
+	p->ls[i] = p->ls[--p->nls];
+	/*
+	 * Stop accepting now, before the workers get to it: shutdown of a
+	 * listening socket resets its backlog and releases the port (the
+	 * socket goes to CLOSE, and SO_REUSEADDR then lets a new one bind),
+	 * so a database re-created on the same port is served at once.
+	 * The fd itself stays open until every worker removed it from its
+	 * epoll set, so that its number cannot be reused under them.
+	 * Workers polling it meanwhile see EPOLLHUP and an accept EINVAL.
+	 */
+	shutdown(l->fd, SHUT_RD);
+	return j;
+}
+
+int
+proxy_endpoint_del_async(struct proxy *p, int port, proxy_done_cb cb,
+    void *arg)
+{
+	struct pjob *j;
+
+	if ((j = endpoint_del_job(p, port)) == NULL)
+		return -1;
+	if (cb != NULL) {
+		j->mode = JOB_POST;
+		j->done_cb = cb;
+		j->cb_arg = arg;
+	}
+	job_submit(p, j);
 	return 0;
 }
 
 void
 proxy_endpoint_del(struct proxy *p, int port)
 {
-	struct listener	*l;
-	int		 i;
+	struct pjob *j;
 
-	if ((l = proxy_listener(p, port, &i)) == NULL)
-		return;
-	proxy_broadcast(p, CMD_DEL, 0, l);
-	proxy_broadcast(p, CMD_CLOSE_PORT, port, NULL);
-	p->ls[i] = p->ls[--p->nls];
-	close(l->fd);
-	endpoint_unref(l->ep);
-	pthread_mutex_destroy(&l->mu);
-	free(l);
+	if ((j = endpoint_del_job(p, port)) != NULL)
+		job_run_wait(p, j);
+	else if (proxy_listener(p, port, NULL) != NULL)
+		log_error("proxy: out of memory: port %d still served", port);
+}
+
+static int
+proxy_close_async(struct proxy *p, enum cmd_kind kind, int arg,
+    proxy_done_cb cb, void *arg_cb)
+{
+	struct pjob *j;
+
+	if ((j = job_new(p, kind, arg, NULL)) == NULL)
+		return -1;
+	if (cb != NULL) {
+		j->mode = JOB_POST;
+		j->done_cb = cb;
+		j->cb_arg = arg_cb;
+	}
+	job_submit(p, j);
+	return 0;
+}
+
+int
+proxy_close_below_async(struct proxy *p, int min_version, proxy_done_cb cb,
+    void *arg)
+{
+	return proxy_close_async(p, CMD_CLOSE_BELOW, min_version, cb, arg);
+}
+
+int
+proxy_close_port_async(struct proxy *p, int port, proxy_done_cb cb,
+    void *arg)
+{
+	return proxy_close_async(p, CMD_CLOSE_PORT, port, cb, arg);
 }
 
 int
 proxy_close_below(struct proxy *p, int min_version)
 {
-	return proxy_broadcast(p, CMD_CLOSE_BELOW, min_version, NULL);
+	struct pjob *j;
+
+	if ((j = job_new(p, CMD_CLOSE_BELOW, min_version, NULL)) == NULL) {
+		log_error("proxy: out of memory: sessions below the minimum "
+		    "TLS version not closed");
+		return 0;
+	}
+	return job_run_wait(p, j);
 }
 
 int
 proxy_close_port(struct proxy *p, int port)
 {
-	return proxy_broadcast(p, CMD_CLOSE_PORT, port, NULL);
+	struct pjob *j;
+
+	if ((j = job_new(p, CMD_CLOSE_PORT, port, NULL)) == NULL) {
+		log_error("proxy: out of memory: port %d connections not "
+		    "closed", port);
+		return 0;
+	}
+	return job_run_wait(p, j);
+}
+
+int
+proxy_sessions_async(struct proxy *p, proxy_sessions_cb cb, void *arg)
+{
+	struct pjob	*j;
+	int		 i, n = p->nls;
+
+	if ((j = job_new(p, CMD_SESSIONS, 0, NULL)) == NULL)
+		return -1;
+	j->nports = n;
+	j->counts = calloc((size_t)p->nw * (size_t)(n + 1) * PROXY_PROTO_MAX,
+	    sizeof(int));
+	if (n > 0) {
+		j->ports = calloc((size_t)n, sizeof(int));
+		j->result = calloc((size_t)n, sizeof(*j->result));
+	}
+	if (j->counts == NULL || (n > 0 && (j->ports == NULL ||
+	    j->result == NULL))) {
+		job_free(j);
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		j->ports[i] = p->ls[i]->port;
+	if (n > 0)
+		qsort(j->ports, (size_t)n, sizeof(int), int_cmp);
+	j->mode = JOB_POST;
+	j->sessions_cb = cb;
+	j->cb_arg = arg;
+	job_submit(p, j);
+	return 0;
+}
+
+void
+proxy_cancel(struct proxy *p, void *arg)
+{
+	struct pjob *j;
+
+	for (j = p->live; j != NULL; j = j->live_next)
+		if (j->cb_arg == arg) {
+			j->done_cb = NULL;
+			j->sessions_cb = NULL;
+		}
+}
+
+int
+proxy_proto_version(enum proxy_proto proto)
+{
+	if (proto < PROXY_TLS1_0 || proto > PROXY_TLS1_3)
+		return 0;
+	return TLS1_VERSION + (int)(proto - PROXY_TLS1_0);
+}
+
+int
+proxy_sessions_below(const struct proxy_sessions *s, int port,
+    int min_version)
+{
+	const int	*n = NULL;
+	int		 i, k, sum = 0;
+
+	if (port == 0)
+		n = s->n;
+	for (i = 0; n == NULL && i < s->nports; i++)
+		if (s->ports[i].port == port)
+			n = s->ports[i].n;
+	if (n == NULL)
+		return 0;
+	for (k = PROXY_TLS1_0; k <= PROXY_TLS1_3; k++)
+		if (proxy_proto_version((enum proxy_proto)k) < min_version)
+			sum += n[k];
+	return sum;
 }
 
 void
 proxy_free(struct proxy *p)
 {
-	int i;
+	struct worker	*w;
+	struct pjob	*j;
+	uint64_t	 one = 1;
+	int		 i;
 
 	if (p == NULL)
 		return;
-	while (p->nls > 0)
-		proxy_endpoint_del(p, p->ls[0]->port);
-	if (p->nw > 0)
-		proxy_broadcast(p, CMD_STOP, 0, NULL);
+	/* Workers run what is queued, then exit closing their
+	 * connections.  No command for this: it cannot fail for want of
+	 * memory. */
 	for (i = 0; i < p->nw; i++) {
-		pthread_join(p->w[i].thread, NULL);
-		close(p->w[i].epfd);
-		close(p->w[i].wakefd);
-		free(p->w[i].scratch);
-		pthread_mutex_destroy(&p->w[i].mu);
-		pthread_cond_destroy(&p->w[i].cv);
+		w = &p->w[i];
+		if (!w->started)
+			continue;
+		pthread_mutex_lock(&w->mu);
+		w->stop = 1;
+		pthread_mutex_unlock(&w->mu);
+		(void)!write(w->wakefd, &one, sizeof(one));
 	}
+	for (i = 0; i < p->nw; i++) {
+		w = &p->w[i];
+		if (w->started)
+			pthread_join(w->thread, NULL);
+		if (w->epfd != -1)
+			close(w->epfd);
+		if (w->wakefd != -1)
+			close(w->wakefd);
+		free(w->scratch);
+		pthread_mutex_destroy(&w->mu);
+	}
+	/* Every queued job ran; those posted and not yet called back are
+	 * dropped without a call: the owner is going away too. */
+	while ((j = p->done_head) != NULL) {
+		p->done_head = j->done_next;
+		live_unlink(p, j);
+		job_free(j);
+	}
+	/* No worker polls these any more. */
+	while (p->nls > 0)
+		listener_free(p->ls[--p->nls]);
+	if (p->done_ev != NULL)
+		event_free(p->done_ev);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
 	free(p->w);
 	free(p);
 }
