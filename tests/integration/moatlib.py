@@ -739,3 +739,248 @@ def tls_data_connect(node, port, ctx=None, servername=None, timeout=10):
     except BaseException:
         raw.close()
         raise
+
+
+# -- control plane: etcd clusters, multi-node clusters, raw clients -----------
+#
+# Helpers for test_control_plane.py, test_store_move.py and test_roles.py.
+# Nothing above depends on them.
+
+class EtcdCluster:
+    """n etcd members, member i on 127.0.0.<i+1> (client and peer URLs), each
+    with its own data dir under one temp dir.  Every member is stopped by
+    PID in close() (SIGTERM, SIGKILL after 10 s)."""
+
+    def __init__(self, n=3):
+        self.dir = short_tmpdir("moat-etcd-")
+        self.addrs = ["127.0.0.%d" % (i + 1) for i in range(n)]
+        self.cport = [free_port(a) for a in self.addrs]
+        self.pport = [free_port(a) for a in self.addrs]
+        self.procs = [None] * n
+        self.initial = ",".join("m%d=http://%s:%d" % (i, a, self.pport[i])
+                                for i, a in enumerate(self.addrs))
+        self.url = "etcd://" + ",".join(
+            "%s:%d" % (a, self.cport[i]) for i, a in enumerate(self.addrs))
+
+    def __len__(self):
+        return len(self.addrs)
+
+    def client_url(self, i):
+        return "http://%s:%d" % (self.addrs[i], self.cport[i])
+
+    def start(self, i):
+        assert self.procs[i] is None
+        a = self.addrs[i]
+        log = open(os.path.join(self.dir, "m%d.log" % i), "ab")
+        try:
+            self.procs[i] = subprocess.Popen(
+                ["etcd", "--name", "m%d" % i,
+                 "--data-dir", os.path.join(self.dir, "m%d" % i),
+                 "--listen-client-urls", "http://%s:%d" % (a, self.cport[i]),
+                 "--advertise-client-urls",
+                 "http://%s:%d" % (a, self.cport[i]),
+                 "--listen-peer-urls", "http://%s:%d" % (a, self.pport[i]),
+                 "--initial-advertise-peer-urls",
+                 "http://%s:%d" % (a, self.pport[i]),
+                 "--initial-cluster", self.initial,
+                 # Ignored once the member has a data dir (restarts).
+                 "--initial-cluster-state", "new",
+                 "--initial-cluster-token", os.path.basename(self.dir)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True)
+        finally:
+            log.close()
+
+    def start_all(self):
+        for i in range(len(self)):
+            if self.procs[i] is None:
+                self.start(i)
+        self.wait_healthy()
+
+    def stop(self, i):
+        p = self.procs[i]
+        if p is None:
+            return
+        self.procs[i] = None
+        try:
+            os.kill(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            try:
+                os.kill(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait(10)
+
+    def stop_all(self):
+        for i in range(len(self)):
+            self.stop(i)
+
+    def close(self):
+        self.stop_all()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def logs(self):
+        out = []
+        for i in range(len(self)):
+            try:
+                with open(os.path.join(self.dir, "m%d.log" % i),
+                          errors="replace") as f:
+                    out.append("== etcd m%d ==\n%s" % (i, f.read()[-2000:]))
+            except FileNotFoundError:
+                pass
+        return "\n".join(out)
+
+    def call(self, path, body, i=None, timeout=3):
+        """POST to the JSON gateway of member i (or of the first that
+        answers); returns the decoded answer or raises."""
+        last = None
+        for j in ([i] if i is not None else range(len(self))):
+            if self.procs[j] is None:
+                continue
+            try:
+                r = requests.post(self.client_url(j) + path, json=body,
+                                  timeout=timeout)
+                if r.status_code == 200:
+                    return r.json()
+                last = AssertionError("etcd %s: %d %s" % (path, r.status_code,
+                                                          r.text[:300]))
+            except requests.RequestException as ex:
+                last = ex
+        raise last or AssertionError("no etcd member running")
+
+    def wait_healthy(self, timeout=30):
+        """Until a write succeeds through every running member."""
+        deadline = time.monotonic() + timeout
+        key = base64.b64encode(b"/moat-test/health").decode()
+        while True:
+            try:
+                for j in range(len(self)):
+                    if self.procs[j] is not None:
+                        self.call("/v3/kv/put", {"key": key, "value": key},
+                                  i=j, timeout=2)
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise AssertionError("etcd members did not form a "
+                                         "cluster:\n" + self.logs())
+                time.sleep(0.2)
+
+    def key_count(self):
+        """How many keys the store holds (all of them; a consistent read)."""
+        j = self.call("/v3/kv/range", {"key": "AA==", "range_end": "AA==",
+                                       "count_only": True})
+        return int(j.get("count", 0))
+
+    def lease_of_key_ending(self, suffix):
+        """(lease id, granted TTL) of the lease holding a key whose last
+        path component is `suffix`, or None.  (The key layout is moatd's;
+        callers must cope with None.)"""
+        try:
+            leases = self.call("/v3/lease/leases", {}).get("leases") or []
+            for le in leases:
+                t = self.call("/v3/lease/timetolive",
+                              {"ID": le["ID"], "keys": True})
+                for k in t.get("keys") or []:
+                    name = base64.b64decode(k).decode("utf-8", "replace")
+                    if name.rstrip("/").rsplit("/", 1)[-1] == str(suffix):
+                        return le["ID"], int(t.get("grantedTTL", 0))
+        except Exception:
+            return None
+        return None
+
+    def lease_ttl(self, lease_id):
+        t = self.call("/v3/lease/timetolive", {"ID": lease_id})
+        return int(t.get("TTL", -1))
+
+
+def join_body(node, password=None):
+    """The RS join_cluster body, joining through `node`."""
+    return {"action": "join_cluster",
+            "cluster": {"nodes": ["%s:%d" % (node.addr, node.port)]},
+            "credentials": {"username": node.email,
+                            "password": password or node.password}}
+
+
+def make_cluster(make_node, store_url, count):
+    """count nodes on 127.0.0.1..count sharing store_url: node 1 creates the
+    cluster (uid 1), the others join through it (uid 2, 3, ...).  Every
+    node gets `.uid`.  make_node is conftest's factory, which stops them."""
+    first = make_node(addr="127.0.0.1", extra_args=["--store", store_url])
+    first.uid = 1
+    nodes = [first]
+    for i in range(2, count + 1):
+        n = make_node(addr="127.0.0.%d" % i, api_port=first.port, create=False)
+        r = n.sock("POST", "/v1/bootstrap/join_cluster", join_body(first))
+        assert r.status_code == 200, "join of node %d: %s %s" % (
+            i, r.status_code, r.text[:2000])
+        n.uid = r.json().get("node_uid", i)
+        nodes.append(n)
+    return nodes
+
+
+def https_request(addr, port, method, path, body=None, auth=None,
+                  source=None, cafile=None, servername=FQDN, timeout=30,
+                  max_version=None):
+    """One HTTPS request on a fresh connection, optionally from a chosen
+    local source address (e.g. "127.0.0.23").  Returns a Resp."""
+    ctx = tls_client_context(cafile=cafile, max_version=max_version)
+    raw = socket.create_connection((addr, port), timeout=timeout,
+                                   source_address=(source, 0) if source
+                                   else None)
+    conn = http.client.HTTPSConnection(addr, port, context=ctx,
+                                       timeout=timeout)
+    try:
+        # wrap_socket takes raw's descriptor over: conn.close() closes it.
+        conn.sock = ctx.wrap_socket(raw, server_hostname=servername)
+        conn.auto_open = 0
+        hdrs = {"Host": addr, "Connection": "close"}
+        if auth:
+            hdrs["Authorization"] = basic_auth_header(*auth)
+        data = encode_body(body)
+        if data is not None:
+            hdrs["Content-Type"] = "application/json"
+        conn.request(method, path, body=data, headers=hdrs)
+        r = conn.getresponse()
+        return Resp(r.status, r.headers, r.read())
+    finally:
+        conn.close()
+        raw.close()
+
+
+def timed(fn, *args, **kw):
+    """(seconds, result) of fn(*args, **kw)."""
+    t0 = time.monotonic()
+    out = fn(*args, **kw)
+    return time.monotonic() - t0, out
+
+
+def spawn(node):
+    """Start node's moatd WITHOUT waiting for it to be ready (Node.start
+    waits); registered like Node.start so that node.stop() and the
+    fixtures' teardown stop it by PID.  Returns time.monotonic() taken just
+    before the process was created."""
+    assert node.proc is None
+    logf = open(node.log_path, "ab")
+    try:
+        t0 = time.monotonic()
+        node.proc = subprocess.Popen(node.argv(), stdin=subprocess.DEVNULL,
+                                     stdout=logf, stderr=logf,
+                                     start_new_session=True)
+    finally:
+        logf.close()
+    LIVE[node.proc.pid] = node
+    return t0
+
+
+def sock_many(node, requests_, threads=8, timeout=120):
+    """Send [(method, path, body), ...] through node's control socket from
+    `threads` parallel clients; returns the Resps in the same order."""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=threads) as ex:
+        futs = [ex.submit(node.sock, m, p, b, None, timeout)
+                for m, p, b in requests_]
+        return [f.result() for f in futs]
