@@ -1487,6 +1487,21 @@ proxy_proto_version(enum proxy_proto proto)
 	return TLS1_VERSION + (int)(proto - PROXY_TLS1_0);
 }
 
+const char *
+proxy_proto_name(enum proxy_proto proto)
+{
+	static const char *const names[PROXY_PROTO_MAX] = {
+		[PROXY_PLAINTEXT] = "plaintext",
+		[PROXY_HANDSHAKE] = "handshake",
+		[PROXY_TLS1_0] = "TLSv1",
+		[PROXY_TLS1_1] = "TLSv1.1",
+		[PROXY_TLS1_2] = "TLSv1.2",
+		[PROXY_TLS1_3] = "TLSv1.3",
+	};
+
+	return proto >= 0 && proto < PROXY_PROTO_MAX ? names[proto] : "?";
+}
+
 int
 proxy_sessions_below(const struct proxy_sessions *s, int port,
     int min_version)

@@ -129,6 +129,8 @@ void		 proxy_cancel(struct proxy *p, void *arg);
 
 /* 0x0301..0x0304 for the TLS values, 0 for the others. */
 int		 proxy_proto_version(enum proxy_proto proto);
+/* "TLSv1.2" etc. as OpenSSL names them; "plaintext", "handshake". */
+const char	*proxy_proto_name(enum proxy_proto proto);
 /*
  * How many of s proxy_close_below(min_version) would close: established
  * TLS connections below min_version, on port (0: every port).

@@ -506,6 +506,34 @@ test_no_base(void)
 	proxy_free(p);
 }
 
+static void
+test_proto_names(void)
+{
+	static const struct {
+		enum proxy_proto	 proto;
+		int			 version;
+		const char		*name;
+	} rows[] = {
+		{ PROXY_PLAINTEXT, 0, "plaintext" },
+		{ PROXY_HANDSHAKE, 0, "handshake" },
+		{ PROXY_TLS1_0, TLS1_VERSION, "TLSv1" },
+		{ PROXY_TLS1_1, TLS1_1_VERSION, "TLSv1.1" },
+		{ PROXY_TLS1_2, TLS1_2_VERSION, "TLSv1.2" },
+		{ PROXY_TLS1_3, TLS1_3_VERSION, "TLSv1.3" },
+		{ PROXY_PROTO_MAX, 0, "?" },
+	};
+	size_t i;
+
+	for (i = 0; i < NELEMS(rows); i++) {
+		T_CASE(rows[i].name);
+		CHECK_INT(proxy_proto_version(rows[i].proto), rows[i].version);
+		CHECK_STR(proxy_proto_name(rows[i].proto), rows[i].name);
+	}
+	T_CASE("wire numbers of tlsctx.h");
+	CHECK_INT(proxy_proto_version(PROXY_TLS1_2), TLS_V12);
+	CHECK_INT(proxy_proto_version(PROXY_TLS1_3), TLS_V13);
+}
+
 int
 main(void)
 {
@@ -541,6 +569,7 @@ main(void)
 		return 1;
 	pthread_create(&echo, NULL, echo_main, NULL);
 
+	test_proto_names();
 	T_CASE("setup");
 	CHECK((m = material_new()) != NULL);
 	if (m != NULL)
