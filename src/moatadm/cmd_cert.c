@@ -146,56 +146,32 @@ static const char *const cert_table_fields[CERT_COLS] = {
 	"name", "subject", "not_after", "version", "fingerprint_sha256"
 };
 
-/* Prints rows (CERT_COLS strings each) under the header, aligned. */
-static void
-cert_table_print(char *rows[][CERT_COLS], size_t nrows)
-{
-	size_t width[CERT_COLS], r;
-	int c;
-
-	for (c = 0; c < CERT_COLS; c++) {
-		width[c] = strlen(cert_table_header[c]);
-		for (r = 0; r < nrows; r++)
-			if (strlen(rows[r][c]) > width[c])
-				width[c] = strlen(rows[r][c]);
-	}
-	for (c = 0; c < CERT_COLS; c++)
-		printf("%-*s%s", c < CERT_COLS - 1 ? (int)width[c] : 0,
-		    cert_table_header[c], c < CERT_COLS - 1 ? "  " : "\n");
-	for (r = 0; r < nrows; r++)
-		for (c = 0; c < CERT_COLS; c++)
-			printf("%-*s%s", c < CERT_COLS - 1 ? (int)width[c] : 0,
-			    rows[r][c], c < CERT_COLS - 1 ? "  " : "\n");
-}
-
 /* Fetches every certificate first so that a failure prints no table. */
 static int
 cert_table_show(struct adm_session *sess)
 {
-	char *rows[8][CERT_COLS];
-	size_t n = 0, r;
+	struct table *t;
 	json_t *cert;
-	int c, rc = ADM_EXIT_OK;
+	size_t n, c;
+	int rc = ADM_EXIT_OK;
 
+	if ((t = table_new(cert_table_header, CERT_COLS)) == NULL) {
+		fprintf(stderr, "Error: out of memory\n");
+		return ADM_EXIT_SERVER;
+	}
 	for (n = 0; adm_cert_names[n] != NULL; n++) {
 		if ((rc = cert_get(sess, adm_cert_names[n], &cert)) !=
 		    ADM_EXIT_OK)
 			break;
-		for (c = 0; c < CERT_COLS; c++)
-			rows[n][c] = json_member_format(cert,
-			    cert_table_fields[c]);
+		if (table_row_add(t) == 0)
+			for (c = 0; c < CERT_COLS; c++)
+				table_cell_json(t, c, cert,
+				    cert_table_fields[c]);
 		json_decref(cert);
 	}
-	if (rc == ADM_EXIT_OK) {
-		for (r = 0; r < n; r++)
-			for (c = 0; c < CERT_COLS; c++)
-				if (rows[r][c] == NULL)
-					rows[r][c] = strdup("?");
-		cert_table_print(rows, n);
-	}
-	for (r = 0; r < n; r++)
-		for (c = 0; c < CERT_COLS; c++)
-			free(rows[r][c]);
+	if (rc == ADM_EXIT_OK)
+		table_print(t, stdout, "");
+	table_free(t);
 	return rc;
 }
 

@@ -1,15 +1,12 @@
 /*
- * status: the rladmin overview.  Rows are single-space separated (as
- * rladmin's are easy to grep, and as scripts written against it expect),
- * one section per kind of object.
+ * status: the rladmin overview, one table per kind of object.  Columns are
+ * as wide as their content, as rladmin's are; no cell holds a blank, so
+ * scripts that split rows on whitespace keep working.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "moatadm.h"
-
-/* rladmin shows this much of a fingerprint; enough to tell them apart. */
-#define FINGERPRINT_SHOWN	23
 
 static void
 status_cluster_print(const json_t *cluster)
@@ -20,40 +17,39 @@ status_cluster_print(const json_t *cluster)
 	free(name);
 }
 
-static void
-status_node_print(const json_t *node, int local)
-{
-	static const char *const fields[] = {
-		"addr", "status", "software_version", NULL
-	};
-	const char *const *f;
-	char *text;
+#define NODE_COLS	4
 
-	text = json_member_format(node, "uid");
-	printf("%snode:%s", local ? "*" : "", text != NULL ? text : "?");
-	free(text);
-	for (f = fields; *f != NULL; f++) {
-		text = json_member_format(node, *f);
-		printf(" %s", text != NULL ? text : "?");
-		free(text);
-	}
-	printf("\n");
-}
+static const char *const node_header[NODE_COLS] = {
+	"NODE:ID", "ADDRESS", "STATUS", "VERSION"
+};
 
 /*
  * The API does not say which node answered the control socket; with a
- * single node it can only be that one.
+ * single node it can only be that one, marked with rladmin's '*'.
  */
 static void
 status_nodes_print(const json_t *nodes)
 {
+	struct table *t = table_new(node_header, NODE_COLS);
 	const json_t *node;
+	char *uid;
 	size_t i;
 
+	json_array_foreach(nodes, i, node) {
+		if (table_row_add(t) == -1)
+			break;
+		uid = json_member_format(node, "uid");
+		table_cell_printf(t, 0, "%snode:%s",
+		    json_array_size(nodes) == 1 ? "*" : "",
+		    uid != NULL ? uid : "?");
+		free(uid);
+		table_cell_json(t, 1, node, "addr");
+		table_cell_json(t, 2, node, "status");
+		table_cell_json(t, 3, node, "software_version");
+	}
 	printf("\nCLUSTER NODES:\n");
-	printf("NODE:ID ADDRESS STATUS VERSION\n");
-	json_array_foreach(nodes, i, node)
-		status_node_print(node, json_array_size(nodes) == 1);
+	table_print(t, stdout, "");
+	table_free(t);
 }
 
 /* "dns_name:port" of the first endpoint, RS's older field otherwise. */
@@ -82,47 +78,65 @@ status_db_tls(const json_t *db)
 	return json_is_true(json_object_get(db, "ssl"));
 }
 
+#define DB_COLS	4
+
+static const char *const db_header[DB_COLS] = {
+	"DB:ID", "NAME", "ENDPOINT", "SSL"
+};
+
 static void
 status_dbs_print(const json_t *dbs)
 {
+	struct table *t;
 	const json_t *db;
-	char *uid, *name, *endpoint;
+	char *uid, *endpoint;
 	size_t i;
 
 	printf("\nDATABASES:\n");
 	if (json_array_size(dbs) == 0)
 		return;
-	printf("DB:ID NAME ENDPOINT SSL\n");
+	t = table_new(db_header, DB_COLS);
 	json_array_foreach(dbs, i, db) {
+		if (table_row_add(t) == -1)
+			break;
 		uid = json_member_format(db, "uid");
-		name = json_member_format(db, "name");
 		endpoint = status_db_endpoint(db);
-		printf("db:%s %s %s %s\n", uid ? uid : "?", name ? name : "?",
-		    endpoint ? endpoint : "?", status_db_tls(db) ? "Yes" : "No");
+		table_cell_printf(t, 0, "db:%s", uid != NULL ? uid : "?");
+		table_cell_json(t, 1, db, "name");
+		table_cell_printf(t, 2, "%s", endpoint != NULL ? endpoint :
+		    "?");
+		table_cell_printf(t, 3, "%s", status_db_tls(db) ? "Yes" : "No");
 		free(uid);
-		free(name);
 		free(endpoint);
 	}
+	table_print(t, stdout, "");
+	table_free(t);
 }
 
+#define CERT_COLS	4
+
+static const char *const cert_header[CERT_COLS] = {
+	"NODE:ID", "NAME", "VERSION", "FINGERPRINT(SHA256)"
+};
+
 static void
-status_node_certs_print(const json_t *node)
+status_node_certs_add(struct table *t, const json_t *node)
 {
 	const json_t *cert;
-	const char *name, *fp;
+	const char *name;
 	char *uid, *version;
 
 	uid = json_member_format(node, "uid");
 	json_object_foreach((json_t *)json_object_get(node, "certificates"),
 	    name, cert) {
+		if (table_row_add(t) == -1)
+			break;
 		version = json_member_format(cert, "version");
-		fp = json_string_value(json_object_get(cert,
-		    "fingerprint_sha256"));
-		if (fp == NULL)
-			fp = "-";
-		printf("node:%s %s v%s %.*s%s\n", uid ? uid : "?", name,
-		    version ? version : "?", FINGERPRINT_SHOWN, fp,
-		    strlen(fp) > FINGERPRINT_SHOWN ? "..." : "");
+		table_cell_printf(t, 0, "node:%s", uid != NULL ? uid : "?");
+		table_cell_printf(t, 1, "%s", name);
+		table_cell_printf(t, 2, "v%s", version != NULL ? version : "?");
+		table_cell_fingerprint(t, 3, json_string_value(
+		    json_object_get(cert, "fingerprint_sha256")));
 		free(version);
 	}
 	free(uid);
@@ -131,13 +145,15 @@ status_node_certs_print(const json_t *node)
 static void
 status_certs_print(const json_t *nodes)
 {
+	struct table *t = table_new(cert_header, CERT_COLS);
 	const json_t *node;
 	size_t i;
 
-	printf("\nCERTIFICATES:\n");
-	printf("NODE:ID NAME VERSION FINGERPRINT(SHA256)\n");
 	json_array_foreach(nodes, i, node)
-		status_node_certs_print(node);
+		status_node_certs_add(t, node);
+	printf("\nCERTIFICATES:\n");
+	table_print(t, stdout, "");
+	table_free(t);
 }
 
 /* Databases are optional for now: any failure just shows none. */

@@ -137,6 +137,30 @@ int cmd_cert_set(struct adm_session *, const struct cmd_args *);
 int cmd_cert_show(struct adm_session *, const struct cmd_args *);
 int cmd_cert_rotate(struct adm_session *, const struct cmd_args *);
 
+/* ---- table.c: columns aligned on their content, as rladmin prints ---- */
+
+struct table;
+
+/* header: ncols titles that must outlive the table; NULL for none. */
+struct table *table_new(const char *const *header, size_t ncols);
+void table_free(struct table *);
+size_t table_rows(const struct table *);
+/* Starts a row whose cells print as "?" until set; 0/-1. */
+int table_row_add(struct table *);
+/* Sets a cell of the last row; on failure the cell shows "?". */
+void table_cell_printf(struct table *, size_t col, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Sets a cell of the last row to json_member_format(obj, key). */
+void table_cell_json(struct table *, size_t col, const json_t *obj,
+    const char *key);
+/*
+ * Sets a cell of the last row to the start of a SHA-256 fingerprint (NULL:
+ * "-"): as much as rladmin shows, enough to tell certificates apart.
+ */
+void table_cell_fingerprint(struct table *, size_t col, const char *fp);
+/* The header and the rows, each line after indent. */
+void table_print(const struct table *, FILE *, const char *indent);
+
 /* ---- pem.c: reading certificate files ---- */
 
 #define PEM_FILE_MAX	(1024 * 1024)
