@@ -68,12 +68,35 @@ cert_material_load(struct cert_material *m, const struct cmd_args *args,
 	return cert_key_load(m, args->arg[ARG_CERT_NAME], key_path, errp);
 }
 
+/*
+ * The same certificate set again makes no new version; the server says
+ * "unchanged", and "replaced" would tell the operator something false.
+ */
+static void
+cert_set_result_print(const json_t *resp, const char *name, const char *path)
+{
+	char *version, *fp;
+
+	if (!json_is_true(json_object_get(resp, "unchanged"))) {
+		printf("Set %s certificate to contents of file %s\n", name,
+		    path);
+		return;
+	}
+	version = json_member_format(resp, "version");
+	fp = json_member_format(resp, "fingerprint_sha256");
+	printf("Certificate %s from file %s was already in place: no new "
+	    "version (still version %s, fingerprint %s)\n", name, path,
+	    version != NULL ? version : "?", fp != NULL ? fp : "?");
+	free(version);
+	free(fp);
+}
+
 int
 cmd_cert_set(struct adm_session *sess, const struct cmd_args *args)
 {
 	struct cert_material m = { 0 };
 	const char *name = args->arg[ARG_CERT_NAME];
-	json_t *body = NULL;
+	json_t *body = NULL, *resp = NULL;
 	char *err = NULL;
 	int rc = ADM_EXIT_USAGE;
 
@@ -87,10 +110,10 @@ cmd_cert_set(struct adm_session *sess, const struct cmd_args *args)
 		goto out;
 	}
 	rc = session_api_call(sess, "PUT", "/v1/cluster/update_cert", body,
-	    NULL);
+	    &resp);
 	if (rc == ADM_EXIT_OK)
-		printf("Set %s certificate to contents of file %s\n", name,
-		    args->arg[ARG_CERT_FILE]);
+		cert_set_result_print(resp, name, args->arg[ARG_CERT_FILE]);
+	json_decref(resp);
  out:
 	if (err != NULL)
 		fprintf(stderr, "Error: %s\n", err);
@@ -183,12 +206,50 @@ cmd_cert_show(struct adm_session *sess, const struct cmd_args *args)
 	return cert_table_show(sess);
 }
 
+static void
+cert_rotated_print(const json_t *resp)
+{
+	const json_t *c;
+	char *name, *version, *fp;
+	size_t i;
+
+	json_array_foreach(json_object_get(resp, "certificates"), i, c) {
+		name = json_member_format(c, "name");
+		version = json_member_format(c, "version");
+		fp = json_member_format(c, "fingerprint_sha256");
+		printf("Rotated certificate %s: version %s, fingerprint %s\n",
+		    name != NULL ? name : "?", version != NULL ? version : "?",
+		    fp != NULL ? fp : "?");
+		free(name);
+		free(version);
+		free(fp);
+	}
+}
+
+/* Returns how many certificates the server left in place. */
+static size_t
+cert_skipped_print(const json_t *resp)
+{
+	const json_t *skipped = json_object_get(resp, "skipped"), *c;
+	char *name, *reason;
+	size_t i;
+
+	json_array_foreach(skipped, i, c) {
+		name = json_member_format(c, "name");
+		reason = json_member_format(c, "reason");
+		printf("Skipped certificate %s: %s\n", name != NULL ? name :
+		    "?", reason != NULL ? reason : "?");
+		free(name);
+		free(reason);
+	}
+	return json_array_size(skipped);
+}
+
 int
 cmd_cert_rotate(struct adm_session *sess, const struct cmd_args *args)
 {
 	const char *name = args->arg[ARG_CERT_NAME];
-	json_t *body, *resp = NULL, *c;
-	size_t i;
+	json_t *body, *resp = NULL;
 	int rc;
 
 	body = name != NULL ? json_pack("{s:s}", "name", name) :
@@ -197,17 +258,23 @@ cmd_cert_rotate(struct adm_session *sess, const struct cmd_args *args)
 		fprintf(stderr, "Error: certificate name must be UTF-8 text\n");
 		return ADM_EXIT_USAGE;
 	}
+	/* force: re-issue even a certificate that the operator supplied */
+	if (args->arg[ARG_FORCE] != NULL &&
+	    json_object_set_new(body, "force", json_true()) == -1) {
+		json_decref(body);
+		fprintf(stderr, "Error: out of memory\n");
+		return ADM_EXIT_SERVER;
+	}
 	rc = session_api_call(sess, "POST", "/v1/cluster/certificates/rotate",
 	    body, &resp);
 	json_decref(body);
 	if (rc != ADM_EXIT_OK)
 		return rc;
-	json_array_foreach(json_object_get(resp, "certificates"), i, c) {
-		const char *n = json_string_value(json_object_get(c, "name"));
-
-		if (n != NULL)
-			printf("Rotated certificate %s\n", n);
-	}
+	cert_rotated_print(resp);
+	if (cert_skipped_print(resp) > 0 && args->arg[ARG_FORCE] == NULL)
+		printf("Skipped certificates stay as they are. To replace "
+		    "them with certificates from\nthe cluster CA anyway: "
+		    "cluster certificate rotate [<name>] force\n");
 	json_decref(resp);
 	return ADM_EXIT_OK;
 }

@@ -69,10 +69,117 @@ cmd_cluster_join(struct adm_session *sess, const struct cmd_args *args)
 	    "Joined cluster successfully");
 }
 
+/* "param: from -> to" for each parameter the change would alter. */
+static void
+dry_run_changes_print(const json_t *changes)
+{
+	const char *param;
+	json_t *change;
+	char *from, *to;
+
+	if (json_object_size(changes) == 0) {
+		printf("No change: the cluster already has these values.\n");
+		return;
+	}
+	printf("Changes:\n");
+	json_object_foreach((json_t *)changes, param, change) {
+		from = json_member_format(change, "from");
+		to = json_member_format(change, "to");
+		printf("  %s: %s -> %s\n", param, from != NULL ? from : "?",
+		    to != NULL ? to : "?");
+		free(from);
+		free(to);
+	}
+}
+
+#define CLOSE_COLS	6
+
+static const char *const close_header[CLOSE_COLS] = {
+	"NODE:ID", "ADDRESS", "PORT", "TLS_VERSION", "SESSIONS", "AS_OF"
+};
+
+/*
+ * One row per port and TLS version of a node ({"api": {"TLSv1.2": 3}}):
+ * every member whose value is an object is a port.  A node with nothing
+ * to close still gets a row, so that no node seems forgotten.
+ */
+static void
+dry_run_node_rows_add(struct table *t, const json_t *node)
+{
+	const char *port, *version;
+	json_t *counts, *n;
+	char *uid;
+	int rows = 0;
+
+	uid = json_member_format(node, "uid");
+	json_object_foreach((json_t *)node, port, counts) {
+		if (!json_is_object(counts))
+			continue;
+		json_object_foreach(counts, version, n) {
+			if (table_row_add(t) == -1)
+				break;
+			table_cell_printf(t, 0, "node:%s", uid ? uid : "?");
+			table_cell_json(t, 1, node, "addr");
+			table_cell_printf(t, 2, "%s", port);
+			table_cell_printf(t, 3, "%s", version);
+			table_cell_json(t, 4, counts, version);
+			table_cell_json(t, 5, node, "as_of");
+			rows++;
+		}
+	}
+	if (rows == 0 && table_row_add(t) == 0) {
+		table_cell_printf(t, 0, "node:%s", uid ? uid : "?");
+		table_cell_json(t, 1, node, "addr");
+		table_cell_printf(t, 2, "-");
+		table_cell_printf(t, 3, "-");
+		table_cell_printf(t, 4, "0");
+		table_cell_json(t, 5, node, "as_of");
+	}
+	free(uid);
+}
+
+static void
+dry_run_close_print(const json_t *would_close)
+{
+	const json_t *nodes = json_object_get(would_close, "nodes"), *node;
+	struct table *t;
+	char *total;
+	size_t i;
+
+	total = json_member_format(would_close, "total");
+	printf("Would close %s live TLS session(s):\n",
+	    total != NULL ? total : "?");
+	free(total);
+	t = table_new(close_header, CLOSE_COLS);
+	json_array_foreach(nodes, i, node)
+		dry_run_node_rows_add(t, node);
+	table_print(t, stdout, "");
+	table_free(t);
+}
+
+/*
+ * A server without dry runs ignores ?dry_run=true and makes the change:
+ * say so plainly rather than print it as a preview.
+ */
+static int
+dry_run_print(const json_t *resp)
+{
+	if (!json_is_true(json_object_get(resp, "dry_run"))) {
+		fprintf(stderr, "Error: this moatd does not support dry_run: "
+		    "the change WAS applied.\nSee `info cluster`.\n");
+		return ADM_EXIT_SERVER;
+	}
+	printf("Dry run: nothing was changed.\n");
+	dry_run_changes_print(json_object_get(resp, "changes"));
+	dry_run_close_print(json_object_get(resp, "would_close"));
+	return ADM_EXIT_OK;
+}
+
 int
 cmd_cluster_config(struct adm_session *sess, const struct cmd_args *args)
 {
 	json_t *body, *resp = NULL, *closed;
+	int dry_run = args->arg[ARG_DRY_RUN] != NULL;
 	size_t i;
 	int rc;
 
@@ -87,10 +194,16 @@ cmd_cluster_config(struct adm_session *sess, const struct cmd_args *args)
 			return ADM_EXIT_USAGE;
 		}
 	}
-	rc = session_api_call(sess, "PUT", "/v1/cluster", body, &resp);
+	rc = session_api_call(sess, "PUT", dry_run ?
+	    "/v1/cluster?dry_run=true" : "/v1/cluster", body, &resp);
 	json_decref(body);
 	if (rc != ADM_EXIT_OK)
 		return rc;
+	if (dry_run) {
+		rc = dry_run_print(resp);
+		json_decref(resp);
+		return rc;
+	}
 	printf("Cluster configured successfully\n");
 	closed = json_object_get(resp, "closed_sessions");
 	if (json_is_integer(closed) && json_integer_value(closed) > 0)

@@ -32,6 +32,8 @@ struct token {
 	const char *const	*hints;	/* completion choices, not enforced */
 	/* help shows this instead of expanding a repeating subtree */
 	const char		*usage;
+	/* what `?` says the word does, where the syntax does not tell */
+	const char		*help;
 	int			 flags;
 };
 
@@ -129,11 +131,30 @@ static const struct token t_cert_set[] = {
 	  .hints = adm_cert_names, .next = t_cert_file },
 	{ 0 }
 };
-/* show and rotate take an optional name */
+/* show takes an optional name */
 static const struct token t_cert_opt_name[] = {
 	{ .type = TOK_ENDTOKEN },
 	{ .type = TOK_NAME, .keyword = "name", .slot = ARG_CERT_NAME,
 	  .hints = adm_cert_names, .next = t_end },
+	{ 0 }
+};
+/*
+ * rotate [<name>] [force]: without force the server leaves a certificate
+ * the operator supplied in place (rladmin's trailing-word style).
+ */
+#define FORCE_HELP	"also re-issue certificates that the operator supplied"
+static const struct token t_rotate_force[] = {
+	{ .type = TOK_ENDTOKEN },
+	{ .type = TOK_KEYWORD, .keyword = "force", .slot = ARG_FORCE,
+	  .next = t_end, .help = FORCE_HELP },
+	{ 0 }
+};
+static const struct token t_rotate[] = {
+	{ .type = TOK_ENDTOKEN },
+	{ .type = TOK_KEYWORD, .keyword = "force", .slot = ARG_FORCE,
+	  .next = t_end, .help = FORCE_HELP },
+	{ .type = TOK_NAME, .keyword = "name", .slot = ARG_CERT_NAME,
+	  .hints = adm_cert_names, .next = t_rotate_force },
 	{ 0 }
 };
 static const struct token t_cert[] = {
@@ -142,31 +163,38 @@ static const struct token t_cert[] = {
 	{ .type = TOK_KEYWORD, .keyword = "show", .slot = NO_SLOT,
 	  .action = cmd_cert_show, .next = t_cert_opt_name },
 	{ .type = TOK_KEYWORD, .keyword = "rotate", .slot = NO_SLOT,
-	  .action = cmd_cert_rotate, .next = t_cert_opt_name },
+	  .action = cmd_cert_rotate, .next = t_rotate },
 	{ 0 }
 };
 
 /*
- * cluster config <param> <value> [<param> <value> ...]: after each value
- * the command may end or take another pair, so the pair table loops back to
- * itself.  Its first entry is the ENDTOKEN; `cluster config` points just
- * past it, so that at least one pair is required without a second copy of
- * the parameter list.
+ * cluster config <param> <value> [<param> <value> ...] [dry_run]: after
+ * each value the command may end, end with dry_run, or take another pair,
+ * so the pair table loops back to itself.  Its first CONFIG_ENDS entries
+ * are those ways to end; `cluster config` points just past them, so that
+ * at least one pair is required without a second copy of the parameter
+ * list.  The values carry a .usage so that `?` and help do not unroll the
+ * loop.
  */
 #define CONFIG_PARAMS	5
-static const struct token t_config_more[CONFIG_PARAMS + 2];
+#define CONFIG_ENDS	2
+#define CONFIG_MORE	"[<param> <value> ...] [dry_run]"
+static const struct token t_config_more[CONFIG_ENDS + CONFIG_PARAMS + 1];
 static const struct token t_config_version[] = {
 	{ .type = TOK_VALUE, .keyword = "version", .slot = ARG_PARAM_VALUE,
-	  .hints = tls_versions, .next = t_config_more },
+	  .hints = tls_versions, .next = t_config_more, .usage = CONFIG_MORE },
 	{ 0 }
 };
 static const struct token t_config_ciphers[] = {
 	{ .type = TOK_VALUE, .keyword = "ciphers", .slot = ARG_PARAM_VALUE,
-	  .next = t_config_more },
+	  .next = t_config_more, .usage = CONFIG_MORE },
 	{ 0 }
 };
-static const struct token t_config_more[CONFIG_PARAMS + 2] = {
+static const struct token t_config_more[CONFIG_ENDS + CONFIG_PARAMS + 1] = {
 	{ .type = TOK_ENDTOKEN },
+	{ .type = TOK_KEYWORD, .keyword = "dry_run", .slot = ARG_DRY_RUN,
+	  .next = t_end, .help = "change nothing: show the changes and the "
+	  "TLS sessions they would close" },
 	{ .type = TOK_KEYWORD, .keyword = "min_control_TLS_version",
 	  .slot = ARG_PARAM, .next = t_config_version },
 	{ .type = TOK_KEYWORD, .keyword = "min_data_TLS_version",
@@ -190,8 +218,8 @@ static const struct token t_cluster[] = {
 	{ .type = TOK_KEYWORD, .keyword = "certificate", .slot = NO_SLOT,
 	  .next = t_cert },
 	{ .type = TOK_KEYWORD, .keyword = "config", .slot = NO_SLOT,
-	  .action = cmd_cluster_config, .next = t_config_more + 1,
-	  .usage = "<param> <value> [<param> <value> ...]" },
+	  .action = cmd_cluster_config, .next = t_config_more + CONFIG_ENDS,
+	  .usage = "<param> <value> " CONFIG_MORE },
 	{ 0 }
 };
 

@@ -74,7 +74,7 @@ static int
 session_run(struct adm_session *sess, const struct cmd_args *args)
 {
 	if (args != NULL)
-		return args->action(sess, args);
+		return session_command_run(sess, args);
 	return prompt_run(sess);
 }
 

@@ -7,6 +7,7 @@
 #ifndef MOATADM_H
 #define MOATADM_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -16,7 +17,13 @@
 enum adm_exit {
 	ADM_EXIT_OK = 0,
 	ADM_EXIT_SERVER = 1,	/* moatd said no, or could not be reached */
-	ADM_EXIT_USAGE = 2	/* the operator's words or files are wrong */
+	ADM_EXIT_USAGE = 2,	/* the operator's words or files are wrong */
+	/*
+	 * The change is stored but not every node confirmed it in time (409
+	 * not_all_nodes_updated): not a failure and nothing to retry, the
+	 * nodes converge.  Scripts must be able to tell it from 1.
+	 */
+	ADM_EXIT_PARTIAL = 3
 };
 
 /* The five certificate names a cluster always has (NULL terminated). */
@@ -56,15 +63,38 @@ struct adm_session {
 	struct http_client	*http;
 	int			 interactive;
 	int			 quit;		/* set by exit/quit */
+	/*
+	 * The 409 not_all_nodes_updated body of a change made by the running
+	 * command; reported after the command's own output.  Owned here.
+	 */
+	json_t			*partial;
 };
 
 /*
  * Runs one API call and reports failures the CLI way: transport errors and
  * non-2xx answers are printed on stderr.  On ADM_EXIT_OK *out (when out is
- * not NULL) receives the response body, owned by the caller.
+ * not NULL) receives the response body, owned by the caller.  A 409
+ * not_all_nodes_updated is a change that is stored: it returns ADM_EXIT_OK
+ * with its body, and keeps a reference in sess->partial for
+ * session_command_run to report.
  */
 int session_api_call(struct adm_session *, const char *method,
     const char *path, const json_t *body, json_t **out);
+
+struct cmd_args;
+
+/*
+ * Runs a parsed command, then the report of a change that not every node
+ * confirmed; returns the command's enum adm_exit, or ADM_EXIT_PARTIAL
+ * after such a report.
+ */
+int session_command_run(struct adm_session *, const struct cmd_args *);
+
+/*
+ * Set by SIGINT at the interactive prompt; an HTTP request in flight gives
+ * up when it is set.  Only prompt.c sets it and clears it.
+ */
+extern volatile sig_atomic_t adm_interrupted;
 
 /* ---- grammar.c: the rladmin token tree ---- */
 
@@ -79,6 +109,8 @@ enum arg_slot {
 	ARG_PARAM_VALUE,
 	ARG_NODE,		/* cluster join nodes <addr[:port]> */
 	ARG_STORE,		/* cluster store move <url> */
+	ARG_FORCE,		/* the word force was given */
+	ARG_DRY_RUN,		/* the word dry_run was given */
 	ARG_MAX
 };
 
@@ -136,6 +168,14 @@ int cmd_status_show(struct adm_session *, const struct cmd_args *);
 int cmd_cert_set(struct adm_session *, const struct cmd_args *);
 int cmd_cert_show(struct adm_session *, const struct cmd_args *);
 int cmd_cert_rotate(struct adm_session *, const struct cmd_args *);
+
+/* ---- rollout.c: what the nodes did with a change ---- */
+
+/*
+ * Prints the 409 not_all_nodes_updated report on stdout: the change is
+ * stored, which nodes did not confirm it and what each of them serves.
+ */
+void rollout_report_print(const json_t *body);
 
 /* ---- table.c: columns aligned on their content, as rladmin prints ---- */
 

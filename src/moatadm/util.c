@@ -85,11 +85,26 @@ json_member_format(const json_t *obj, const char *key)
 	return v != NULL ? json_value_format(v) : strdup("-");
 }
 
+/*
+ * What the operator can do next, for errors whose way out is a moatadm
+ * word the server's sentence cannot name.
+ */
+static const struct {
+	const char	*code;
+	const char	*hint;
+} error_hints[] = {
+	{ "unsupported_rotation",
+	  "The certificate was supplied by the operator, not issued by the "
+	  "cluster CA.\nTo replace it with one from the cluster CA anyway, "
+	  "add the word force:\n  cluster certificate rotate <name> force" },
+};
+
 /* The server's own sentence when it sent one; that is the useful part. */
 static void
 server_error_print(const struct http_response *resp)
 {
 	const char *desc, *code;
+	size_t i;
 
 	desc = json_string_value(json_object_get(resp->body, "description"));
 	code = json_string_value(json_object_get(resp->body, "error_code"));
@@ -100,6 +115,21 @@ server_error_print(const struct http_response *resp)
 	else
 		fprintf(stderr, "Error: moatd answered HTTP %ld\n",
 		    resp->status);
+	for (i = 0; code != NULL && i < sizeof(error_hints) /
+	    sizeof(error_hints[0]); i++)
+		if (strcmp(code, error_hints[i].code) == 0)
+			fprintf(stderr, "%s\n", error_hints[i].hint);
+}
+
+/* 409 not_all_nodes_updated: stored, but not every node confirmed yet. */
+static int
+response_is_partial(const struct http_response *resp)
+{
+	const char *code;
+
+	code = json_string_value(json_object_get(resp->body, "error_code"));
+	return resp->status == 409 && code != NULL &&
+	    strcmp(code, "not_all_nodes_updated") == 0;
 }
 
 int
@@ -118,7 +148,10 @@ session_api_call(struct adm_session *sess, const char *method,
 		free(err);
 		return ADM_EXIT_SERVER;
 	}
-	if (resp.status < 200 || resp.status > 299) {
+	if (response_is_partial(&resp)) {
+		json_decref(sess->partial);
+		sess->partial = json_incref(resp.body);
+	} else if (resp.status < 200 || resp.status > 299) {
 		server_error_print(&resp);
 		http_response_clear(&resp);
 		return ADM_EXIT_SERVER;
@@ -129,6 +162,23 @@ session_api_call(struct adm_session *sess, const char *method,
 	}
 	http_response_clear(&resp);
 	return ADM_EXIT_OK;
+}
+
+int
+session_command_run(struct adm_session *sess, const struct cmd_args *args)
+{
+	int rc;
+
+	rc = args->action(sess, args);
+	if (sess->partial != NULL) {
+		rollout_report_print(sess->partial);
+		json_decref(sess->partial);
+		sess->partial = NULL;
+		if (rc == ADM_EXIT_OK)
+			rc = ADM_EXIT_PARTIAL;
+	}
+	fflush(stdout);
+	return rc;
 }
 
 void
