@@ -247,15 +247,18 @@ static const struct token t_main[] = {
 	{ .type = TOK_KEYWORD, .keyword = "info", .slot = NO_SLOT,
 	  .next = t_info },
 	{ .type = TOK_KEYWORD, .keyword = "status", .slot = NO_SLOT,
-	  .action = cmd_status_show, .next = t_end },
+	  .action = cmd_status_show, .next = t_end,
+	  .help = "nodes, databases and the certificates each node serves" },
 	{ .type = TOK_KEYWORD, .keyword = "node", .slot = NO_SLOT,
 	  .next = t_node },
 	{ .type = TOK_KEYWORD, .keyword = "help", .slot = NO_SLOT,
-	  .action = cmd_help, .next = t_end },
+	  .action = cmd_help, .next = t_end, .help = "every command" },
 	{ .type = TOK_KEYWORD, .keyword = "exit", .slot = NO_SLOT,
-	  .action = cmd_quit, .next = t_end, .flags = TOK_INTERACTIVE },
+	  .action = cmd_quit, .next = t_end, .flags = TOK_INTERACTIVE,
+	  .help = "leave the prompt (or ^D)" },
 	{ .type = TOK_KEYWORD, .keyword = "quit", .slot = NO_SLOT,
-	  .action = cmd_quit, .next = t_end, .flags = TOK_INTERACTIVE },
+	  .action = cmd_quit, .next = t_end, .flags = TOK_INTERACTIVE,
+	  .help = "leave the prompt (or ^D)" },
 	{ 0 }
 };
 
@@ -414,6 +417,27 @@ grammar_words_parse(int argc, const char *const *argv, int interactive,
 	return 0;
 }
 
+/*
+ * The table that follows the words; *badp is the index of the first word
+ * that does not fit (the table returned is where it failed), else -1.
+ */
+static const struct token *
+table_walk(int argc, const char *const *argv, int interactive, int *badp)
+{
+	const struct token *table = t_main, *t;
+	int i;
+
+	*badp = -1;
+	for (i = 0; i < argc; i++) {
+		if ((t = token_match(table, argv[i], interactive)) == NULL) {
+			*badp = i;
+			break;
+		}
+		table = t->next;
+	}
+	return table;
+}
+
 static void
 hints_complete(const struct token *t, const char *partial,
     void (*add)(void *, const char *, enum compl_kind), void *arg)
@@ -431,17 +455,14 @@ grammar_words_complete(int argc, const char *const *argv,
     const char *partial, int interactive,
     void (*add)(void *, const char *, enum compl_kind), void *arg)
 {
-	const struct token *table = t_main, *t;
+	const struct token *table, *t;
 	char label[128];
 	size_t plen = strlen(partial);
-	int i;
+	int bad;
 
-	for (i = 0; i < argc; i++) {
-		t = token_match(table, argv[i], interactive);
-		if (t == NULL || t->type == TOK_ENDTOKEN)
-			return;
-		table = t->next;
-	}
+	table = table_walk(argc, argv, interactive, &bad);
+	if (bad != -1)
+		return;
 	for (t = table; t->type != TOK_SENTINEL; t++) {
 		if (!token_visible(t, interactive))
 			continue;
@@ -580,4 +601,201 @@ grammar_help_print(FILE *fp, int interactive)
 		str_append(names, sizeof(names), *n);
 	}
 	fprintf(fp, "Certificate names: %s\n", names);
+}
+
+/*
+ * What may follow t: its .usage, or its next table rendered as syntax; a
+ * choice of subcommands only by their first words, which `?` after one of
+ * them details (the whole tree on one line is unreadable).
+ */
+static void
+token_rest_render(const struct token *t, int interactive, char *buf,
+    size_t size)
+{
+	const struct token *n;
+	int count = 0, i = 0;
+
+	buf[0] = '\0';
+	if (t->usage != NULL) {
+		str_append(buf, size, t->usage);
+		return;
+	}
+	if (t->next == NULL)
+		return;
+	for (n = t->next; n->type != TOK_SENTINEL; n++)
+		count += token_visible(n, interactive);
+	if (count < 2 || !table_expands(t->next)) {
+		table_render(t->next, interactive, buf, size, 1);
+		return;
+	}
+	str_append(buf, size, "{");
+	for (n = t->next; n->type != TOK_SENTINEL; n++) {
+		if (!token_visible(n, interactive))
+			continue;
+		if (i++ > 0)
+			str_append(buf, size, " | ");
+		str_append(buf, size, n->keyword);
+	}
+	str_append(buf, size, "} ...");
+}
+
+/* The `?` rows of one token that match partial; returns how many. */
+static int
+token_choices_add(struct table *tbl, const struct token *t,
+    const char *partial, int interactive)
+{
+	const char *const *h;
+	char label[128], rest[512];
+	size_t plen = strlen(partial);
+	int n = 0;
+
+	if (t->type == TOK_KEYWORD) {
+		if (strncmp(t->keyword, partial, plen) != 0)
+			return 0;
+		token_rest_render(t, interactive, rest, sizeof(rest));
+		if (table_row_add(tbl) == 0) {
+			table_cell_printf(tbl, 0, "%s", t->keyword);
+			table_cell_printf(tbl, 1, "%s%s%s", rest,
+			    rest[0] != '\0' && t->help != NULL ? " - " : "",
+			    t->help != NULL ? t->help : "");
+		}
+		return 1;
+	}
+	if (t->hints != NULL) {
+		/* the words themselves: they are what the operator asked */
+		for (h = t->hints; *h != NULL; h++) {
+			if (strncmp(*h, partial, plen) != 0 ||
+			    table_row_add(tbl) == -1)
+				continue;
+			table_cell_printf(tbl, 0, "%s", *h);
+			table_cell_printf(tbl, 1, "%s", "");
+			n++;
+		}
+		return n;
+	}
+	if (plen > 0)	/* free text: nothing to match a prefix against */
+		return 0;
+	token_label(t, label, sizeof(label));
+	token_rest_render(t, interactive, rest, sizeof(rest));
+	if (table_row_add(tbl) == 0) {
+		table_cell_printf(tbl, 0, "%s", label);
+		table_cell_printf(tbl, 1, "%s", rest);
+	}
+	return 1;
+}
+
+int
+grammar_choices_print(FILE *fp, int argc, const char *const *argv,
+    const char *partial, int interactive)
+{
+	const struct token *table, *t;
+	struct table *tbl;
+	int bad, n = 0, may_end = 0;
+
+	table = table_walk(argc, argv, interactive, &bad);
+	if (bad != -1) {
+		parse_error_print(table, argv[bad], interactive);
+		return -1;
+	}
+	if ((tbl = table_new(NULL, 2)) == NULL) {
+		fprintf(stderr, "Error: out of memory\n");
+		return -1;
+	}
+	for (t = table; t->type != TOK_SENTINEL; t++) {
+		if (!token_visible(t, interactive))
+			continue;
+		if (t->type == TOK_ENDTOKEN)
+			may_end = partial[0] == '\0';
+		else
+			n += token_choices_add(tbl, t, partial, interactive);
+	}
+	/* last, below the words that make the command go on */
+	if (may_end && table_row_add(tbl) == 0) {
+		table_cell_printf(tbl, 0, "%s", "<Enter>");
+		table_cell_printf(tbl, 1, "%s", "run the command as typed");
+		n++;
+	}
+	if (n == 0)
+		parse_error_print(table, partial[0] != '\0' ? partial : NULL,
+		    interactive);
+	else
+		table_print(tbl, fp, "  ");
+	table_free(tbl);
+	return n == 0 ? -1 : 0;
+}
+
+int
+grammar_help_literal(int argc, const char *const *argv, const char *partial,
+    int interactive)
+{
+	const struct token *table, *t;
+	const char *const *h;
+	size_t plen = strlen(partial);
+	int bad, free_text = 0;
+
+	if (plen == 0)
+		return 0;
+	table = table_walk(argc, argv, interactive, &bad);
+	if (bad != -1)
+		return 0;	/* `?` then says what is wrong */
+	for (t = table; t->type != TOK_SENTINEL; t++) {
+		if (!token_visible(t, interactive))
+			continue;
+		if (t->type == TOK_KEYWORD &&
+		    strncmp(t->keyword, partial, plen) == 0)
+			return 0;
+		for (h = t->hints; h != NULL && *h != NULL; h++)
+			if (strncmp(*h, partial, plen) == 0)
+				return 0;
+		if (t->type == TOK_VALUE || t->type == TOK_FILE)
+			free_text = 1;
+	}
+	return free_text;
+}
+
+int
+grammar_words_help(FILE *fp, int argc, const char *const *argv,
+    int interactive)
+{
+	const char *last;
+	char *partial;
+	size_t len;
+	int rc;
+
+	if (argc == 0)
+		return 0;
+	last = argv[argc - 1];
+	if ((len = strlen(last)) == 0 || last[len - 1] != '?')
+		return 0;
+	if ((partial = strndup(last, len - 1)) == NULL) {
+		fprintf(stderr, "Error: out of memory\n");
+		return -1;
+	}
+	if (grammar_help_literal(argc - 1, argv, partial, interactive))
+		rc = 0;
+	else
+		rc = grammar_choices_print(fp, argc - 1, argv, partial,
+		    interactive) == 0 ? 1 : -1;
+	free(partial);
+	return rc;
+}
+
+/*
+ * Keywords whose next word is a secret (see the tables above).  Checked
+ * word by word rather than through the parse, because a line that does
+ * not parse may fail before it reaches the password.
+ */
+static const char *const secret_keywords[] = { "password", NULL };
+
+int
+grammar_words_secret(int argc, const char *const *argv)
+{
+	const char *const *k;
+	int i;
+
+	for (i = 0; i < argc; i++)
+		for (k = secret_keywords; *k != NULL; k++)
+			if (strcmp(argv[i], *k) == 0)
+				return 1;
+	return 0;
 }

@@ -90,12 +90,32 @@ http_body_write(char *ptr, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+/*
+ * ^C at the prompt stops waiting.  libcurl calls this about once a second
+ * while a change waits for the nodes, so the prompt is back within one.
+ */
+static int
+http_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+    curl_off_t ultotal, curl_off_t ulnow)
+{
+	(void)arg;
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return adm_interrupted ? 1 : 0;
+}
+
 /* Why the transfer failed, in the words of the OS when it has them. */
 static char *
 http_error_describe(struct http_client *c, CURLcode rc)
 {
 	long oserr = 0;
 	const char *reason;
+
+	if (rc == CURLE_ABORTED_BY_CALLBACK)
+		return str_printf("Interrupted: stopped waiting for moatd; a "
+		    "change already sent may still be made (see `status`)");
 
 	curl_easy_getinfo(c->curl, CURLINFO_OS_ERRNO, &oserr);
 	if (rc == CURLE_COULDNT_CONNECT) {
@@ -152,7 +172,10 @@ http_options_set(struct http_client *c, const char *method, const char *path,
 	    CURLE_OK ||
 	    curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION,
 	    http_body_write) != CURLE_OK ||
-	    curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, buf) != CURLE_OK)
+	    curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, buf) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION,
+	    http_progress) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 0L) != CURLE_OK)
 		return -1;
 	return http_method_set(c, method, body);
 }

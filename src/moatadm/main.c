@@ -20,7 +20,12 @@ usage_print(FILE *fp)
 {
 	fprintf(fp, "usage: moatadm [--data-dir DIR] [command ...]\n"
 	    "Without a command, opens the interactive moatadm> prompt.\n"
-	    "DIR defaults to $MOAT_DATA_DIR.\n\n");
+	    "DIR defaults to $MOAT_DATA_DIR.  A last word `?` lists what may "
+	    "come next.\n"
+	    "Exit status: 0 done, 1 moatd refused or could not be reached, "
+	    "2 usage error,\n"
+	    "3 change stored but not yet confirmed by every node (not a "
+	    "failure: do not retry).\n\n");
 	grammar_help_print(fp, 0);
 }
 
@@ -107,25 +112,30 @@ main(int argc, char **argv)
 {
 	struct adm_opts opts;
 	struct cmd_args args;
-	int rc;
+	const char *const *words;
+	int nwords, rc;
 
 	/* keys and passwords pass through jansson: wipe what it frees */
 	json_set_alloc_funcs(malloc, mem_wipe_free);
 	signal(SIGPIPE, SIG_IGN);
 	if ((rc = opts_parse(argc, argv, &opts)) != 0)
 		return rc == 1 ? ADM_EXIT_OK : ADM_EXIT_USAGE;
+	words = (const char *const *)argv + opts.first_word;
+	nwords = argc - opts.first_word;
+	/* `moatadm cluster ?` lists choices as the prompt does */
+	if ((rc = grammar_words_help(stdout, nwords, words, 0)) != 0)
+		return rc == 1 ? ADM_EXIT_OK : ADM_EXIT_USAGE;
 	/* grammar first: a typo is reported even without a data dir */
-	if (opts.first_word < argc &&
-	    grammar_words_parse(argc - opts.first_word,
-	    (const char *const *)argv + opts.first_word, 0, &args) == -1)
+	if (nwords > 0 &&
+	    grammar_words_parse(nwords, words, 0, &args) == -1)
 		return ADM_EXIT_USAGE;
-	if (opts.first_word < argc && args.action == cmd_help)
+	if (nwords > 0 && args.action == cmd_help)
 		return cmd_help(&(struct adm_session){ 0 }, &args);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "Error: cannot initialise libcurl\n");
 		return ADM_EXIT_SERVER;
 	}
-	rc = moatadm_run(&opts, opts.first_word < argc ? &args : NULL);
+	rc = moatadm_run(&opts, nwords > 0 ? &args : NULL);
 	curl_global_cleanup();
 	return rc;
 }

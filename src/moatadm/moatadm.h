@@ -154,6 +154,38 @@ void grammar_words_complete(int argc, const char *const *argv,
 
 void grammar_help_print(FILE *, int interactive);
 
+/*
+ * `?`: prints on fp what may follow the complete words and starts with
+ * partial: each keyword with the syntax after it, the choices of a name or
+ * value, a <placeholder> for free text, and <Enter> where the command may
+ * end.  -1 after printing on stderr why the words do not parse.
+ */
+int grammar_choices_print(FILE *fp, int argc, const char *const *argv,
+    const char *partial, int interactive);
+
+/*
+ * 1 when a `?` typed after partial belongs to the word (partial is free
+ * text there, such as a password or a path), 0 when it asks for the
+ * choices.
+ */
+int grammar_help_literal(int argc, const char *const *argv,
+    const char *partial, int interactive);
+
+/*
+ * A line whose last word is `?`, or ends in `?` where that cannot be part
+ * of the word, asks for the choices instead of running: prints them (see
+ * grammar_choices_print) and returns 1, or -1 when the words before it do
+ * not parse.  0 when the words are a command to parse.
+ */
+int grammar_words_help(FILE *fp, int argc, const char *const *argv,
+    int interactive);
+
+/*
+ * 1 when the words may hold a secret (a password), even when they do not
+ * parse: such a line is never kept in the prompt's history.
+ */
+int grammar_words_secret(int argc, const char *const *argv);
+
 /* ---- commands (cmd_*.c); each returns an enum adm_exit ---- */
 
 int cmd_help(struct adm_session *, const struct cmd_args *);

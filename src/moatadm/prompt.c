@@ -1,8 +1,10 @@
 /*
  * The interactive `moatadm> ` prompt: libedit for line editing and
- * history, TAB completion from the same grammar tables the parser uses.
+ * history, TAB completion and `?` from the same grammar tables the parser
+ * uses.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <histedit.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,11 @@
 #define HISTORY_SIZE	500
 #define COMPL_MAX	1024	/* a huge directory is not worth listing */
 #define WORDS_MAX	64
+
+volatile sig_atomic_t adm_interrupted;
+
+/* Set by ^C while a line is typed; the loop drops that line. */
+static int prompt_cancelled;
 
 struct compl_item {
 	char		*text;
@@ -215,6 +222,48 @@ prompt_complete(EditLine *el, int ch)
 	return ret;
 }
 
+/*
+ * `?` lists what may come next, as rladmin does, and leaves the line as it
+ * was; inside free text (a password, a path) it is just a character.
+ */
+static unsigned char
+prompt_help(EditLine *el, int ch)
+{
+	const LineInfo *li = el_line(el);
+	const char *words[WORDS_MAX], *partial;
+	char buf[4096];
+	int n;
+
+	(void)ch;
+	n = line_words_split(li, buf, sizeof(buf), words, &partial);
+	if (grammar_help_literal(n, words, partial, 1))
+		return el_insertstr(el, "?") == 0 ? CC_REFRESH : CC_ERROR;
+	printf("?\n");
+	grammar_choices_print(stdout, n, words, partial, 1);
+	fflush(stdout);
+	return CC_REDISPLAY;
+}
+
+/*
+ * ^C drops the line being typed and starts a fresh prompt.  It reaches us
+ * as a key, not as SIGINT (the terminal's isig is off while libedit
+ * reads): a signal would race with the keys typed after it, which could
+ * land on the line it was meant to drop.  The line is ended as Enter ends
+ * it, so that libedit leaves the display tidy, with ^C shown at its end.
+ */
+static unsigned char
+prompt_cancel(EditLine *el, int ch)
+{
+	const LineInfo *li = el_line(el);
+
+	(void)ch;
+	el_cursor(el, (int)(li->lastchar - li->cursor));
+	el_insertstr(el, "^C");
+	el_push(el, "\n");
+	prompt_cancelled = 1;
+	return CC_REFRESH;
+}
+
 static char *
 prompt_text(EditLine *el)
 {
@@ -222,7 +271,11 @@ prompt_text(EditLine *el)
 	return "moatadm> ";
 }
 
-/* Runs one line; errors are printed and the prompt goes on. */
+/*
+ * Runs one line; errors are printed and the prompt goes on.  Every line
+ * goes to the history, a mistyped one too, so that the operator can recall
+ * and fix it; but a password typed on the line must not be recallable.
+ */
 static void
 prompt_line_run(struct adm_session *sess, Tokenizer *tok, History *hist,
     const char *line)
@@ -234,17 +287,22 @@ prompt_line_run(struct adm_session *sess, Tokenizer *tok, History *hist,
 
 	tok_reset(tok);
 	if (tok_str(tok, line, &argc, &argv) != 0) {
+		/* no words to look at: judge the secret by the raw line */
+		if (strstr(line, "password") == NULL)
+			history(hist, &ev, H_ENTER, line);
 		fprintf(stderr, "Unbalanced quotes\n");
 		return;
 	}
 	if (argc == 0)
 		return;
+	if (!grammar_words_secret(argc, argv))
+		history(hist, &ev, H_ENTER, line);
+	/* a line ending in `?` (piped, or pasted) lists, it does not run */
+	if (grammar_words_help(stdout, argc, argv, 1) != 0)
+		return;
 	if (grammar_words_parse(argc, argv, 1, &args) == -1)
 		return;
-	/* a password typed on the line must not be recallable */
-	if (args.arg[ARG_PASSWORD] == NULL)
-		history(hist, &ev, H_ENTER, line);
-	args.action(sess, &args);
+	session_command_run(sess, &args);
 }
 
 static EditLine *
@@ -262,20 +320,53 @@ prompt_editline_new(History *hist, const char *prog)
 	el_wset(el, EL_ADDFN, L"moat-complete", L"complete a moatadm word",
 	    prompt_complete);
 	el_set(el, EL_BIND, "^I", "moat-complete", NULL);
+	el_wset(el, EL_ADDFN, L"moat-help", L"list what may come next",
+	    prompt_help);
+	el_set(el, EL_BIND, "?", "moat-help", NULL);
+	el_wset(el, EL_ADDFN, L"moat-cancel", L"drop the line",
+	    prompt_cancel);
+	el_set(el, EL_BIND, "^C", "moat-cancel", NULL);
+	/* ^C as a key while editing; commands still get SIGINT */
+	el_set(el, EL_SETTY, "-d", "-isig", NULL);
 	el_source(el, NULL);	/* the operator's ~/.editrc, if any */
 	return el;
+}
+
+static void
+prompt_sigint(int sig)
+{
+	(void)sig;
+	adm_interrupted = 1;
+}
+
+/*
+ * SIGINT (^C while a command runs) gives up the request being waited for
+ * and the prompt goes on; only ^D, exit and quit leave.  No SA_RESTART: a
+ * SIGINT from elsewhere while el_gets reads must make it return too.
+ */
+static int
+prompt_sigint_catch(struct sigaction *old)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = prompt_sigint;
+	sigemptyset(&sa.sa_mask);
+	return sigaction(SIGINT, &sa, old);
 }
 
 int
 prompt_run(struct adm_session *sess)
 {
+	struct sigaction old_sigint;
 	Tokenizer *tok = NULL;
 	History *hist = NULL;
 	EditLine *el = NULL;
 	const char *line;
 	HistEvent ev;
-	int count, rc = ADM_EXIT_SERVER;
+	int count, caught, rc = ADM_EXIT_SERVER;
 
+	caught = prompt_sigint_catch(&old_sigint) == 0;
 	if ((hist = history_init()) == NULL || (tok = tok_init(NULL)) == NULL ||
 	    (el = prompt_editline_new(hist, "moatadm")) == NULL) {
 		fprintf(stderr, "Error: cannot start the interactive prompt\n");
@@ -284,9 +375,26 @@ prompt_run(struct adm_session *sess)
 	history(hist, &ev, H_SETSIZE, HISTORY_SIZE);
 	history(hist, &ev, H_SETUNIQUE, 1);
 	sess->interactive = 1;
-	while (!sess->quit && (line = el_gets(el, &count)) != NULL &&
-	    count > 0)
+	while (!sess->quit) {
+		prompt_cancelled = 0;
+		line = el_gets(el, &count);
+		/*
+		 * libedit prints the prompt before it turns isig off, so a ^C
+		 * typed that early comes as SIGINT (the terminal drops what
+		 * was typed before it, as ^C should): it must not interrupt
+		 * the command typed after it.
+		 */
+		adm_interrupted = 0;
+		if (prompt_cancelled)
+			continue;	/* ^C: the next el_gets starts empty */
+		if (line == NULL && count == -1 && errno == EINTR) {
+			printf("\n");
+			continue;
+		}
+		if (line == NULL || count <= 0)
+			break;
 		prompt_line_run(sess, tok, hist, line);
+	}
 	if (!sess->quit && isatty(STDIN_FILENO))
 		printf("\n");	/* EOF leaves the cursor after the prompt */
 	rc = ADM_EXIT_OK;
@@ -297,5 +405,7 @@ prompt_run(struct adm_session *sess)
 		tok_end(tok);
 	if (hist != NULL)
 		history_end(hist);
+	if (caught)
+		sigaction(SIGINT, &old_sigint, NULL);
 	return rc;
 }
