@@ -239,7 +239,9 @@ on_sessions(const struct proxy_sessions *s, void *arg)
 	c->on_control = pthread_equal(pthread_self(), control);
 	c->s = *s;
 	c->s.nports = s->nports < 8 ? s->nports : 8;
-	memcpy(c->ports, s->ports, (size_t)c->s.nports * sizeof(c->ports[0]));
+	if (c->s.nports > 0)
+		memcpy(c->ports, s->ports,
+		    (size_t)c->s.nports * sizeof(c->ports[0]));
 	c->s.ports = c->ports;
 	c->below13 = proxy_sessions_below(s, 0, TLS_V13);
 	calls++;
