@@ -41,9 +41,9 @@ static const struct {
 	[E_INVALID_PASSWORD] =	{ "invalid_password", 400 },
 	[E_INVALID_EMAIL] =	{ "invalid_email", 400 },
 	[E_INVALID_ROLE] =	{ "invalid_role", 400 },
-	[E_EMAIL_EXISTS] =	{ "email_exists", 409 },
+	[E_EMAIL_EXISTS] =	{ "email_already_exists", 409 },
 	[E_USER_NOT_FOUND] =	{ "user_not_found", 404 },
-	[E_LAST_ADMIN] =	{ "last_admin", 409 },
+	[E_LAST_ADMIN] =	{ "change_last_admin_role_not_allowed", 409 },
 	[E_NODE_NOT_FOUND] =	{ "node_not_found", 404 },
 	[E_NOT_ALL_NODES] =	{ "not_all_nodes_updated", 409 },
 	[E_CONFLICT] =		{ "config_edit_conflict", 409 },
@@ -59,6 +59,7 @@ static const struct {
 	[E_INVALID_MEMORY] =	{ "invalid_memory_size", 400 },
 	[E_JOIN_FAILED] =	{ "join_failed", 400 },
 	[E_STORE_NOT_SHARED] =	{ "store_not_shared", 409 },
+	[E_UNSUPPORTED_ROTATION] = { "unsupported_rotation", 403 },
 	[E_INTERNAL] =		{ "internal_error", 500 },
 };
 

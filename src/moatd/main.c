@@ -12,22 +12,37 @@
 #include <sodium.h>
 
 #include "api.h"
-#include "certs.h"
+#include "apply.h"
 #include "https.h"
 #include "log.h"
 #include "node.h"
+#include "schema.h"
 #include "x509.h"
 
 static void
-usage(void)
+usage(FILE *f, int status)
 {
-	fprintf(stderr,
+	fprintf(f,
 	    "usage: moatd --data-dir DIR [--addr ADDR] [--api-port N] "
 	    "[--cm-port N]\n"
-	    "             [--metrics-port N] [--store sqlite] "
-	    "[--bootstrap-token TOKEN]\n"
-	    "             [--workers N]\n");
-	exit(2);
+	    "             [--metrics-port N] [--store sqlite | "
+	    "--store etcd://HOST:PORT[,HOST:PORT...]]\n"
+	    "             [--bootstrap-token TOKEN] [--workers N]\n"
+	    "\n"
+	    "  --data-dir DIR     this node's state (certificates, node.json, "
+	    "shards)\n"
+	    "  --addr ADDR        address to listen on (default 0.0.0.0)\n"
+	    "  --api-port N       REST API over HTTPS (default 9443)\n"
+	    "  --cm-port N        management UI (default 8443, reserved)\n"
+	    "  --metrics-port N   Prometheus exporter (default 8070, "
+	    "reserved)\n"
+	    "  --store URL        sqlite (embedded, one node; the default), or\n"
+	    "                     etcd://h:p[,h:p...] / etcds://h:p?ca=&cert=&"
+	    "key= for a cluster\n"
+	    "  --bootstrap-token  lets create_cluster come from other "
+	    "machines\n"
+	    "  --workers N        data threads (default: one per core)\n");
+	exit(status);
 }
 
 static int
@@ -114,11 +129,12 @@ main(int argc, char *argv[])
 		case 's': cfg.store_url = optarg; break;
 		case 't': cfg.bootstrap_token = optarg; break;
 		case 'w': cfg.workers = atoi(optarg); break;
-		default: usage();
+		case 'h': usage(stdout, 0); break;
+		default: usage(stderr, 2);
 		}
 	}
 	if (cfg.data_dir == NULL || optind != argc)
-		usage();
+		usage(stderr, 2);
 	if (strcmp(cfg.store_url, "sqlite") != 0 &&
 	    strncmp(cfg.store_url, "etcd://", 7) != 0 &&
 	    strncmp(cfg.store_url, "etcds://", 8) != 0) {
@@ -140,8 +156,8 @@ main(int argc, char *argv[])
 		log_error("%s", err_msg(&e));
 		return 1;
 	}
-	ctx = node.bootstrapped ? tlsctx_ref(node.served[CERT_API].ctx) :
-	    bootstrap_ctx(cfg.addr, &e);
+	ctx = apply_has_cluster(&node) && apply_ctx(&node, CERT_API) != NULL ?
+	    tlsctx_ref(apply_ctx(&node, CERT_API)) : bootstrap_ctx(cfg.addr, &e);
 	if (ctx == NULL) {
 		log_error("no TLS context for the API: %s", err_msg(&e));
 		return 1;
@@ -166,10 +182,11 @@ main(int argc, char *argv[])
 	sigint = evsignal_new(base, SIGINT, on_signal, base);
 	event_add(sigterm, NULL);
 	event_add(sigint, NULL);
-	if (node.bootstrapped)
+	if (node_is_member(&node))
 		log_info("node %d of cluster %s: API on https://%s:%d, "
-		    "control socket %s", node.uid, node.fqdn, cfg.addr,
-		    cfg.api_port, sock);
+		    "control socket %s", node.uid, apply_has_cluster(&node) ?
+		    apply_cluster(&node)->name : "(waiting for the store)",
+		    cfg.addr, cfg.api_port, sock);
 	else
 		log_info("no cluster yet: API (bootstrap only) on "
 		    "https://%s:%d, control socket %s", cfg.addr, cfg.api_port,

@@ -170,7 +170,8 @@ def test_change_through_one_node_reaches_all(pair, test_ca):
     second.proc.wait(10)
     second.died = None
     second.proc = None
-    r = first.sock("POST", "/v1/cluster/certificates/rotate", {"name": "api"})
+    r = first.sock("POST", "/v1/cluster/certificates/rotate",
+                   {"name": "api", "force": True})
     assert r.status_code == 409, r.text
     body = r.json()
     assert body["error_code"] == "not_all_nodes_updated"

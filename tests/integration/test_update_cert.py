@@ -40,7 +40,7 @@ def check_update_response(r, name, fp, version_before=None):
     assert isinstance(body["version"], int)
     if version_before is not None:
         assert body["version"] > version_before
-    assert body["nodes"] == [{"uid": 1, "status": "updated"}]
+    assert [(x["uid"], x["status"]) for x in body["nodes"]] == [(1, "updated")]
     return body
 
 
@@ -84,7 +84,7 @@ def test_rs_curl_update_cert_verbatim(node, test_ca):
     body = json.loads(p.stdout)
     assert body["name"] == "api"
     assert body["fingerprint_sha256"] == leaf.fingerprint, p.stdout
-    assert body["nodes"] == [{"uid": 1, "status": "updated"}]
+    assert [(x["uid"], x["status"]) for x in body["nodes"]] == [(1, "updated")]
 
     # openssl s_client sees the new certificate on the next handshake.
     s = openssl_s_client("127.0.0.1", n.port, servername=n.fqdn)
@@ -237,7 +237,7 @@ def test_bulk_put_applies_both(node, test_ca):
     assert got["api"]["fingerprint_sha256"] == a.fingerprint
     assert got["proxy"]["fingerprint_sha256"] == b.fingerprint
     assert all(isinstance(c["version"], int) for c in got.values())
-    assert body["nodes"] == [{"uid": 1, "status": "updated"}]
+    assert [(x["uid"], x["status"]) for x in body["nodes"]] == [(1, "updated")]
     before.update(api=a.fingerprint, proxy=b.fingerprint)
     assert n.fingerprints() == before
     assert n.served_fp() == a.fingerprint
@@ -384,15 +384,23 @@ def test_rotate_one_and_all(node, test_ca):
     s.trust_env = False
     s.verify = bundle(n, test_ca)
     s.auth = n.creds
+    # An operator's certificate is not rotated unless forced.
+    snap = n.snapshot()
     r = s.post(n.url("/v1/cluster/certificates/rotate"),
                json={"name": "api"}, timeout=60)
+    assert_error(r, 403, "unsupported_rotation")
+    assert "force" in r.json()["description"]
+    assert n.snapshot() == snap
+    r = s.post(n.url("/v1/cluster/certificates/rotate"),
+               json={"name": "api", "force": True}, timeout=60)
     assert r.status_code == 200, r.text
     assert_no_private_key(r.text)
     body = r.json()
     assert [c["name"] for c in body["certificates"]] == ["api"]
     new_fp = body["certificates"][0]["fingerprint_sha256"]
     assert new_fp != before["api"]
-    assert body["nodes"] == [{"uid": 1, "status": "updated"}]
+    assert [(x["uid"], x["status"]) for x in body["nodes"]] == \
+        [(1, "updated")]
     after = n.fingerprints()
     assert after["api"] == new_fp
     assert {k: v for k, v in after.items() if k != "api"} == \

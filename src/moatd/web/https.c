@@ -35,6 +35,8 @@ struct https_sess {
 	SSL			*ssl;
 	struct bufferevent	*bev;
 	struct https		*h;
+	int			 held;		/* a request awaits its answer */
+	int			 close_pending;	/* close after that answer */
 	struct https_sess	*prev, *next;
 };
 
@@ -167,13 +169,11 @@ https_set_ctx(struct https *h, struct tlsctx *ctx)
 }
 
 int
-https_close_below(struct https *h, int min_version, const void *except,
-    int *except_hit)
+https_close_below(struct https *h, int min_version)
 {
 	struct https_sess	*s;
 	int			 n = 0;
 
-	*except_hit = 0;
 	for (s = h->sessions; s != NULL; s = s->next) {
 		if (!SSL_is_init_finished(s->ssl)) {
 			/* Not negotiated yet: make it negotiate under the
@@ -184,8 +184,8 @@ https_close_below(struct https *h, int min_version, const void *except,
 		if (SSL_version(s->ssl) >= min_version)
 			continue;
 		n++;
-		if (s->bev == except) {
-			*except_hit = 1;
+		if (s->held) {
+			s->close_pending = 1;
 			continue;
 		}
 		/* evhttp owns the connection: shut the socket down and let
@@ -193,6 +193,50 @@ https_close_below(struct https *h, int min_version, const void *except,
 		shutdown(bufferevent_getfd(s->bev), SHUT_RDWR);
 	}
 	return n;
+}
+
+static struct https_sess *
+https_find(struct https *h, const void *conn)
+{
+	struct https_sess *s;
+
+	for (s = h->sessions; s != NULL && conn != NULL; s = s->next)
+		if (s->bev == conn)
+			return s;
+	return NULL;
+}
+
+void
+https_hold(struct https *h, const void *conn, int hold)
+{
+	struct https_sess *s = https_find(h, conn);
+
+	if (s != NULL)
+		s->held = hold;
+}
+
+int
+https_close_pending(struct https *h, const void *conn)
+{
+	struct https_sess *s = https_find(h, conn);
+
+	return s != NULL && s->close_pending;
+}
+
+void
+https_count_versions(struct https *h, int *tls12, int *tls13)
+{
+	struct https_sess *s;
+
+	*tls12 = *tls13 = 0;
+	for (s = h->sessions; s != NULL; s = s->next) {
+		if (!SSL_is_init_finished(s->ssl))
+			continue;
+		if (SSL_version(s->ssl) == TLS1_2_VERSION)
+			(*tls12)++;
+		else if (SSL_version(s->ssl) == TLS1_3_VERSION)
+			(*tls13)++;
+	}
 }
 
 struct evhttp *

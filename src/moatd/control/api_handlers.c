@@ -1,7 +1,8 @@
 /*
  * api_handlers.c — the endpoints.  Each checks its body's shape with
  * json_unpack_ex (whose message names the offending field) and leaves
- * the work to certs.c, cluster.c, users.c and node.c.
+ * the work to the writers: certs.c, cluster.c, users.c, bdbs.c,
+ * bootstrap.c, nodes.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,13 +11,13 @@
 #include <event2/keyvalq_struct.h>
 #include <sodium.h>
 
-#include "api.h"
+#include "api_handlers.h"
 #include "bdbs.h"
+#include "bootstrap.h"
 #include "certs.h"
 #include "cluster.h"
-#include "https.h"
-#include "join.h"
 #include "log.h"
+#include "nodes.h"
 
 static int
 schema_error(struct err *e, const json_error_t *je, const char *shape)
@@ -71,14 +72,8 @@ api_bootstrap_create(struct api_req *r, struct err *e)
 		err_set(e, E_INVALID_SCHEMA, "action must be \"create_cluster\"");
 		goto out;
 	}
-	if (node_create_cluster(r->n, name, user, pw, e) == -1)
-		goto out;
-	log_info("cluster %s created by %s", name, r->who);
-	r->resp = json_pack("{s:o, s:i}", "cluster", node_cluster_json(r->n),
-	    "node_uid", r->n->uid);
-	rc = 0;
+	rc = bootstrap_create(r, name, user, pw, e);
 out:
-	json_decref(b);
 	return rc;
 }
 
@@ -108,9 +103,8 @@ api_bootstrap_join(struct api_req *r, struct err *e)
 		err_set(e, E_INVALID_SCHEMA, "action must be \"join_cluster\"");
 		goto out;
 	}
-	rc = node_join_cluster(r->n, first, user, pw, &r->resp, e);
+	rc = bootstrap_join(r, first, user, pw, e);
 out:
-	json_decref(b);
 	return rc;
 }
 
@@ -118,7 +112,7 @@ out:
 int
 api_cluster_store(struct api_req *r, struct err *e)
 {
-	if (strcmp(store_driver_name(r->n->store), "sqlite") == 0)
+	if (!store_is_shared(r->n->store))
 		return err_set(e, E_STORE_NOT_SHARED, "this cluster runs on the "
 		    "embedded store; start its first node with --store "
 		    "etcd://... for other nodes to join");
@@ -139,41 +133,29 @@ api_cluster_store_move(struct api_req *r, struct err *e)
 	if (json_unpack_ex(b, &je, JSON_STRICT, "{s:s}", "store", &url) != 0)
 		err_set(e, E_INVALID_SCHEMA, "%s; expected {\"store\": "
 		    "\"etcd://host:port[,host:port...]\"}", je.text);
-	else if ((rc = node_move_store(r->n, url, r->who, e)) == 0)
+	else if ((rc = bootstrap_move_store(r->n, url, r->who, e)) == 0)
 		r->resp = json_pack("{s:s}", "store", store_url(r->n->store));
-	json_decref(b);
 	return rc;
 }
 
 int
 api_cluster_get(struct api_req *r, struct err *e)
 {
-	r->resp = node_cluster_json(r->n);
-	return 0;
+	r->resp = cluster_get_json(r->n, e);
+	return r->resp != NULL ? 0 : -1;
 }
 
 int
 api_cluster_put(struct api_req *r, struct err *e)
 {
-	json_t	*b = api_body(r, 0, e);
-	int	 rc;
-
-	if (b == NULL)
-		return -1;
-	rc = cluster_update(r->n, b, r->who, &r->resp, e);
-	/* This very connection may be below the new minimum: answer it,
-	 * then close it. */
-	if (rc == 0 && r->n->current_conn_closed)
-		r->close_after = 1;
-	json_decref(b);
-	return rc;
+	return cluster_update(r, e);
 }
 
 int
 api_update_cert(struct api_req *r, struct err *e)
 {
 	struct cert_change	 c;
-	json_t			*b, *res = NULL;
+	json_t			*b;
 	json_error_t		 je;
 	int			 rc = -1;
 
@@ -184,19 +166,8 @@ api_update_cert(struct api_req *r, struct err *e)
 		schema_error(e, &je, "{\"name\", \"key\", \"certificate\"}");
 		goto out;
 	}
-	rc = certs_update(r->n, &c, 1, r->who, &res, e);
-	if (res != NULL) {
-		json_t *one = json_array_get(json_object_get(res,
-		    "certificates"), 0);
-		r->resp = json_pack("{s:O, s:O, s:O, s:O}", "name",
-		    json_object_get(one, "name"), "version",
-		    json_object_get(one, "version"), "fingerprint_sha256",
-		    json_object_get(one, "fingerprint_sha256"), "nodes",
-		    json_object_get(res, "nodes"));
-		json_decref(res);
-	}
+	rc = certs_update(r, &c, 1, 1, e);
 out:
-	json_decref(b);
 	return rc;
 }
 
@@ -243,10 +214,9 @@ api_certs_put(struct api_req *r, struct err *e)
 			goto out;
 		}
 	}
-	rc = certs_update(r->n, ch, json_array_size(list), r->who, &r->resp, e);
+	rc = certs_update(r, ch, json_array_size(list), 0, e);
 out:
 	free(ch);
-	json_decref(b);
 	return rc;
 }
 
@@ -274,22 +244,23 @@ api_certs_rotate(struct api_req *r, struct err *e)
 	json_t		*b;
 	json_error_t	 je;
 	const char	*name = NULL;
-	int		 rc = -1;
+	int		 rc = -1, force = 0;
 
 	if ((b = api_body(r, 1, e)) == NULL)
 		return -1;
-	if (json_unpack_ex(b, &je, JSON_STRICT, "{s?s}", "name", &name) != 0)
-		schema_error(e, &je, "{} or {\"name\": <certificate name>}");
+	if (json_unpack_ex(b, &je, JSON_STRICT, "{s?s, s?b}", "name", &name,
+	    "force", &force) != 0)
+		schema_error(e, &je, "{}, {\"name\": <certificate name>} or "
+		    "either with \"force\": true");
 	else
-		rc = certs_rotate(r->n, name, r->who, &r->resp, e);
-	json_decref(b);
+		rc = certs_rotate(r, name, force, e);
 	return rc;
 }
 
 int
 api_nodes_get(struct api_req *r, struct err *e)
 {
-	r->resp = node_list_json(r->n, 0, e);
+	r->resp = nodes_list_json(r->n, 0, e);
 	return r->resp != NULL ? 0 : -1;
 }
 
@@ -301,7 +272,7 @@ api_node_get(struct api_req *r, struct err *e)
 	if (uid == -1)
 		return err_set(e, E_NODE_NOT_FOUND, "no node \"%.32s\"",
 		    r->param);
-	r->resp = node_list_json(r->n, uid, e);
+	r->resp = nodes_list_json(r->n, uid, e);
 	return r->resp != NULL ? 0 : -1;
 }
 
@@ -313,7 +284,7 @@ api_node_delete(struct api_req *r, struct err *e)
 	if (uid == -1)
 		return err_set(e, E_NODE_NOT_FOUND, "no node \"%.32s\"",
 		    r->param);
-	if (node_remove(r->n, uid, r->who, e) == -1)
+	if (nodes_remove(r->n, uid, r->who, e) == -1)
 		return -1;
 	r->resp = json_pack("{s:i, s:b}", "uid", uid, "removed", 1);
 	return 0;
@@ -341,14 +312,9 @@ api_user_get(struct api_req *r, struct err *e)
 int
 api_users_post(struct api_req *r, struct err *e)
 {
-	json_t	*b = api_body(r, 0, e);
-	int	 rc;
-
-	if (b == NULL)
+	if (api_body(r, 0, e) == NULL)
 		return -1;
-	rc = users_create(r->n, b, r->who, &r->resp, e);
-	json_decref(b);
-	return rc;
+	return users_create(r, e);
 }
 
 int
@@ -362,8 +328,7 @@ api_user_put(struct api_req *r, struct err *e)
 		    r->param);
 	if ((b = api_body(r, 0, e)) == NULL)
 		return -1;
-	rc = users_update(r->n, uid, b, r->who, &r->resp, e);
-	json_decref(b);
+	rc = users_update(r, uid, e);
 	return rc;
 }
 
@@ -375,7 +340,7 @@ api_user_delete(struct api_req *r, struct err *e)
 	if (uid == -1)
 		return err_set(e, E_USER_NOT_FOUND, "no user \"%.32s\"",
 		    r->param);
-	if (users_delete(r->n, uid, r->who, e) == -1)
+	if (users_delete(r->n, uid, &r->user, r->who, e) == -1)
 		return -1;
 	r->resp = json_pack("{s:i, s:b}", "uid", uid, "deleted", 1);
 	return 0;
@@ -397,7 +362,6 @@ api_bdbs_post(struct api_req *r, struct err *e)
 	if (b == NULL)
 		return -1;
 	rc = bdbs_create(r->n, b, r->who, &r->resp, e);
-	json_decref(b);
 	return rc;
 }
 
@@ -425,7 +389,6 @@ api_bdb_put(struct api_req *r, struct err *e)
 	if ((b = api_body(r, 0, e)) == NULL)
 		return -1;
 	rc = bdbs_update(r->n, uid, b, r->who, &r->resp, e);
-	json_decref(b);
 	return rc;
 }
 

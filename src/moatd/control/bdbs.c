@@ -1,10 +1,6 @@
 /*
- * bdbs.c — database objects and their reconciliation on this node.
- *
- * The store holds one document per database.  bdbs_apply() compares it
- * with what runs here (struct bdb_run) and starts, reconfigures or stops
- * shards and endpoints accordingly; it runs after every store change and
- * at start, so a restarted moatd serves every database again.
+ * bdbs.c — the writer of database objects (RS field names): validate,
+ * store, describe.  Running them is apply's (apply/apply_bdbs.c).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -14,11 +10,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "apply.h"
 #include "bdbs.h"
-#include "certs.h"
 #include "log.h"
-#include "proxy.h"
-#include "shards.h"
+#include "nodes.h"
+#include "schema.h"
 #include "x509.h"
 
 #define PORT_MIN	10000
@@ -27,67 +23,6 @@
 #define MEM_MIN		(1LL * 1024 * 1024)
 #define MEM_MAX		(1024LL * 1024 * 1024 * 1024)
 #define MAX_CLIENT_CERTS 64
-#define MAX_BDBS	1024
-
-struct bdb_run {
-	int	 uid;
-	int	 port;
-	int64_t	 rev;		/* mod_rev of the document applied */
-	int	 tls;
-};
-
-struct bdbs_state {
-	struct proxy	*proxy;
-	struct shards	*shards;
-	struct bdb_run	 run[MAX_BDBS];
-	int		 nrun;
-};
-
-static void
-bdbs_shard_state(int uid, int up, void *arg)
-{
-	struct node *n = arg;
-
-	/* Connections to a dead shard are over; the clients reconnect
-	 * when it is back (new connections are refused until then). */
-	if (!up && n->bdbs != NULL) {
-		int i;
-		for (i = 0; i < n->bdbs->nrun; i++)
-			if (n->bdbs->run[i].uid == uid)
-				proxy_close_port(n->bdbs->proxy,
-				    n->bdbs->run[i].port);
-	}
-}
-
-int
-bdbs_init(struct node *n, struct err *e)
-{
-	struct bdbs_state *b;
-
-	if ((b = calloc(1, sizeof(*b))) == NULL)
-		return err_set(e, E_INTERNAL, "out of memory");
-	if ((b->proxy = proxy_new(n->cfg.workers, e)) == NULL ||
-	    (b->shards = shards_new(n->base, n->cfg.data_dir, bdbs_shard_state,
-	    n, e)) == NULL) {
-		proxy_free(b->proxy);
-		free(b);
-		return -1;
-	}
-	n->bdbs = b;
-	return 0;
-}
-
-void
-bdbs_shutdown(struct node *n)
-{
-	if (n->bdbs == NULL)
-		return;
-	/* Endpoints first: no client is handed to a stopping shard. */
-	proxy_free(n->bdbs->proxy);
-	shards_free(n->bdbs->shards);
-	free(n->bdbs);
-	n->bdbs = NULL;
-}
 
 /* ---- validation ---- */
 
@@ -280,11 +215,11 @@ bdb_merge(struct node *n, json_t *doc, json_t *body, int creating,
 static json_t *
 bdb_doc_get(struct node *n, int uid, int64_t *rev, struct err *e)
 {
-	char	 key[64];
+	char	 key[SCHEMA_KEY_MAX];
 	json_t	*d;
 
-	snprintf(key, sizeof(key), "/moat/bdbs/%d", uid);
-	if ((d = store_get_json(n->store, key, rev, e)) == NULL &&
+	if ((d = schema_get(n->store, schema_key_of(SK_BDB, uid, key), rev,
+	    e)) == NULL &&
 	    e != NULL && e->code == E_NOT_FOUND)
 		err_set(e, E_BDB_NOT_FOUND, "database %d does not exist", uid);
 	return d;
@@ -293,22 +228,7 @@ bdb_doc_get(struct node *n, int uid, int64_t *rev, struct err *e)
 static json_t *
 bdb_docs(struct node *n, struct err *e)
 {
-	struct store_kv	*kvs;
-	size_t		 nkv, i;
-	json_t		*arr;
-
-	if (store_list(n->store, "/moat/bdbs/", &kvs, &nkv, e) == -1)
-		return NULL;
-	arr = json_array();
-	for (i = 0; i < nkv; i++) {
-		json_t *d = json_loads(kvs[i].value, 0, NULL);
-		if (d == NULL)
-			continue;
-		json_object_set_new(d, "_rev", json_integer(kvs[i].mod_rev));
-		json_array_append_new(arr, d);
-	}
-	store_kvs_free(kvs, nkv);
-	return arr;
+	return schema_list(n->store, SK_BDB, e);
 }
 
 /* Another database already uses this name or port. */
@@ -340,21 +260,14 @@ static int
 bdb_store(struct node *n, json_t *doc, int uid, int64_t rev, struct err *e)
 {
 	struct store_txn	*t = store_txn_new();
-	char			 key[64], *s = json_dumps(doc, JSON_COMPACT);
-	int			 rc = -1;
+	char			 key[SCHEMA_KEY_MAX];
+	int			 rc;
 
-	snprintf(key, sizeof(key), "/moat/bdbs/%d", uid);
-	if (t != NULL && s != NULL) {
-		store_txn_cmp(t, key, rev);
-		store_txn_put(t, key, s);
-		rc = store_txn_commit(n->store, t, e);
-	} else {
-		err_set(e, E_INTERNAL, "out of memory");
-	}
-	if (s != NULL) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
+	schema_key_of(SK_BDB, uid, key);
+	json_object_del(doc, "_rev");
+	store_txn_cmp(t, key, rev);
+	store_txn_put_json(t, key, doc);
+	rc = store_txn_commit(n->store, t, e);
 	store_txn_free(t);
 	return rc;
 }
@@ -405,7 +318,7 @@ bdbs_create(struct node *n, json_t *body, const char *who, json_t **out,
 	}
 	json_object_set_new(doc, "uid", json_integer(uid));
 	json_object_set_new(doc, "node_uid", json_integer(n->uid));
-	json_object_set_new(doc, "created_at", json_string(now ? now : ""));
+	json_object_set_new(doc, "created_time", json_string(now ? now : ""));
 	if (bdb_store(n, doc, uid, 0, e) == -1)
 		goto out;
 	log_audit("%s created database %d (%s) on port %d, tls_mode %s", who,
@@ -457,12 +370,12 @@ bdbs_delete(struct node *n, int uid, const char *who, struct err *e)
 	struct store_txn	*t;
 	json_t			*doc;
 	int64_t			 rev;
-	char			 key[64];
+	char			 key[SCHEMA_KEY_MAX];
 	int			 rc;
 
 	if ((doc = bdb_doc_get(n, uid, &rev, e)) == NULL)
 		return -1;
-	snprintf(key, sizeof(key), "/moat/bdbs/%d", uid);
+	schema_key_of(SK_BDB, uid, key);
 	if ((t = store_txn_new()) == NULL) {
 		json_decref(doc);
 		return err_set(e, E_INTERNAL, "out of memory");
@@ -485,7 +398,7 @@ bdb_public(struct node *n, json_t *d)
 	int	 port = (int)json_integer_value(json_object_get(d, "port"));
 	char	 dns[300], euid[32];
 	json_t	*o = json_deep_copy(d), *nd;
-	int	 up = n->bdbs != NULL && shards_is_up(n->bdbs->shards, uid);
+	int	 up = apply_bdb_up(n, uid);
 	int	 node_uid = (int)json_integer_value(json_object_get(d,
 		    "node_uid"));
 	const char *addr = n->cfg.addr;
@@ -493,17 +406,23 @@ bdb_public(struct node *n, json_t *d)
 	/* Like a private key, the password is accepted, never returned. */
 	json_object_del(o, "authentication_redis_pass");
 	json_object_del(o, "_rev");
+	/* created_at: the first releases' name, an alias for one release. */
+	if (json_object_get(o, "created_time") == NULL)
+		json_object_set(o, "created_time", json_object_get(o,
+		    "created_at"));
+	json_object_set(o, "created_at", json_object_get(o, "created_time"));
 	json_object_set_new(o, "authentication_redis_pass_set", json_boolean(
 	    json_string_length(json_object_get(d,
 	    "authentication_redis_pass")) > 0));
 	json_object_set_new(o, "status", json_string(up ? "active" :
 	    "pending"));
-	nd = node_uid == n->uid ? NULL : node_list_json(n, node_uid, NULL);
+	nd = node_uid == n->uid ? NULL : nodes_list_json(n, node_uid, NULL);
 	if (nd != NULL && json_string_value(json_object_get(nd, "addr")))
 		addr = json_string_value(json_object_get(nd, "addr"));
 	/* The endpoint is on the node that runs the database, whichever
 	 * node answers. */
-	snprintf(dns, sizeof(dns), "redis-%d.%s", port, n->fqdn);
+	snprintf(dns, sizeof(dns), "redis-%d.%s", port,
+	    apply_cluster(n)->name);
 	snprintf(euid, sizeof(euid), "%d:1", uid);
 	json_object_set_new(o, "endpoints", json_pack("[{s:s, s:s, s:[s], "
 	    "s:i, s:i}]", "uid", euid, "dns_name", dns, "addr", addr, "port",
@@ -540,137 +459,3 @@ bdbs_get_json(struct node *n, int uid, struct err *e)
 	return out;
 }
 
-/* ---- reconciliation ---- */
-
-static char *
-bdb_trust_pem(json_t *d)
-{
-	json_t	*list = json_object_get(d, "authentication_ssl_client_certs");
-	json_t	*it;
-	size_t	 i;
-	char	*s = strdup(""), *t;
-
-	json_array_foreach(list, i, it) {
-		if (s == NULL || asprintf(&t, "%s%s\n", s, json_string_value(
-		    json_object_get(it, "client_cert"))) == -1) {
-			free(s);
-			return NULL;
-		}
-		free(s);
-		s = t;
-	}
-	return s;
-}
-
-static int
-bdb_run_one(struct node *n, json_t *d)
-{
-	struct bdbs_state	*b = n->bdbs;
-	struct shard_conf	 sc;
-	struct tlsctx		*ctx = NULL;
-	struct tls_policy	 tp;
-	struct tlsctx_data_opts	 o = { NULL, NULL };
-	struct err		 e = { 0 };
-	char			 label[32], *trust = NULL;
-	int			 uid = (int)json_integer_value(json_object_get(d,
-				    "uid"));
-	int			 port = (int)json_integer_value(json_object_get(d,
-				    "port"));
-	int			 rc = -1;
-
-	sc.uid = uid;
-	sc.maxmemory = json_integer_value(json_object_get(d, "memory_size"));
-	sc.password = json_string_value(json_object_get(d,
-	    "authentication_redis_pass"));
-	sc.persistence = PERSIST_AOF;
-	for (int k = 0; persistence_modes[k] != NULL; k++)
-		if (json_string_value(json_object_get(d, "data_persistence")) &&
-		    strcmp(json_string_value(json_object_get(d,
-		    "data_persistence")), persistence_modes[k]) == 0)
-			sc.persistence = (enum shard_persistence)k;
-	snprintf(label, sizeof(label), "db:%d", uid);
-	if (shards_ensure(b->shards, &sc, &e) == -1)
-		goto out;
-	if (strcmp(json_string_value(json_object_get(d, "tls_mode")),
-	    "enabled") == 0) {
-		if (strcmp(json_string_value(json_object_get(d,
-		    "enforce_client_authentication")), "enabled") == 0)
-			o.client_trust_pem = trust = bdb_trust_pem(d);
-		o.label = label;
-		ctx = tlsctx_data_new(n->served[CERT_PROXY].material,
-		    node_tls_policy(&n->policy, POLICY_DATA, &tp), &o, &e);
-		if (ctx == NULL)
-			goto out;
-	}
-	if (proxy_endpoint_set(b->proxy, n->cfg.addr, port, ctx,
-	    shards_socket(b->shards, uid), label, &e) == -1)
-		goto out;
-	rc = 0;
-out:
-	if (rc == -1)
-		log_error("db:%d cannot serve port %d: %s", uid, port,
-		    err_msg(&e));
-	free(trust);
-	tlsctx_unref(ctx);
-	err_clear(&e);
-	return rc;
-}
-
-void
-bdbs_apply(struct node *n, int data_changed)
-{
-	struct bdbs_state	*b = n->bdbs;
-	json_t			*docs, *d;
-	size_t			 i;
-	int			 j, found;
-
-	if (b == NULL || n->served[CERT_PROXY].material == NULL ||
-	    (docs = bdb_docs(n, NULL)) == NULL)
-		return;
-	/* Gone from the store: stop and remove. */
-	for (j = 0; j < b->nrun; j++) {
-		found = 0;
-		json_array_foreach(docs, i, d)
-			if (json_integer_value(json_object_get(d, "uid")) ==
-			    b->run[j].uid)
-				found = 1;
-		if (found)
-			continue;
-		proxy_endpoint_del(b->proxy, b->run[j].port);
-		shards_stop(b->shards, b->run[j].uid, 1);
-		log_info("db:%d removed", b->run[j].uid);
-		b->run[j--] = b->run[--b->nrun];
-	}
-	json_array_foreach(docs, i, d) {
-		int uid = (int)json_integer_value(json_object_get(d, "uid"));
-		int64_t rev = json_integer_value(json_object_get(d, "_rev"));
-		struct bdb_run *r = NULL;
-		if (json_integer_value(json_object_get(d, "node_uid")) != n->uid)
-			continue;
-		for (j = 0; j < b->nrun; j++)
-			if (b->run[j].uid == uid)
-				r = &b->run[j];
-		if (r != NULL && r->rev == rev && !data_changed)
-			continue;
-		if (bdb_run_one(n, d) == -1)
-			continue;
-		if (r == NULL) {
-			if (b->nrun == MAX_BDBS)
-				continue;
-			r = &b->run[b->nrun++];
-			log_info("db:%d serving on %s:%lld", uid, n->cfg.addr,
-			    json_integer_value(json_object_get(d, "port")));
-		}
-		r->uid = uid;
-		r->port = (int)json_integer_value(json_object_get(d, "port"));
-		r->rev = rev;
-	}
-	json_decref(docs);
-}
-
-int
-bdbs_close_below(struct node *n, int min_version)
-{
-	return n->bdbs != NULL ? proxy_close_below(n->bdbs->proxy,
-	    min_version) : 0;
-}

@@ -24,12 +24,17 @@ void		 https_free(struct https *h);
 void		 https_set_ctx(struct https *h, struct tlsctx *ctx);
 /*
  * Close every established session whose protocol version is below
- * min_version; returns how many.  The connection `except` (the one whose
- * request caused this) is counted but left to close after its response;
- * *except_hit tells whether it was one.
+ * min_version; returns how many.  A held connection (one whose request
+ * waits for its answer) is counted, and closed after its response.
  */
-int		 https_close_below(struct https *h, int min_version,
-		    const void *except, int *except_hit);
+int		 https_close_below(struct https *h, int min_version);
+/* conn (http_conn_of) has a request waiting for its answer (hold=1), or
+ * no more (0). */
+void		 https_hold(struct https *h, const void *conn, int hold);
+/* 1 when conn must close once its response is sent. */
+int		 https_close_pending(struct https *h, const void *conn);
+/* Established sessions by TLS version. */
+void		 https_count_versions(struct https *h, int *tls12, int *tls13);
 
 /* Plain HTTP on a unix socket at path, mode 0600. */
 struct evhttp	*http_local_new(struct event_base *base, const char *path,

@@ -1,0 +1,623 @@
+/*
+ * apply.c — make this node serve what the store says (see apply.h).
+ *
+ * Every run reads the whole configuration in one store read at one
+ * revision R (a snapshot), so that two changes committed through two
+ * nodes at the same moment are applied together or one after the other,
+ * never half of one: what a node applies is always a state the store
+ * has been in.  The node then reports R, and for each certificate the
+ * version it serves; the rollout waits for those reports.
+ *
+ * The snapshot is also kept in DIR/applied.json (mode 0600: it holds
+ * private keys, like the key files under certs/), so that a node whose store does
+ * not answer at start serves what it last applied at once.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "apply.h"
+#include "apply_bdbs.h"
+#include "fsutil.h"
+#include "https.h"
+#include "log.h"
+#include "x509.h"
+
+#define CACHE_FILE	"applied.json"
+
+/* What this node serves for one certificate. */
+struct served_cert {
+	struct x509_material	*material;	/* owned */
+	struct tlsctx		*ctx;		/* owned reference */
+	int			 version;
+	char			 fingerprint[100];
+};
+
+struct applied {
+	struct node		*n;
+	struct event		*ev;		/* apply on the next turn */
+	int			 have_cluster;
+	struct cluster_doc	 cluster;
+	struct served_cert	 served[CERT__COUNT];
+	int64_t			 rev;		/* store revision applied */
+	int64_t			 policy_rev;	/* cluster doc's mod_rev */
+	int			 closed_api, closed_proxy;
+	int			 reported;	/* the store has our report */
+	struct apply_bdbs	*bdbs;
+	/* Live sessions as last reported, for other nodes' dry runs. */
+	json_t			*sessions;
+	char			 sessions_at[32];
+	struct event		*sess_ev;
+};
+
+#define SESSIONS_EVERY_S	2
+
+/* A snapshot: one consistent read of the store. */
+struct snapshot {
+	struct store_kv	*kv;
+	size_t		 n;
+	int64_t		 rev;
+};
+
+static const struct store_kv *
+snap_find(const struct snapshot *s, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		if (strcmp(s->kv[i].key, key) == 0)
+			return &s->kv[i];
+	return NULL;
+}
+
+static json_t *
+snap_json(const struct snapshot *s, const char *key, int64_t *rev)
+{
+	const struct store_kv *kv = snap_find(s, key);
+
+	if (kv == NULL)
+		return NULL;
+	if (rev != NULL)
+		*rev = kv->mod_rev;
+	return json_loads(kv->value, 0, NULL);
+}
+
+/* ---- files under certs/ ---- */
+
+static int
+apply_write_file(struct node *n, const char *name, const char *data,
+    mode_t mode)
+{
+	char		 path[4096], staging[4096];
+	struct err	 e = { 0 };
+	int		 rc;
+
+	snprintf(path, sizeof(path), "%s/certs/%s", n->cfg.data_dir, name);
+	snprintf(staging, sizeof(staging), "%s/.staging", n->cfg.data_dir);
+	if ((rc = fs_write_atomic_via(path, staging, data, strlen(data), mode,
+	    &e)) == -1)
+		log_error("%s", err_msg(&e));
+	err_clear(&e);
+	return rc;
+}
+
+/* Append each certificate of pem after its leaf to *chain, once. */
+static void
+chain_add_issuers(char **chain, const char *pem)
+{
+	static const char	 end_marker[] = "-----END CERTIFICATE-----";
+	const char		*c, *end;
+	char			*t;
+	size_t			 len;
+
+	if ((c = strstr(pem, end_marker)) == NULL)
+		return;
+	c += sizeof(end_marker) - 1;
+	while (*c == '\n' || *c == '\r')
+		c++;
+	while (*chain != NULL && (end = strstr(c, end_marker)) != NULL) {
+		end += sizeof(end_marker) - 1;
+		if (*end == '\n')
+			end++;
+		len = (size_t)(end - c);
+		if (memmem(*chain, strlen(*chain), c, len) == NULL &&
+		    asprintf(&t, "%s%.*s", *chain, (int)len, c) != -1) {
+			free(*chain);
+			*chain = t;
+		}
+		c = end;
+	}
+}
+
+/* ca.pem and chain_certs.pem: the cluster CA, plus every issuer that an
+ * operator's certificate brought with it. */
+static void
+apply_trust_files(struct node *n, const struct snapshot *snap)
+{
+	struct applied	*ap = n->ap;
+	json_t		*ca = snap_json(snap, schema_key(SK_CA), NULL);
+	const char	*ca_pem, *ca_key;
+	char		*chain, *pem;
+	int		 i;
+
+	if (ca == NULL || ca_doc_decode(ca, &ca_pem, &ca_key, NULL) == -1) {
+		json_decref(ca);
+		return;
+	}
+	apply_write_file(n, "ca.pem", ca_pem, 0644);
+	chain = strdup(ca_pem);
+	for (i = 0; i < CERT__COUNT && chain != NULL; i++) {
+		struct x509_material *m = ap->served[i].material;
+		if (m == NULL || x509_material_chain_len(m) < 2 ||
+		    (pem = x509_material_chain_pem(m)) == NULL)
+			continue;
+		chain_add_issuers(&chain, pem);
+		free(pem);
+	}
+	if (chain != NULL)
+		apply_write_file(n, "chain_certs.pem", chain, 0644);
+	free(chain);
+	json_decref(ca);
+}
+
+/* ---- certificates ---- */
+
+/* Serve certificate id as the snapshot has it; 1 when it changed, 0 when
+ * not, -1 when it cannot be served (the old one stays). */
+static int
+apply_cert(struct node *n, const struct snapshot *snap, int id,
+    int policy_changed)
+{
+	struct applied			*ap = n->ap;
+	const struct cert_service	*svc = &cert_services[id];
+	struct served_cert		*sv = &ap->served[id];
+	struct x509_material		*m = NULL;
+	struct tlsctx			*ctx;
+	struct tls_policy		 tp;
+	struct cert_doc			 cd;
+	struct err			 e = { 0 };
+	char				 key[SCHEMA_KEY_MAX], fname[64];
+	json_t				*doc;
+	int				 changed;
+
+	doc = snap_json(snap, schema_key_of(SK_CERT, id, key), NULL);
+	if (doc == NULL || cert_doc_decode(doc, &cd, &e) == -1) {
+		log_error("certificate %s: %s", svc->name, doc ?
+		    err_msg(&e) : "missing from the store");
+		goto fail;
+	}
+	changed = cd.version != sv->version;
+	if (!changed && !policy_changed) {
+		json_decref(doc);
+		return 0;
+	}
+	/* Everything in the store was validated by the node that wrote it;
+	 * still, a node never serves material it cannot load. */
+	if (x509_material_parse(cd.certificate, cd.key, &m, &e) == -1 ||
+	    (ctx = tlsctx_server_new(m, cluster_tls_policy(
+	    &ap->cluster.policy, svc->policy, &tp), &e)) == NULL) {
+		log_error("certificate %s version %d not applied: %s",
+		    svc->name, cd.version, err_msg(&e));
+		goto fail;
+	}
+	if (changed) {
+		snprintf(fname, sizeof(fname), "%s_cert.pem", svc->name);
+		apply_write_file(n, fname, cd.certificate, 0644);
+		snprintf(fname, sizeof(fname), "%s_key.pem", svc->name);
+		apply_write_file(n, fname, cd.key, 0600);
+	}
+	tlsctx_unref(sv->ctx);
+	x509_material_free(sv->material);
+	sv->ctx = ctx;
+	sv->material = m;
+	sv->version = cd.version;
+	x509_material_fingerprint(m, sv->fingerprint);
+	if (id == CERT_API && n->api != NULL)
+		https_set_ctx(n->api, ctx);
+	if (changed)
+		log_info("serving %s certificate version %d (sha256 %s)",
+		    svc->name, cd.version, sv->fingerprint);
+	json_decref(doc);
+	return changed;
+fail:
+	x509_material_free(m);
+	json_decref(doc);
+	err_clear(&e);
+	return -1;
+}
+
+static int
+str_differs(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") != 0;
+}
+
+/* The result of one run, for the report. */
+struct apply_result {
+	int	any_cert;
+};
+
+static int
+apply_snapshot(struct node *n, const struct snapshot *snap,
+    struct apply_result *res)
+{
+	struct applied		*ap = n->ap;
+	struct cluster_doc	 c, old;
+	struct err		 e = { 0 };
+	json_t			*doc;
+	int64_t			 prev;
+	int			 i, ctl, data, raised_ctl, raised_data;
+	int			 first = !ap->have_cluster, proxy_changed = 0;
+
+	memset(res, 0, sizeof(*res));
+	if ((doc = snap_json(snap, schema_key(SK_CLUSTER), &prev)) == NULL)
+		return 0;	/* no cluster (yet) */
+	if (cluster_doc_decode(doc, &c, &e) == -1) {
+		log_error("cannot apply the cluster document: %s", err_msg(&e));
+		json_decref(doc);
+		err_clear(&e);
+		return -1;
+	}
+	json_decref(doc);
+	old = ap->cluster;
+	ctl = first || c.policy.min_control != old.policy.min_control ||
+	    str_differs(c.policy.control_cipher_list,
+	    old.policy.control_cipher_list);
+	data = first || c.policy.min_data != old.policy.min_data ||
+	    str_differs(c.policy.data_cipher_list, old.policy.data_cipher_list) ||
+	    str_differs(c.policy.data_ciphersuites,
+	    old.policy.data_ciphersuites);
+	raised_ctl = !first && c.policy.min_control > old.policy.min_control;
+	raised_data = !first && c.policy.min_data > old.policy.min_data;
+	ap->cluster = c;
+	cluster_doc_clear(&old);
+	ap->have_cluster = 1;
+	for (i = 0; i < CERT__COUNT; i++) {
+		int pc = cert_services[i].policy == POLICY_CONTROL ? ctl : data;
+		if (apply_cert(n, snap, i, pc) > 0) {
+			res->any_cert = 1;
+			if (i == CERT_PROXY)
+				proxy_changed = 1;
+		}
+	}
+	if (res->any_cert)
+		apply_trust_files(n, snap);
+	/* Databases: every endpoint gets a context with the new certificate
+	 * or policy for its next handshake. */
+	apply_bdbs_run(ap->bdbs, n, snap->kv, snap->n,
+	    ap->served[CERT_PROXY].material, &ap->cluster.policy,
+	    proxy_changed || data);
+	if (prev != ap->policy_rev) {
+		ap->policy_rev = prev;
+		ap->closed_api = ap->closed_proxy = 0;
+	}
+	if (raised_ctl && n->api != NULL) {
+		ap->closed_api = https_close_below(n->api,
+		    c.policy.min_control);
+		log_info("minimum control TLS version raised to %s: closed %d "
+		    "session(s) below it", tls_version_str(c.policy.min_control),
+		    ap->closed_api);
+	}
+	if (raised_data) {
+		ap->closed_proxy = apply_bdbs_close_below(ap->bdbs,
+		    c.policy.min_data);
+		log_info("minimum data TLS version raised to %s: closed %d "
+		    "database connection(s) below it",
+		    tls_version_str(c.policy.min_data), ap->closed_proxy);
+	}
+	return 0;
+}
+
+/* ---- the node's report ---- */
+
+static void
+apply_report(struct node *n, const char *status)
+{
+	struct applied		*ap = n->ap;
+	struct node_report	 r;
+	struct store_txn	*t;
+	struct err		 e = { 0 };
+	char			 key[SCHEMA_KEY_MAX], *now = iso_now();
+	json_t			*doc;
+	int			 i;
+
+	if (n->store == NULL || n->uid <= 0)
+		return;
+	memset(&r, 0, sizeof(r));
+	r.uid = n->uid;
+	r.addr = n->cfg.addr;
+	r.api_port = n->cfg.api_port;
+	r.status = status;
+	r.applied_rev = ap->rev;
+	r.policy_rev = ap->policy_rev;
+	r.closed_api = ap->closed_api;
+	r.closed_proxy = ap->closed_proxy;
+	if (ap->sessions != NULL) {
+		json_object_set_new(ap->sessions, "as_of",
+		    json_string(ap->sessions_at));
+		r.sessions = ap->sessions;
+	}
+	for (i = 0; i < CERT__COUNT; i++) {
+		r.certs[i].version = ap->served[i].version;
+		r.certs[i].fingerprint = ap->served[i].fingerprint;
+	}
+	doc = node_report_encode(&r, now);
+	free(now);
+	t = store_txn_new();
+	ap->reported = doc != NULL && store_txn_put_json(t,
+	    schema_key_of(SK_NODE, n->uid, key), doc) == 0 &&
+	    store_txn_commit(n->store, t, &e) == 0;
+	if (!ap->reported)
+		log_error("cannot record this node's state: %s", err_msg(&e));
+	err_clear(&e);
+	store_txn_free(t);
+	json_decref(doc);
+}
+
+void
+apply_report_down(struct node *n)
+{
+	if (n->ap != NULL && n->ap->have_cluster)
+		apply_report(n, "down");
+}
+
+/* ---- the local copy ---- */
+
+/* Only what serving needs: the cluster, certificates, databases. */
+static int
+cache_wanted(const char *key)
+{
+	enum schema_kind k = schema_classify(key, NULL);
+
+	return k == SK_CLUSTER || k == SK_CA || k == SK_CERT || k == SK_BDB;
+}
+
+static void
+cache_write(struct node *n, const struct snapshot *snap)
+{
+	json_t		*kvs = json_object(), *doc;
+	char		 path[4096], *s;
+	struct err	 e = { 0 };
+	size_t		 i;
+
+	for (i = 0; i < snap->n; i++)
+		if (cache_wanted(snap->kv[i].key))
+			json_object_set_new(kvs, snap->kv[i].key, json_pack(
+			    "{s:s, s:I}", "value", snap->kv[i].value, "mod_rev",
+			    (json_int_t)snap->kv[i].mod_rev));
+	doc = json_pack("{s:I, s:o}", "revision", (json_int_t)snap->rev,
+	    "kvs", kvs);
+	s = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+	json_decref(doc);
+	snprintf(path, sizeof(path), "%s/%s", n->cfg.data_dir, CACHE_FILE);
+	if (s == NULL || fs_write_atomic(path, s, strlen(s), 0600, &e) == -1)
+		log_warn("cannot keep a local copy of the configuration: %s",
+		    err_msg(&e));
+	if (s != NULL) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+	err_clear(&e);
+}
+
+int
+apply_from_cache(struct node *n, struct err *e)
+{
+	struct snapshot		 snap = { NULL, 0, 0 };
+	struct apply_result	 res;
+	json_t			*doc, *kvs, *v;
+	const char		*key;
+	char			 path[4096];
+	int			 rc;
+
+	snprintf(path, sizeof(path), "%s/%s", n->cfg.data_dir, CACHE_FILE);
+	if ((doc = json_load_file(path, 0, NULL)) == NULL)
+		return err_set(e, E_STORE, "no local copy of the configuration "
+		    "in %s", path);
+	kvs = json_object_get(doc, "kvs");
+	snap.rev = json_integer_value(json_object_get(doc, "revision"));
+	if ((snap.kv = calloc(json_object_size(kvs) + 1,
+	    sizeof(*snap.kv))) == NULL) {
+		json_decref(doc);
+		return err_set(e, E_INTERNAL, "out of memory");
+	}
+	json_object_foreach(kvs, key, v) {
+		const char *val = json_string_value(json_object_get(v, "value"));
+		if (val == NULL)
+			continue;
+		snap.kv[snap.n].key = strdup(key);
+		snap.kv[snap.n].value = strdup(val);
+		snap.kv[snap.n].mod_rev = json_integer_value(json_object_get(v,
+		    "mod_rev"));
+		if (snap.kv[snap.n].key != NULL && snap.kv[snap.n].value != NULL)
+			snap.n++;
+	}
+	json_decref(doc);
+	rc = apply_snapshot(n, &snap, &res);
+	if (rc == 0 && n->ap->have_cluster) {
+		n->ap->rev = snap.rev;
+		log_info("serving the configuration last applied (store "
+		    "revision %lld) from %s", (long long)snap.rev, path);
+	}
+	store_kvs_free(snap.kv, snap.n);
+	if (rc == -1 || !n->ap->have_cluster)
+		return err_set(e, E_STORE, "the local copy in %s holds no "
+		    "cluster", path);
+	return 0;
+}
+
+/* ---- the run ---- */
+
+static void
+apply_run(evutil_socket_t fd, short what, void *arg)
+{
+	struct node		*n = arg;
+	struct applied		*ap = n->ap;
+	struct snapshot		 snap = { NULL, 0, 0 };
+	struct apply_result	 res;
+	struct err		 e = { 0 };
+
+	if (n->store == NULL || n->uid <= 0)
+		return;
+	if (store_list_at(n->store, SCHEMA_ROOT, &snap.kv, &snap.n, &snap.rev,
+	    &e) == -1) {
+		/* The watch hears again when the store is back. */
+		log_error("cannot read the cluster configuration: %s; serving "
+		    "what was applied last", err_msg(&e));
+		err_clear(&e);
+		return;
+	}
+	if (apply_snapshot(n, &snap, &res) == 0 && ap->have_cluster) {
+		int moved = snap.rev != ap->rev;
+		ap->rev = snap.rev;
+		if (moved || res.any_cert)
+			cache_write(n, &snap);
+		/* Only a change is worth a store write. */
+		if (moved || res.any_cert || !ap->reported)
+			apply_report(n, "active");
+	}
+	store_kvs_free(snap.kv, snap.n);
+}
+
+/*
+ * Every few seconds: count this node's live sessions by TLS version and
+ * report them when they changed, so that a dry run through any node can
+ * say what raising a minimum would close here.
+ */
+static void
+apply_sessions_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct node	*n = arg;
+	struct applied	*ap = n->ap;
+	json_t		*now = apply_sessions(n), *old;
+	char		*ts;
+
+	if (now == NULL || n->store == NULL || !ap->have_cluster) {
+		json_decref(now);
+		return;
+	}
+	if ((old = ap->sessions) != NULL)
+		json_object_del(old, "as_of");
+	if (old != NULL && json_equal(old, now)) {
+		json_decref(now);
+		return;
+	}
+	json_decref(old);
+	ap->sessions = now;
+	if ((ts = iso_now()) != NULL) {
+		snprintf(ap->sessions_at, sizeof(ap->sessions_at), "%s", ts);
+		free(ts);
+	}
+	apply_report(n, "active");
+}
+
+void
+apply_schedule(struct node *n)
+{
+	if (n->ap != NULL && n->ap->ev != NULL)
+		event_active(n->ap->ev, EV_TIMEOUT, 0);
+}
+
+int
+apply_init(struct node *n, struct err *e)
+{
+	struct applied *ap;
+
+	if ((ap = calloc(1, sizeof(*ap))) == NULL)
+		return err_set(e, E_INTERNAL, "out of memory");
+	ap->n = n;
+	n->ap = ap;
+	if ((ap->ev = event_new(n->base, -1, 0, apply_run, n)) == NULL ||
+	    (ap->sess_ev = event_new(n->base, -1, EV_PERSIST,
+	    apply_sessions_tick, n)) == NULL ||
+	    (ap->bdbs = apply_bdbs_new(n, e)) == NULL) {
+		apply_shutdown(n);
+		return err_set(e, E_INTERNAL, "cannot start the data plane");
+	}
+	{
+		struct timeval tv = { SESSIONS_EVERY_S, 0 };
+		event_add(ap->sess_ev, &tv);
+	}
+	return 0;
+}
+
+void
+apply_shutdown(struct node *n)
+{
+	struct applied	*ap = n->ap;
+	int		 i;
+
+	if (ap == NULL)
+		return;
+	apply_bdbs_free(ap->bdbs);
+	if (ap->ev != NULL)
+		event_free(ap->ev);
+	if (ap->sess_ev != NULL)
+		event_free(ap->sess_ev);
+	json_decref(ap->sessions);
+	for (i = 0; i < CERT__COUNT; i++) {
+		tlsctx_unref(ap->served[i].ctx);
+		x509_material_free(ap->served[i].material);
+	}
+	cluster_doc_clear(&ap->cluster);
+	free(ap);
+	n->ap = NULL;
+}
+
+/* ---- readers ---- */
+
+int
+apply_has_cluster(struct node *n)
+{
+	return n->ap != NULL && n->ap->have_cluster;
+}
+
+const struct cluster_doc *
+apply_cluster(struct node *n)
+{
+	return &n->ap->cluster;
+}
+
+struct tlsctx *
+apply_ctx(struct node *n, int id)
+{
+	return n->ap->served[id].ctx;
+}
+
+int
+apply_version(struct node *n, int id)
+{
+	return n->ap->served[id].version;
+}
+
+const char *
+apply_fingerprint(struct node *n, int id)
+{
+	return n->ap->served[id].fingerprint;
+}
+
+int64_t
+apply_revision(struct node *n)
+{
+	return n->ap->rev;
+}
+
+int
+apply_bdb_up(struct node *n, int uid)
+{
+	return apply_bdbs_up(n->ap->bdbs, uid);
+}
+
+json_t *
+apply_sessions(struct node *n)
+{
+	int	 api[2] = { 0, 0 }, proxy[2] = { 0, 0 };
+
+	if (n->api != NULL)
+		https_count_versions(n->api, &api[0], &api[1]);
+	apply_bdbs_count_versions(n->ap->bdbs, &proxy[0], &proxy[1]);
+	return json_pack("{s:{s:i, s:i}, s:{s:i, s:i}}", "api", "TLSv1.2",
+	    api[0], "TLSv1.3", api[1], "proxy", "TLSv1.2", proxy[0],
+	    "TLSv1.3", proxy[1]);
+}

@@ -1,0 +1,49 @@
+/*
+ * apply.h — the store watch's only consumer: turns one consistent read of
+ * the store into what this node serves (TLS contexts, database endpoints,
+ * shard configurations, files under certs/), then reports what it serves
+ * in its node document.  Nothing else changes what the node serves, and
+ * apply never writes configuration: writers never call it.
+ */
+#ifndef MOATD_APPLY_H
+#define MOATD_APPLY_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "node.h"
+#include "schema.h"
+
+/* Start the data plane (proxy workers, shard supervisor). */
+int		 apply_init(struct node *n, struct err *e);
+void		 apply_shutdown(struct node *n);
+/* Something under the store's root changed: apply on the next turn of
+ * the loop (changes arriving meanwhile are coalesced into one read). */
+void		 apply_schedule(struct node *n);
+/* Serve what this node last applied, from DIR/applied.json, while its
+ * store does not answer yet.  0 when there was something to serve. */
+int		 apply_from_cache(struct node *n, struct err *e);
+/* Report this node as stopped (clean shutdown). */
+void		 apply_report_down(struct node *n);
+
+/* ---- what this node serves, for readers (owned by apply) ---- */
+
+/* 1 once a cluster document was applied. */
+int		 apply_has_cluster(struct node *n);
+/* The cluster as last applied (borrowed). */
+const struct cluster_doc *apply_cluster(struct node *n);
+/* The context served for certificate id (borrowed), or NULL. */
+struct tlsctx	*apply_ctx(struct node *n, int id);
+int		 apply_version(struct node *n, int id);
+const char	*apply_fingerprint(struct node *n, int id);
+/* The store revision last applied. */
+int64_t		 apply_revision(struct node *n);
+/* 1 when this node's shard of database uid is up. */
+int		 apply_bdb_up(struct node *n, int uid);
+
+/* Live sessions by port kind and TLS version, this node, now:
+ * {"api": {"TLSv1.2": n, ...}, "proxy": {...}} (caller owns). */
+json_t		*apply_sessions(struct node *n);
+
+#endif

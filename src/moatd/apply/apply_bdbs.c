@@ -1,0 +1,237 @@
+/*
+ * apply_bdbs.c — reconcile this node's shards and endpoints with the
+ * database documents of a snapshot (see apply_bdbs.h).  It runs after
+ * every configuration change and at start, so a restarted moatd serves
+ * every database again.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apply_bdbs.h"
+#include "log.h"
+#include "proxy.h"
+#include "shards.h"
+
+#define MAX_BDBS	1024
+
+struct bdb_run {
+	int	 uid;
+	int	 port;
+	int64_t	 rev;		/* mod_rev of the document applied */
+};
+
+struct apply_bdbs {
+	struct proxy	*proxy;
+	struct shards	*shards;
+	struct bdb_run	 run[MAX_BDBS];
+	int		 nrun;
+};
+
+/* Same order as enum shard_persistence. */
+static const char *const persistence_modes[] = { "aof", "snapshot",
+	"disabled", NULL };
+
+static void
+apply_bdbs_shard_state(int uid, int up, void *arg)
+{
+	struct apply_bdbs	*b = arg;
+	int			 i;
+
+	/* Connections to a dead shard are over; the clients reconnect
+	 * when it is back (new connections are refused until then). */
+	if (up)
+		return;
+	for (i = 0; i < b->nrun; i++)
+		if (b->run[i].uid == uid)
+			proxy_close_port(b->proxy, b->run[i].port);
+}
+
+struct apply_bdbs *
+apply_bdbs_new(struct node *n, struct err *e)
+{
+	struct apply_bdbs *b;
+
+	if ((b = calloc(1, sizeof(*b))) == NULL) {
+		err_set(e, E_INTERNAL, "out of memory");
+		return NULL;
+	}
+	if ((b->proxy = proxy_new(n->cfg.workers, e)) == NULL ||
+	    (b->shards = shards_new(n->base, n->cfg.data_dir,
+	    apply_bdbs_shard_state, b, e)) == NULL) {
+		proxy_free(b->proxy);
+		free(b);
+		return NULL;
+	}
+	return b;
+}
+
+void
+apply_bdbs_free(struct apply_bdbs *b)
+{
+	if (b == NULL)
+		return;
+	/* Endpoints first: no client is handed to a stopping shard. */
+	proxy_free(b->proxy);
+	shards_free(b->shards);
+	free(b);
+}
+
+static char *
+bdb_trust_pem(json_t *d)
+{
+	json_t	*list = json_object_get(d, "authentication_ssl_client_certs");
+	json_t	*it;
+	size_t	 i;
+	char	*s = strdup(""), *t;
+
+	json_array_foreach(list, i, it) {
+		if (s == NULL || asprintf(&t, "%s%s\n", s, json_string_value(
+		    json_object_get(it, "client_cert"))) == -1) {
+			free(s);
+			return NULL;
+		}
+		free(s);
+		s = t;
+	}
+	return s;
+}
+
+static int
+str_is(json_t *d, const char *field, const char *want)
+{
+	const char *v = json_string_value(json_object_get(d, field));
+
+	return v != NULL && strcmp(v, want) == 0;
+}
+
+static int
+bdb_run_one(struct apply_bdbs *b, struct node *n, json_t *d,
+    const struct x509_material *proxy, const struct cluster_policy *policy)
+{
+	struct shard_conf	 sc;
+	struct tlsctx		*ctx = NULL;
+	struct tls_policy	 tp;
+	struct tlsctx_data_opts	 o = { NULL, NULL };
+	struct err		 e = { 0 };
+	char			 label[32], *trust = NULL;
+	int			 uid = (int)json_integer_value(json_object_get(d,
+				    "uid"));
+	int			 port = (int)json_integer_value(json_object_get(d,
+				    "port"));
+	int			 k, rc = -1;
+
+	sc.uid = uid;
+	sc.maxmemory = json_integer_value(json_object_get(d, "memory_size"));
+	sc.password = json_string_value(json_object_get(d,
+	    "authentication_redis_pass"));
+	sc.persistence = PERSIST_AOF;
+	for (k = 0; persistence_modes[k] != NULL; k++)
+		if (str_is(d, "data_persistence", persistence_modes[k]))
+			sc.persistence = (enum shard_persistence)k;
+	snprintf(label, sizeof(label), "db:%d", uid);
+	if (shards_ensure(b->shards, &sc, &e) == -1)
+		goto out;
+	if (str_is(d, "tls_mode", "enabled")) {
+		if (str_is(d, "enforce_client_authentication", "enabled"))
+			o.client_trust_pem = trust = bdb_trust_pem(d);
+		o.label = label;
+		ctx = tlsctx_data_new((struct x509_material *)proxy,
+		    cluster_tls_policy(policy, POLICY_DATA, &tp), &o, &e);
+		if (ctx == NULL)
+			goto out;
+	}
+	if (proxy_endpoint_set(b->proxy, n->cfg.addr, port, ctx,
+	    shards_socket(b->shards, uid), label, &e) == -1)
+		goto out;
+	rc = 0;
+out:
+	if (rc == -1)
+		log_error("db:%d cannot serve port %d: %s", uid, port,
+		    err_msg(&e));
+	free(trust);
+	tlsctx_unref(ctx);
+	err_clear(&e);
+	return rc;
+}
+
+void
+apply_bdbs_run(struct apply_bdbs *b, struct node *n, const struct store_kv *kv,
+    size_t nkv, const struct x509_material *proxy,
+    const struct cluster_policy *policy, int data_changed)
+{
+	json_t	*docs = json_array(), *d;
+	size_t	 i;
+	int	 j, found;
+
+	if (proxy == NULL || docs == NULL) {
+		json_decref(docs);
+		return;
+	}
+	for (i = 0; i < nkv; i++) {
+		if (schema_classify(kv[i].key, NULL) != SK_BDB ||
+		    (d = json_loads(kv[i].value, 0, NULL)) == NULL)
+			continue;
+		json_object_set_new(d, "_rev", json_integer(kv[i].mod_rev));
+		json_array_append_new(docs, d);
+	}
+	/* Gone from the store, or moved to another node: stop and remove. */
+	for (j = 0; j < b->nrun; j++) {
+		found = 0;
+		json_array_foreach(docs, i, d)
+			if (json_integer_value(json_object_get(d, "uid")) ==
+			    b->run[j].uid && json_integer_value(json_object_get(
+			    d, "node_uid")) == n->uid)
+				found = 1;
+		if (found)
+			continue;
+		proxy_endpoint_del(b->proxy, b->run[j].port);
+		shards_stop(b->shards, b->run[j].uid, 1);
+		log_info("db:%d removed", b->run[j].uid);
+		b->run[j--] = b->run[--b->nrun];
+	}
+	json_array_foreach(docs, i, d) {
+		int uid = (int)json_integer_value(json_object_get(d, "uid"));
+		int64_t rev = json_integer_value(json_object_get(d, "_rev"));
+		struct bdb_run *r = NULL;
+		if (json_integer_value(json_object_get(d, "node_uid")) != n->uid)
+			continue;
+		for (j = 0; j < b->nrun; j++)
+			if (b->run[j].uid == uid)
+				r = &b->run[j];
+		if (r != NULL && r->rev == rev && !data_changed)
+			continue;
+		if (bdb_run_one(b, n, d, proxy, policy) == -1)
+			continue;
+		if (r == NULL) {
+			if (b->nrun == MAX_BDBS)
+				continue;
+			r = &b->run[b->nrun++];
+			log_info("db:%d serving on %s:%lld", uid, n->cfg.addr,
+			    json_integer_value(json_object_get(d, "port")));
+		}
+		r->uid = uid;
+		r->port = (int)json_integer_value(json_object_get(d, "port"));
+		r->rev = rev;
+	}
+	json_decref(docs);
+}
+
+int
+apply_bdbs_close_below(struct apply_bdbs *b, int min_version)
+{
+	return proxy_close_below(b->proxy, min_version);
+}
+
+int
+apply_bdbs_up(struct apply_bdbs *b, int uid)
+{
+	return b != NULL && shards_is_up(b->shards, uid);
+}
+
+void
+apply_bdbs_count_versions(struct apply_bdbs *b, int *tls12, int *tls13)
+{
+	*tls12 = *tls13 = 0;
+	/* filled in from the proxy's session count (data/proxy.c) */
+}

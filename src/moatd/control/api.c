@@ -1,0 +1,469 @@
+/*
+ * api.c — routing, authentication, permissions and JSON responses.
+ *
+ * Handlers see a parsed request and return 0 with r->resp set, -1 with an
+ * error, or API_ASYNC; this file turns each into the response, so every
+ * error has the same shape: {"error_code": ..., "description": ...}.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+
+#include "api.h"
+#include "api_handlers.h"
+#include "apply.h"
+#include "https.h"
+#include "log.h"
+
+#define API_MAX_BODY	(1024 * 1024)
+
+struct api_route {
+	enum evhttp_cmd_type	 method;
+	const char		*path;	/* ":x" matches one segment */
+	enum perm		 perm;
+	int			 need_cluster;
+	api_fn			 fn;
+};
+
+/* Permissions are RS's (docs/api.md lists which role holds which). */
+static const struct api_route api_routes[] = {
+	{ EVHTTP_REQ_POST, "/v1/bootstrap/create_cluster", PERM_NONE, 0, api_bootstrap_create },
+	{ EVHTTP_REQ_POST, "/v1/bootstrap/join_cluster", PERM_NONE, 0, api_bootstrap_join },
+	{ EVHTTP_REQ_GET, "/v1/cluster", PERM_VIEW_CLUSTER, 1, api_cluster_get },
+	{ EVHTTP_REQ_PUT, "/v1/cluster", PERM_UPDATE_CLUSTER, 1, api_cluster_put },
+	{ EVHTTP_REQ_GET, "/v1/cluster/store", PERM_UPDATE_CLUSTER, 1, api_cluster_store },
+	{ EVHTTP_REQ_PUT, "/v1/cluster/store", PERM_UPDATE_CLUSTER, 1, api_cluster_store_move },
+	{ EVHTTP_REQ_PUT, "/v1/cluster/update_cert", PERM_UPDATE_CLUSTER, 1, api_update_cert },
+	{ EVHTTP_REQ_GET, "/v1/cluster/certificates", PERM_VIEW_CLUSTER, 1, api_certs_get },
+	{ EVHTTP_REQ_PUT, "/v1/cluster/certificates", PERM_UPDATE_CLUSTER, 1, api_certs_put },
+	{ EVHTTP_REQ_POST, "/v1/cluster/certificates/rotate", PERM_UPDATE_CLUSTER, 1, api_certs_rotate },
+	{ EVHTTP_REQ_GET, "/v1/cluster/certificates/:name", PERM_VIEW_CLUSTER, 1, api_cert_get },
+	{ EVHTTP_REQ_DELETE, "/v1/cluster/certificates/:name", PERM_UPDATE_CLUSTER, 1, api_cert_delete },
+	{ EVHTTP_REQ_GET, "/v1/nodes", PERM_VIEW_CLUSTER, 1, api_nodes_get },
+	{ EVHTTP_REQ_GET, "/v1/nodes/:uid", PERM_VIEW_CLUSTER, 1, api_node_get },
+	{ EVHTTP_REQ_DELETE, "/v1/nodes/:uid", PERM_UPDATE_CLUSTER, 1, api_node_delete },
+	{ EVHTTP_REQ_GET, "/v1/bdbs", PERM_VIEW_BDB, 1, api_bdbs_get },
+	{ EVHTTP_REQ_POST, "/v1/bdbs", PERM_EDIT_BDB, 1, api_bdbs_post },
+	{ EVHTTP_REQ_GET, "/v1/bdbs/:uid", PERM_VIEW_BDB, 1, api_bdb_get },
+	{ EVHTTP_REQ_PUT, "/v1/bdbs/:uid", PERM_EDIT_BDB, 1, api_bdb_put },
+	{ EVHTTP_REQ_DELETE, "/v1/bdbs/:uid", PERM_EDIT_BDB, 1, api_bdb_delete },
+	{ EVHTTP_REQ_GET, "/v1/users", PERM_VIEW_USERS, 1, api_users_get },
+	{ EVHTTP_REQ_POST, "/v1/users", PERM_EDIT_USERS, 1, api_users_post },
+	{ EVHTTP_REQ_GET, "/v1/users/:uid", PERM_VIEW_USERS, 1, api_user_get },
+	{ EVHTTP_REQ_PUT, "/v1/users/:uid", PERM_EDIT_USERS, 1, api_user_put },
+	{ EVHTTP_REQ_DELETE, "/v1/users/:uid", PERM_EDIT_USERS, 1, api_user_delete },
+};
+#define NROUTES (sizeof(api_routes) / sizeof(api_routes[0]))
+
+/* 1 when path matches pattern; the ":x" segment is copied to param. */
+static int
+api_match(const char *pattern, const char *path, char *param, size_t plen)
+{
+	while (*pattern != '\0' && *path != '\0') {
+		if (*pattern == ':') {
+			const char *end = strchr(path, '/');
+			size_t len = end ? (size_t)(end - path) : strlen(path);
+			if (len == 0 || len >= plen)
+				return 0;
+			memcpy(param, path, len);
+			param[len] = '\0';
+			path += len;
+			while (*pattern != '\0' && *pattern != '/')
+				pattern++;
+			continue;
+		}
+		if (*pattern++ != *path++)
+			return 0;
+	}
+	return *pattern == '\0' && *path == '\0';
+}
+
+static void
+api_req_free(struct api_req *r)
+{
+	if (r->state_free != NULL)
+		r->state_free(r->state);
+	json_decref(r->resp);
+	json_decref(r->body);
+	free(r);
+}
+
+static void
+api_send(struct api_req *r, int status, json_t *body)
+{
+	struct evbuffer		*buf;
+	struct evkeyvalq	*h;
+	char			*s;
+	const void		*conn;
+
+	if (r->req == NULL)
+		return;
+	conn = http_conn_of(r->req);
+	/* This very connection may be below a minimum that its request
+	 * raised: answer it, then close it. */
+	if (!r->local && r->n->api != NULL) {
+		if (https_close_pending(r->n->api, conn))
+			r->close_after = 1;
+		https_hold(r->n->api, conn, 0);
+	}
+	buf = evbuffer_new();
+	h = evhttp_request_get_output_headers(r->req);
+	s = json_dumps(body, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	if (r->close_after)
+		evhttp_add_header(h, "Connection", "close");
+	if (s != NULL && buf != NULL) {
+		evbuffer_add(buf, s, strlen(s));
+		evbuffer_add(buf, "\n", 1);
+	}
+	evhttp_send_reply(r->req, status, NULL, buf);
+	if (buf != NULL)
+		evbuffer_free(buf);
+	free(s);
+}
+
+static void
+api_send_error(struct api_req *r, struct err *e, json_t *extra)
+{
+	json_t	*body;
+	int	 status;
+
+	/* An error path that set no error is a bug; it must never look like
+	 * success. */
+	if (e->code == E_OK)
+		err_set(e, E_INTERNAL, "internal error (no error recorded)");
+	status = err_http_status(e->code);
+	body = json_pack("{s:s, s:s}", "error_code", err_name(e->code),
+	    "description", err_msg(e));
+	if (extra != NULL && body != NULL)
+		json_object_update_missing(body, extra);
+	if (status == 401 && r->req != NULL)
+		evhttp_add_header(evhttp_request_get_output_headers(r->req),
+		    "WWW-Authenticate", "Basic realm=\"moat\"");
+	if (status == 500 || e->code == E_STORE)
+		log_warn("%s %s: %s", r->who, r->rt != NULL ? r->rt->path : "?",
+		    err_msg(e));
+	api_send(r, status, body);
+	json_decref(body);
+}
+
+static void
+api_conn_closed(struct evhttp_connection *c, void *arg)
+{
+	struct api_req *r = arg;
+
+	/* evhttp frees the request after this: never touch it again. */
+	r->req = NULL;
+	if (r->wait != NULL) {
+		rollout_cancel(r->wait);
+		r->wait = NULL;
+		api_req_free(r);
+	}
+	/* A work-pool job still holds r: api_finish frees it. */
+}
+
+void
+api_hold(struct api_req *r)
+{
+	struct evhttp_connection *c;
+
+	if (r->req == NULL || (c = evhttp_request_get_connection(r->req)) ==
+	    NULL)
+		return;
+	evhttp_connection_set_closecb(c, api_conn_closed, r);
+	if (!r->local && r->n->api != NULL)
+		https_hold(r->n->api, http_conn_of(r->req), 1);
+}
+
+static void
+api_release(struct api_req *r)
+{
+	struct evhttp_connection *c;
+
+	if (r->req != NULL && (c = evhttp_request_get_connection(r->req)) !=
+	    NULL)
+		evhttp_connection_set_closecb(c, NULL, NULL);
+}
+
+void
+api_finish(struct api_req *r, int rc, struct err *e)
+{
+	api_release(r);
+	if (rc == 0)
+		api_send(r, 200, r->resp ? r->resp : json_object());
+	else
+		api_send_error(r, e, r->resp);
+	err_clear(e);
+	api_req_free(r);
+}
+
+/* ---- rollouts ---- */
+
+static void
+api_park_done(void *arg, int all_ok, json_t *nodes)
+{
+	struct api_req	*r = arg;
+	struct err	 e = { 0 };
+	int		 rc;
+
+	r->wait = NULL;
+	if (nodes == NULL)
+		rc = err_set(&e, E_INTERNAL, "out of memory; the change is "
+		    "stored and the nodes will apply it");
+	else
+		rc = r->rollout_fn(r, all_ok, nodes, &e);
+	api_finish(r, rc, &e);
+}
+
+int
+api_park(struct api_req *r, const struct rollout_want *want,
+    api_rollout_fn fn)
+{
+	r->rollout_fn = fn;
+	api_hold(r);
+	r->wait = rollout_park(r->n->ro, want, r->timeout_ms > 0 ?
+	    r->timeout_ms : ROLLOUT_TIMEOUT_MS, api_park_done, r);
+	return API_ASYNC;
+}
+
+/* ---- parsing ---- */
+
+json_t *
+api_body(struct api_req *r, int allow_empty, struct err *e)
+{
+	struct evbuffer	*in;
+	size_t		 len;
+	char		*data;
+	json_t		*j;
+	json_error_t	 je;
+
+	if (r->body != NULL)
+		return r->body;
+	in = evhttp_request_get_input_buffer(r->req);
+	len = evbuffer_get_length(in);
+	if (len > API_MAX_BODY) {
+		err_set(e, E_TOO_LARGE, "request body of %zu bytes is over the "
+		    "limit of %d bytes", len, API_MAX_BODY);
+		return NULL;
+	}
+	if (len == 0) {
+		if (allow_empty)
+			return r->body = json_object();
+		err_set(e, E_INVALID_JSON, "a JSON body is required");
+		return NULL;
+	}
+	if ((data = malloc(len)) == NULL) {
+		err_set(e, E_INTERNAL, "out of memory");
+		return NULL;
+	}
+	evbuffer_remove(in, data, len);
+	j = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+	/* The body may hold private keys. */
+	explicit_bzero(data, len);
+	free(data);
+	if (j == NULL) {
+		err_set(e, E_INVALID_JSON, "the body is not valid JSON: %s at "
+		    "line %d column %d", je.text, je.line, je.column);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		err_set(e, E_INVALID_SCHEMA, "the body must be a JSON object");
+		return NULL;
+	}
+	return r->body = j;
+}
+
+int
+api_param_uid(struct api_req *r)
+{
+	char	*end;
+	long	 v = strtol(r->param, &end, 10);
+
+	if (*end != '\0' || end == r->param || v <= 0 || v > 1000000000)
+		return -1;
+	return (int)v;
+}
+
+/*
+ * ?timeout=<seconds>: how long a change waits for every live node to
+ * confirm it (0 to 900; default ROLLOUT_TIMEOUT_MS).  ?dry_run=true:
+ * validate and say what would happen, change nothing.
+ */
+static int
+api_query(struct api_req *r, const struct evhttp_uri *uri, struct err *e)
+{
+	struct evkeyvalq	 q;
+	const char		*v, *qs = uri ? evhttp_uri_get_query(uri) : NULL;
+	char			*end;
+	long			 secs;
+	int			 rc = 0;
+
+	if (qs == NULL)
+		return 0;
+	TAILQ_INIT(&q);
+	if (evhttp_parse_query_str(qs, &q) != 0)
+		return err_set(e, E_INVALID_SCHEMA, "malformed query string");
+	if ((v = evhttp_find_header(&q, "timeout")) != NULL) {
+		secs = strtol(v, &end, 10);
+		if (*v == '\0' || *end != '\0' || secs < 0 || secs > 900)
+			rc = err_set(e, E_INVALID_SCHEMA, "timeout must be a "
+			    "number of seconds from 0 to 900");
+		else
+			r->timeout_ms = secs == 0 ? 1 : (int)secs * 1000;
+	}
+	if ((v = evhttp_find_header(&q, "dry_run")) != NULL) {
+		if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 ||
+		    *v == '\0')
+			r->dry_run = 1;
+		else if (strcmp(v, "false") != 0 && strcmp(v, "0") != 0)
+			rc = err_set(e, E_INVALID_SCHEMA, "dry_run must be true "
+			    "or false");
+	}
+	evhttp_clear_headers(&q);
+	return rc;
+}
+
+/* ---- dispatch ---- */
+
+static void
+api_run(struct api_req *r)
+{
+	struct err	e = { 0 };
+	int		rc;
+
+	if (r->rt->perm != PERM_NONE && !users_role_allows(r->user.role,
+	    r->rt->perm)) {
+		err_set(&e, E_FORBIDDEN, "role %s may not do this",
+		    r->user.role);
+		api_finish(r, -1, &e);
+		return;
+	}
+	if (r->rt->need_cluster && r->n->store == NULL) {
+		err_set(&e, E_STORE, "this node does not reach the cluster "
+		    "store yet (it serves what it last applied and keeps "
+		    "trying); retry shortly");
+		api_finish(r, -1, &e);
+		return;
+	}
+	rc = r->rt->fn(r, &e);
+	if (rc == API_ASYNC)
+		return;
+	api_finish(r, rc, &e);
+}
+
+static void
+api_auth_done(void *arg, int rc, int retry, struct err *e)
+{
+	struct api_req *r = arg;
+
+	r->in_job = 0;
+	if (rc == -1) {
+		if (retry > 0 && r->req != NULL) {
+			char ra[16];
+			snprintf(ra, sizeof(ra), "%d", retry);
+			evhttp_add_header(evhttp_request_get_output_headers(
+			    r->req), "Retry-After", ra);
+		}
+		api_finish(r, -1, e);
+		return;
+	}
+	snprintf(r->who, sizeof(r->who), "%s from %s", r->user.email,
+	    r->peer);
+	if (r->req == NULL) {
+		api_finish(r, -1, e);	/* the client left meanwhile */
+		return;
+	}
+	api_release(r);
+	api_run(r);
+}
+
+void
+api_dispatch(struct evhttp_request *req, void *arg)
+{
+	struct api_listener		*l = arg;
+	struct api_req			*r;
+	struct err			 e = { 0 };
+	const struct evhttp_uri		*uri = evhttp_request_get_evhttp_uri(req);
+	enum evhttp_cmd_type		 m = evhttp_request_get_command(req);
+	char				 path[512];
+	const char			*p;
+	size_t				 i, len;
+	int				 path_hit = 0, rc;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		evhttp_send_error(req, 500, "out of memory");
+		return;
+	}
+	r->n = l->node;
+	r->req = req;
+	r->local = l->local;
+	http_peer(req, r->peer, sizeof(r->peer), &r->loopback);
+	snprintf(r->who, sizeof(r->who), "%s", r->peer);
+
+	p = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	if (p == NULL || (len = strlen(p)) == 0 || len >= sizeof(path)) {
+		err_set(&e, E_NOT_FOUND, "no such path");
+		goto fail;
+	}
+	memcpy(path, p, len + 1);
+	while (len > 1 && path[len - 1] == '/')
+		path[--len] = '\0';
+	for (i = 0; i < NROUTES; i++) {
+		if (!api_match(api_routes[i].path, path, r->param,
+		    sizeof(r->param)))
+			continue;
+		path_hit = 1;
+		if (api_routes[i].method == m) {
+			r->rt = &api_routes[i];
+			break;
+		}
+	}
+	if (r->rt == NULL) {
+		if (path_hit)
+			err_set(&e, E_METHOD, "method not allowed on %s", path);
+		else
+			err_set(&e, E_NOT_FOUND, "no such endpoint %s", path);
+		goto fail;
+	}
+	if (r->rt->need_cluster && !node_is_member(r->n)) {
+		err_set(&e, E_NOT_BOOTSTRAPPED, "this node is not part of a "
+		    "cluster yet: POST /v1/bootstrap/create_cluster first");
+		goto fail;
+	}
+	if (api_query(r, uri, &e) == -1)
+		goto fail;
+	if (r->local) {
+		/* The control socket is mode 0600: whoever reaches it is a
+		 * local administrator of this node. */
+		snprintf(r->user.role, sizeof(r->user.role), "admin");
+		snprintf(r->user.email, sizeof(r->user.email), "%s", r->peer);
+	} else if (r->rt->perm != PERM_NONE) {
+		int retry = 0;
+		if (r->n->store == NULL) {
+			err_set(&e, E_STORE, "this node does not reach the "
+			    "cluster store yet, so it cannot check passwords; "
+			    "retry shortly");
+			goto fail;
+		}
+		r->in_job = 1;
+		rc = users_authenticate(r->n, evhttp_find_header(
+		    evhttp_request_get_input_headers(req), "Authorization"),
+		    r->peer, &r->user, &retry, api_auth_done, r, &e);
+		if (rc == API_ASYNC) {
+			api_hold(r);
+			return;
+		}
+		api_auth_done(r, rc, retry, &e);
+		return;
+	}
+	api_run(r);
+	return;
+fail:
+	api_finish(r, -1, &e);
+}

@@ -1,0 +1,492 @@
+/*
+ * certs.c — certificate changes, from request to store (see certs.h).
+ *
+ * A change is validated against the cluster document (its FQDN and TLS
+ * policy) read from the store, and the transaction compares that
+ * document's revision too: a certificate is never stored under a policy
+ * it was not checked against.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apply.h"
+#include "certs.h"
+#include "log.h"
+#include "nodes.h"
+#include "rollout.h"
+#include "schema.h"
+#include "x509.h"
+
+#define CERT_DAYS	365
+
+int
+certs_issue_into(struct store_txn *t, int id, const char *ca_cert,
+    const char *ca_key, const char *fqdn, const char *const *ips,
+    int version, const char *who, const char *now, char *fp, struct err *e)
+{
+	struct x509_material *m = NULL;
+
+	struct cert_doc	 cd;
+	char		*cert = NULL, *key = NULL, *wild = NULL, skey[SCHEMA_KEY_MAX];
+	const char	*dns[3];
+	json_t		*doc = NULL;
+	int		 rc = -1;
+
+	if (asprintf(&wild, "*.%s", fqdn) == -1)
+		return err_set(e, E_INTERNAL, "out of memory");
+	dns[0] = fqdn;
+	dns[1] = wild;
+	dns[2] = NULL;
+	if (x509_cert_issue(ca_cert, ca_key, fqdn, dns, ips, CERT_DAYS, &cert,
+	    &key, e) == -1)
+		goto out;
+	memset(&cd, 0, sizeof(cd));
+	cd.certificate = cert;
+	cd.key = key;
+	cd.version = version;
+	cd.updated_at = now;
+	cd.updated_by = who;
+	cd.by_cluster_ca = 1;
+	if (fp != NULL && x509_material_parse(cert, NULL, &m, NULL) == 0)
+		x509_material_fingerprint(m, fp);
+	x509_material_free(m);
+	if ((doc = cert_doc_encode(id, &cd)) == NULL ||
+	    store_txn_put_json(t, schema_key_of(SK_CERT, id, skey), doc) == -1) {
+		err_set(e, E_INTERNAL, "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	json_decref(doc);
+	free(wild);
+	free(cert);
+	x509_pem_free(key);
+	return rc;
+}
+
+/* The cluster document as stored, with its revision. */
+static int
+certs_read_cluster(struct node *n, struct cluster_doc *c, int64_t *rev,
+    struct err *e)
+{
+	json_t	*doc = schema_get(n->store, schema_key(SK_CLUSTER), rev, e);
+	int	 rc;
+
+	if (doc == NULL)
+		return -1;
+	rc = cluster_doc_decode(doc, c, e);
+	json_decref(doc);
+	return rc;
+}
+
+/* Prefix e's message with the certificate it is about. */
+static int
+certs_err_about(struct err *e, const char *name)
+{
+	char *msg;
+
+	if (e != NULL && e->msg != NULL) {
+		msg = e->msg;
+		e->msg = NULL;
+		err_set(e, e->code, "%s certificate: %s", name, msg);
+		free(msg);
+	}
+	return -1;
+}
+
+/* Validate one change completely, trial handshake included; *m gets the
+ * parsed material (caller frees). */
+static int
+certs_validate(const struct cluster_doc *c, const struct cert_change *ch,
+    int id, struct x509_material **mp, struct err *e)
+{
+	const struct cert_service	*svc = &cert_services[id];
+	struct x509_material		*m = NULL;
+	struct tlsctx			*ctx = NULL;
+	struct tls_policy		 tp;
+	struct x509_check		 chk = { 0 };
+	int				 rc = -1;
+
+	chk.fqdn = c->name;
+	chk.need_wildcard = svc->need_wildcard;
+	chk.need_client_auth = svc->need_client_auth;
+	if (x509_material_parse(ch->cert_pem, ch->key_pem, &m, e) == -1 ||
+	    x509_material_validate(m, &chk, e) == -1)
+		goto out;
+	ctx = tlsctx_server_new(m, cluster_tls_policy(&c->policy, svc->policy,
+	    &tp), e);
+	if (ctx == NULL || tlsctx_trial_handshake(ctx, m, c->name, e) == -1)
+		goto out;
+	*mp = m;
+	m = NULL;
+	rc = 0;
+out:
+	if (rc == -1)
+		certs_err_about(e, svc->name);
+	tlsctx_unref(ctx);
+	x509_material_free(m);
+	return rc;
+}
+
+/* 1 when m is the very certificate (and chain) stored in doc. */
+static int
+certs_same(const struct cert_doc *stored, const struct x509_material *m)
+{
+	struct x509_material	*old = NULL;
+	char			*a = NULL, *b = NULL;
+	int			 same = 0;
+
+	if (x509_material_parse(stored->certificate, NULL, &old, NULL) == -1)
+		return 0;
+	a = x509_material_chain_pem(old);
+	b = x509_material_chain_pem(m);
+	same = a != NULL && b != NULL && strcmp(a, b) == 0;
+	free(a);
+	free(b);
+	x509_material_free(old);
+	return same;
+}
+
+/* What a parked certificate change answers with. */
+struct certs_state {
+	json_t	*list;		/* [{name, version, fingerprint_sha256, ...}] */
+	json_t	*skipped;	/* rotate: [{name, reason}], or NULL */
+	int	 single;	/* update_cert's shape */
+};
+
+static void
+certs_state_free(void *p)
+{
+	struct certs_state *s = p;
+
+	if (s == NULL)
+		return;
+	json_decref(s->list);
+	json_decref(s->skipped);
+	free(s);
+}
+
+static int
+certs_answer(struct api_req *r, int all_ok, json_t *nodes, struct err *e)
+{
+	struct certs_state	*s = r->state;
+	json_t			*one;
+
+	if (s->single) {
+		one = json_array_get(s->list, 0);
+		r->resp = json_deep_copy(one);
+		json_object_set(r->resp, "nodes", nodes);
+	} else {
+		r->resp = json_pack("{s:O, s:O}", "certificates", s->list,
+		    "nodes", nodes);
+		if (s->skipped != NULL)
+			json_object_set(r->resp, "skipped", s->skipped);
+	}
+	if (r->resp == NULL)
+		return err_set(e, E_INTERNAL, "out of memory");
+	if (!all_ok)
+		return err_set(e, E_NOT_ALL_NODES, "the change is stored, but "
+		    "not every node confirmed it serves it yet; they will "
+		    "converge (it is not a failure to retry)");
+	return 0;
+}
+
+/* Commit t and park r until every live node serves versions. */
+static int
+certs_commit_and_wait(struct api_req *r, struct store_txn *t,
+    const int *versions, struct certs_state *s, struct err *e)
+{
+	struct rollout_want	 w;
+
+	memset(&w, 0, sizeof(w));
+	memcpy(w.versions, versions, sizeof(w.versions));
+	if (store_txn_len(t) > 0 && store_txn_commit_rev(r->n->store, t,
+	    &w.rev, e) == -1) {
+		certs_state_free(s);
+		return -1;
+	}
+	if (r->state_free != NULL)
+		r->state_free(r->state);
+	r->state = s;
+	r->state_free = certs_state_free;
+	return api_park(r, &w, certs_answer);
+}
+
+int
+certs_update(struct api_req *r, const struct cert_change *ch, size_t nch,
+    int single, struct err *e)
+{
+	struct node		*n = r->n;
+	struct cluster_doc	 c;
+	struct x509_material	*m[CERT__COUNT] = { NULL };
+	struct store_txn	*t = NULL;
+	struct certs_state	*s = NULL;
+	struct cert_doc		 cd, nd;
+	json_t			*doc[CERT__COUNT] = { NULL }, *ndoc;
+	char			 skey[SCHEMA_KEY_MAX], fp[100], oldfp[100];
+	char			*now = NULL;
+	int			 versions[CERT__COUNT] = { 0 };
+	int			 seen[CERT__COUNT] = { 0 };
+	int64_t			 crev, rev[CERT__COUNT];
+	int			 id, rc = -1;
+	size_t			 k;
+
+	memset(&c, 0, sizeof(c));
+	if (nch == 0)
+		return err_set(e, E_INVALID_SCHEMA, "no certificates given");
+	/* Names first, so a bad name is reported before any slow check. */
+	for (k = 0; k < nch; k++) {
+		if ((id = cert_id_of(ch[k].name)) == -1)
+			return err_set(e, E_UNKNOWN_CERT, "unknown certificate "
+			    "name \"%.64s\"; known: %s", ch[k].name,
+			    cert_names_list());
+		if (seen[id]++)
+			return err_set(e, E_DUPLICATE_CERT, "certificate %s is "
+			    "given more than once", ch[k].name);
+	}
+	if (certs_read_cluster(n, &c, &crev, e) == -1)
+		return -1;
+	for (k = 0; k < nch; k++) {
+		id = cert_id_of(ch[k].name);
+		if (certs_validate(&c, &ch[k], id, &m[id], e) == -1)
+			goto out;
+	}
+	if ((t = store_txn_new()) == NULL || (now = iso_now()) == NULL ||
+	    (s = calloc(1, sizeof(*s))) == NULL ||
+	    (s->list = json_array()) == NULL) {
+		err_set(e, E_INTERNAL, "out of memory");
+		goto out;
+	}
+	s->single = single;
+	/* The policy the certificates were checked against must still be
+	 * the cluster's when they are stored. */
+	store_txn_cmp(t, schema_key(SK_CLUSTER), crev);
+	for (k = 0; k < nch; k++) {
+		int unchanged;
+		id = cert_id_of(ch[k].name);
+		schema_key_of(SK_CERT, id, skey);
+		if ((doc[id] = schema_get(n->store, skey, &rev[id], e)) == NULL ||
+		    cert_doc_decode(doc[id], &cd, e) == -1)
+			goto out;
+		x509_material_fingerprint(m[id], fp);
+		unchanged = certs_same(&cd, m[id]);
+		versions[id] = unchanged ? cd.version : cd.version + 1;
+		json_array_append_new(s->list, json_pack("{s:s, s:i, s:s, s:b}",
+		    "name", ch[k].name, "version", versions[id],
+		    "fingerprint_sha256", fp, "unchanged", unchanged));
+		if (unchanged)
+			continue;
+		/* Someone else's change in between makes this one fail
+		 * whole instead of mixing the two. */
+		store_txn_cmp(t, skey, rev[id]);
+		memset(&nd, 0, sizeof(nd));
+		nd.certificate = ch[k].cert_pem;
+		nd.key = ch[k].key_pem;
+		nd.version = versions[id];
+		nd.updated_at = now;
+		nd.updated_by = r->who;
+		nd.by_cluster_ca = 0;
+		ndoc = cert_doc_encode(id, &nd);
+		store_txn_put_json(t, skey, ndoc);
+		json_decref(ndoc);
+	}
+	if (store_txn_len(t) == 1) {
+		/* Everything is already in place: nothing to write. */
+		store_txn_free(t);
+		t = store_txn_new();
+	}
+	for (k = 0; k < nch; k++) {
+		json_t *it = json_array_get(s->list, k);
+		if (json_is_true(json_object_get(it, "unchanged"))) {
+			log_info("%s set certificate %s to what it already is; "
+			    "nothing changed", r->who, ch[k].name);
+			continue;
+		}
+		id = cert_id_of(ch[k].name);
+		cert_doc_decode(doc[id], &cd, NULL);
+		oldfp[0] = '\0';
+		{
+			struct x509_material *om = NULL;
+			if (x509_material_parse(cd.certificate, NULL, &om,
+			    NULL) == 0)
+				x509_material_fingerprint(om, oldfp);
+			x509_material_free(om);
+		}
+		log_audit("%s replaces certificate %s: version %d, sha256 %s "
+		    "-> %s", r->who, ch[k].name, versions[id], oldfp,
+		    json_string_value(json_object_get(it,
+		    "fingerprint_sha256")));
+	}
+	rc = certs_commit_and_wait(r, t, versions, s, e);
+	s = NULL;
+out:
+	for (id = 0; id < CERT__COUNT; id++) {
+		x509_material_free(m[id]);
+		json_decref(doc[id]);
+	}
+	certs_state_free(s);
+	cluster_doc_clear(&c);
+	free(now);
+	store_txn_free(t);
+	return rc;
+}
+
+int
+certs_rotate(struct api_req *r, const char *name, int force, struct err *e)
+{
+	struct node		*n = r->n;
+	struct cluster_doc	 c;
+	struct store_txn	*t = NULL;
+	struct certs_state	*s = NULL;
+	struct cert_doc		 cd;
+	json_t			*ca = NULL, *doc, *nodes = NULL, *nd;
+	const char		*ca_cert, *ca_key;
+	char			 skey[SCHEMA_KEY_MAX], **ips = NULL, *now = NULL;
+	char			 fp[100];
+	int			 versions[CERT__COUNT] = { 0 };
+	int			 i, id = -1, rc = -1;
+	int64_t			 rev, crev;
+	size_t			 k;
+
+	memset(&c, 0, sizeof(c));
+	if (name != NULL && (id = cert_id_of(name)) == -1)
+		return err_set(e, E_UNKNOWN_CERT, "unknown certificate name "
+		    "\"%.64s\"; known: %s", name, cert_names_list());
+	if (certs_read_cluster(n, &c, &crev, e) == -1)
+		return -1;
+	if ((ca = schema_get(n->store, schema_key(SK_CA), NULL, e)) == NULL ||
+	    ca_doc_decode(ca, &ca_cert, &ca_key, e) == -1)
+		goto out;
+	/* SANs: every node's address, so that any node can be reached by IP. */
+	if ((nodes = nodes_list_json(n, 0, e)) == NULL)
+		goto out;
+	ips = calloc(json_array_size(nodes) + 2, sizeof(char *));
+	if (ips == NULL || (t = store_txn_new()) == NULL ||
+	    (now = iso_now()) == NULL || (s = calloc(1, sizeof(*s))) == NULL ||
+	    (s->list = json_array()) == NULL ||
+	    (s->skipped = json_array()) == NULL) {
+		err_set(e, E_INTERNAL, "out of memory");
+		goto out;
+	}
+	json_array_foreach(nodes, k, nd)
+		ips[k] = (char *)json_string_value(json_object_get(nd, "addr"));
+	if (json_array_size(nodes) == 1 && ips[0] != NULL &&
+	    strcmp(ips[0], "0.0.0.0") == 0)
+		ips[0] = "127.0.0.1";
+	store_txn_cmp(t, schema_key(SK_CLUSTER), crev);
+	for (i = 0; i < CERT__COUNT; i++) {
+		if (id != -1 && i != id)
+			continue;
+		schema_key_of(SK_CERT, i, skey);
+		if ((doc = schema_get(n->store, skey, &rev, e)) == NULL)
+			goto out;
+		if (cert_doc_decode(doc, &cd, e) == -1) {
+			json_decref(doc);
+			goto out;
+		}
+		versions[i] = cd.version + 1;
+		/* An operator's certificate (their PKI, their names) is not
+		 * ours to replace with one of the cluster CA's. */
+		if (!cd.by_cluster_ca && !force) {
+			versions[i] = 0;
+			json_decref(doc);
+			if (id != -1) {
+				err_set(e, E_UNSUPPORTED_ROTATION, "certificate "
+				    "%s was supplied by an operator, not issued "
+				    "by the cluster CA: rotating would replace "
+				    "it with a cluster CA certificate; send "
+				    "{\"name\": \"%s\", \"force\": true} to do "
+				    "that", name, name);
+				goto out;
+			}
+			json_array_append_new(s->skipped, json_pack("{s:s, "
+			    "s:s}", "name", cert_services[i].name, "reason",
+			    "supplied by an operator, not issued by the "
+			    "cluster CA (rotate it with \"force\": true)"));
+			continue;
+		}
+		json_decref(doc);
+		store_txn_cmp(t, skey, rev);
+		if (certs_issue_into(t, i, ca_cert, ca_key, c.name,
+		    (const char *const *)ips, versions[i], r->who, now, fp,
+		    e) == -1)
+			goto out;
+		json_array_append_new(s->list, json_pack("{s:s, s:i, s:s}",
+		    "name", cert_services[i].name, "version", versions[i],
+		    "fingerprint_sha256", fp));
+		log_audit("%s rotates certificate %s: version %d", r->who,
+		    cert_services[i].name, versions[i]);
+	}
+	if (json_array_size(s->list) == 0)
+		store_txn_free(t), t = store_txn_new();
+	rc = certs_commit_and_wait(r, t, versions, s, e);
+	s = NULL;
+out:
+	certs_state_free(s);
+	cluster_doc_clear(&c);
+	free(ips);
+	json_decref(nodes);
+	json_decref(ca);
+	free(now);
+	store_txn_free(t);
+	return rc;
+}
+
+json_t *
+certs_list_json(struct node *n, struct err *e)
+{
+	json_t	*out = json_object(), *doc;
+	char	 skey[SCHEMA_KEY_MAX], field[64];
+	int	 i;
+
+	for (i = 0; i < CERT__COUNT; i++) {
+		if ((doc = schema_get(n->store, schema_key_of(SK_CERT, i, skey),
+		    NULL, e)) == NULL) {
+			json_decref(out);
+			return NULL;
+		}
+		snprintf(field, sizeof(field), "%s_cert", cert_services[i].name);
+		json_object_set(out, field, json_object_get(doc, "certificate"));
+		json_decref(doc);
+	}
+	return out;
+}
+
+json_t *
+certs_describe_json(struct node *n, const char *name, struct err *e)
+{
+	struct x509_material	*m = NULL;
+	struct cert_doc		 cd;
+	json_t			*doc, *out;
+	char			 skey[SCHEMA_KEY_MAX];
+	int			 id = cert_id_of(name);
+
+	if (id == -1) {
+		err_set(e, E_UNKNOWN_CERT_404, "unknown certificate name "
+		    "\"%.64s\"", name);
+		return NULL;
+	}
+	if ((doc = schema_get(n->store, schema_key_of(SK_CERT, id, skey), NULL,
+	    e)) == NULL)
+		return NULL;
+	if (cert_doc_decode(doc, &cd, e) == -1 ||
+	    x509_material_parse(cd.certificate, NULL, &m, e) == -1) {
+		json_decref(doc);
+		return NULL;
+	}
+	out = x509_material_describe(m);
+	json_object_set_new(out, "name", json_string(name));
+	json_object_set_new(out, "version", json_integer(cd.version));
+	json_object_set_new(out, "updated_at", json_string(cd.updated_at ?
+	    cd.updated_at : ""));
+	json_object_set_new(out, "updated_by", json_string(cd.updated_by ?
+	    cd.updated_by : ""));
+	json_object_set_new(out, "issued_by_cluster_ca",
+	    json_boolean(cd.by_cluster_ca));
+	json_object_set_new(out, "expires_in_seconds",
+	    json_integer(x509_material_seconds_left(m)));
+	x509_material_free(m);
+	json_decref(doc);
+	return out;
+}

@@ -1,0 +1,43 @@
+/*
+ * certs.h — the writer of the cluster's service certificates: validate,
+ * replace, rotate, describe.  A change is validated whole, then written
+ * in one transaction; the request then waits (parked, see rollout.h) for
+ * every live node to serve it.
+ */
+#ifndef MOATD_CERTS_H
+#define MOATD_CERTS_H
+
+#include <jansson.h>
+
+#include "api.h"
+#include "store.h"
+
+struct cert_change {
+	const char	*name;
+	const char	*cert_pem;
+	const char	*key_pem;
+};
+
+/* Issue certificate id from the CA and add its document to t; fp (100
+ * bytes, may be NULL) gets the new certificate's fingerprint. */
+int	 certs_issue_into(struct store_txn *t, int id, const char *ca_cert,
+	    const char *ca_key, const char *fqdn, const char *const *ips,
+	    int version, const char *who, const char *now, char *fp,
+	    struct err *e);
+/*
+ * Replace the certificates in ch[0..nch) at once: nothing changes unless
+ * all are valid; a certificate already in place is left as it is
+ * ("unchanged").  single: answer in update_cert's shape.  Returns -1 or
+ * API_ASYNC (answered when every live node serves the change).
+ */
+int	 certs_update(struct api_req *r, const struct cert_change *ch,
+	    size_t nch, int single, struct err *e);
+/* Re-issue name (or every certificate the cluster CA issued when NULL)
+ * from the cluster CA; force: operator certificates too. */
+int	 certs_rotate(struct api_req *r, const char *name, int force,
+	    struct err *e);
+/* RS shape {"<name>_cert": PEM, ...}; never keys. */
+json_t	*certs_list_json(struct node *n, struct err *e);
+json_t	*certs_describe_json(struct node *n, const char *name, struct err *e);
+
+#endif

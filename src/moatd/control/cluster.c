@@ -1,0 +1,303 @@
+/* cluster.c — policy changes, validated before they are stored. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "apply.h"
+#include "cluster.h"
+#include "log.h"
+#include "nodes.h"
+#include "schema.h"
+#include "x509.h"
+
+/* The settable fields, in one table: name, and which check applies. */
+enum field_kind { F_VERSION, F_CIPHER_LIST, F_CIPHERSUITES };
+static const struct {
+	const char	*name;
+	enum field_kind	 kind;
+} cluster_fields[] = {
+	{ "min_control_TLS_version",	F_VERSION },
+	{ "min_data_TLS_version",	F_VERSION },
+	{ "control_cipher_suites",	F_CIPHER_LIST },
+	{ "data_cipher_list",		F_CIPHER_LIST },
+	{ "data_cipher_suites_tls_1_3",	F_CIPHERSUITES },
+};
+#define NFIELDS (sizeof(cluster_fields) / sizeof(cluster_fields[0]))
+
+static int
+cluster_check_field(const char *key, json_t *v, struct err *e)
+{
+	size_t	 i;
+	int	 ver;
+
+	for (i = 0; i < NFIELDS; i++) {
+		if (strcmp(cluster_fields[i].name, key) != 0)
+			continue;
+		if (!json_is_string(v))
+			return err_set(e, E_INVALID_SCHEMA, "%s must be a "
+			    "string", key);
+		switch (cluster_fields[i].kind) {
+		case F_VERSION:
+			if (tls_version_parse(json_string_value(v), &ver, e))
+				return err_set(e, E_INVALID_TLS_VERSION,
+				    "%s: \"%.16s\" is not supported; allowed "
+				    "values are \"1.2\" and \"1.3\"", key,
+				    json_string_value(v));
+			return 0;
+		case F_CIPHER_LIST:
+			return tls_cipher_list_check(json_string_value(v), e);
+		case F_CIPHERSUITES:
+			return tls_ciphersuites_check(json_string_value(v), e);
+		}
+	}
+	if (strcmp(key, "name") == 0 || strcmp(key, "created_at") == 0 ||
+	    strcmp(key, "created_time") == 0 ||
+	    strcmp(key, "control_cipher_suites_tls_1_3") == 0)
+		return err_set(e, E_INVALID_SCHEMA, "%s is read-only", key);
+	return err_set(e, E_INVALID_SCHEMA, "unknown field \"%.64s\"; settable: "
+	    "min_control_TLS_version, min_data_TLS_version, "
+	    "control_cipher_suites, data_cipher_list, "
+	    "data_cipher_suites_tls_1_3", key);
+}
+
+json_t *
+cluster_get_json(struct node *n, struct err *e)
+{
+	struct cluster_doc	 c;
+	json_t			*doc, *out;
+
+	if ((doc = schema_get(n->store, schema_key(SK_CLUSTER), NULL, e)) ==
+	    NULL)
+		return NULL;
+	if (cluster_doc_decode(doc, &c, e) == -1) {
+		json_decref(doc);
+		return NULL;
+	}
+	json_decref(doc);
+	out = cluster_doc_public(&c);
+	cluster_doc_clear(&c);
+	return out;
+}
+
+/*
+ * Every stored certificate must still complete a handshake under p; the
+ * transaction t compares each certificate's revision, so that none can
+ * change between this check and the commit.
+ */
+static int
+cluster_trial(struct node *n, const struct cluster_doc *c,
+    struct store_txn *t, struct err *e)
+{
+	struct tls_policy	 tp;
+	struct tlsctx		*ctx;
+	struct x509_material	*m;
+	struct cert_doc		 cd;
+	char			 key[SCHEMA_KEY_MAX];
+	json_t			*doc;
+	int64_t			 rev;
+	int			 i, rc;
+
+	for (i = 0; i < CERT__COUNT; i++) {
+		if ((doc = schema_get(n->store, schema_key_of(SK_CERT, i, key),
+		    &rev, e)) == NULL)
+			return -1;
+		m = NULL;
+		ctx = NULL;
+		rc = cert_doc_decode(doc, &cd, e) == 0 &&
+		    x509_material_parse(cd.certificate, cd.key, &m, e) == 0 &&
+		    (ctx = tlsctx_server_new(m, cluster_tls_policy(&c->policy,
+		    cert_services[i].policy, &tp), e)) != NULL &&
+		    tlsctx_trial_handshake(ctx, m, c->name, e) == 0 ? 0 : -1;
+		tlsctx_unref(ctx);
+		x509_material_free(m);
+		json_decref(doc);
+		if (rc == -1) {
+			char *msg = e ? e->msg : NULL;
+			if (e != NULL) {
+				e->msg = NULL;
+				err_set(e, E_HANDSHAKE, "the %s certificate "
+				    "would not work under this policy: %s",
+				    cert_services[i].name, msg ? msg : "");
+			}
+			free(msg);
+			return -1;
+		}
+		if (t != NULL)
+			store_txn_cmp(t, key, rev);
+	}
+	return 0;
+}
+
+/* Sessions of one kind below min, from a {"TLSv1.2": n, ...} count. */
+static json_t *
+below(json_t *counts, int min, int raised, int *total)
+{
+	json_t		*out = json_object(), *v;
+	const char	*ver;
+	int		 num;
+
+	if (!raised)
+		return out;
+	json_object_foreach(counts, ver, v) {
+		num = (int)json_integer_value(v);
+		if (num == 0 || (strcmp(ver, "TLSv1.2") == 0 ?
+		    TLS_V12 : TLS_V13) >= min)
+			continue;
+		json_object_set_new(out, ver, json_integer(num));
+		*total += num;
+	}
+	return out;
+}
+
+/*
+ * What raising the minimums would close, per node: this node counts its
+ * sessions now; the others' counts come from their reports (refreshed
+ * every few seconds, hence "as_of").
+ */
+static json_t *
+cluster_would_close(struct node *n, const struct cluster_doc *old,
+    const struct cluster_doc *c)
+{
+	json_t	*nodes = nodes_list_json(n, 0, NULL), *out = json_array();
+	json_t	*nd, *sess, *mine = apply_sessions(n);
+	char	*now = iso_now();
+	size_t	 i;
+	int	 total = 0;
+	int	 rc_ctl = c->policy.min_control > old->policy.min_control;
+	int	 rc_data = c->policy.min_data > old->policy.min_data;
+
+	json_array_foreach(nodes, i, nd) {
+		int uid = (int)json_integer_value(json_object_get(nd, "uid"));
+		const char *asof;
+		if (strcmp(json_string_value(json_object_get(nd, "status")),
+		    "active") != 0)
+			continue;
+		if (uid == n->uid) {
+			sess = mine;
+			asof = now;
+		} else {
+			sess = json_object_get(nd, "sessions");
+			asof = json_string_value(json_object_get(sess, "as_of"));
+		}
+		json_array_append_new(out, json_pack("{s:i, s:O?, s:o, s:o, "
+		    "s:s?}", "uid", uid, "addr", json_object_get(nd, "addr"),
+		    "api", below(json_object_get(sess, "api"),
+		    c->policy.min_control, rc_ctl, &total), "proxy",
+		    below(json_object_get(sess, "proxy"), c->policy.min_data,
+		    rc_data, &total), "as_of", asof));
+	}
+	json_decref(nodes);
+	json_decref(mine);
+	free(now);
+	return json_pack("{s:i, s:o}", "total", total, "nodes", out);
+}
+
+/* Once every live node applied it: the cluster object, the sessions
+ * closed (summed over the nodes' reports for this change), the nodes. */
+static int
+cluster_answer(struct api_req *r, int all_ok, json_t *nodes, struct err *e)
+{
+	json_t	*reports = nodes_list_json(r->n, 0, NULL), *nd;
+	int64_t	 rev = *(int64_t *)r->state;
+	size_t	 i;
+	int	 closed = 0;
+
+	json_array_foreach(reports, i, nd) {
+		json_t *cs = json_object_get(nd, "closed_sessions");
+		if (json_integer_value(json_object_get(cs, "policy_rev")) == rev)
+			closed += (int)(json_integer_value(json_object_get(cs,
+			    "api")) + json_integer_value(json_object_get(cs,
+			    "proxy")));
+	}
+	json_decref(reports);
+	if ((r->resp = cluster_get_json(r->n, e)) == NULL)
+		return -1;
+	json_object_set_new(r->resp, "closed_sessions", json_integer(closed));
+	json_object_set(r->resp, "nodes", nodes);
+	if (!all_ok)
+		return err_set(e, E_NOT_ALL_NODES, "the policy is stored, but not "
+		    "every node confirmed it applies it yet; they will converge "
+		    "(it is not a failure to retry)");
+	return 0;
+}
+
+int
+cluster_update(struct api_req *r, struct err *e)
+{
+	struct node		*n = r->n;
+	struct cluster_doc	 c, old;
+	struct store_txn	*t = NULL;
+	struct rollout_want	 w;
+	json_t			*body, *doc = NULL, *v, *olddoc = NULL;
+	json_t			*changes = NULL;
+	const char		*key;
+	int64_t			 rev, *revp;
+	int			 rc = -1;
+
+	memset(&c, 0, sizeof(c));
+	memset(&old, 0, sizeof(old));
+	memset(&w, 0, sizeof(w));
+	if ((body = api_body(r, 0, e)) == NULL)
+		return -1;
+	if (json_object_size(body) == 0)
+		return err_set(e, E_INVALID_SCHEMA, "expected a JSON object "
+		    "with at least one field to change");
+	json_object_foreach(body, key, v)
+		if (cluster_check_field(key, v, e) == -1)
+			return -1;
+	if ((doc = schema_get(n->store, schema_key(SK_CLUSTER), &rev, e)) ==
+	    NULL)
+		return -1;
+	olddoc = json_deep_copy(doc);
+	json_object_update_existing(doc, body);
+	if (cluster_doc_decode(olddoc, &old, e) == -1 ||
+	    cluster_doc_decode(doc, &c, e) == -1)
+		goto out;
+	if ((t = store_txn_new()) == NULL) {
+		err_set(e, E_INTERNAL, "out of memory");
+		goto out;
+	}
+	if (cluster_trial(n, &c, t, e) == -1)
+		goto out;
+	changes = json_object();
+	json_object_foreach(body, key, v)
+		if (!json_equal(json_object_get(olddoc, key), v))
+			json_object_set_new(changes, key, json_pack("{s:O, s:O}",
+			    "from", json_object_get(olddoc, key), "to", v));
+	if (r->dry_run) {
+		r->resp = json_pack("{s:b, s:o, s:O, s:o}", "dry_run", 1,
+		    "cluster", cluster_doc_public(&c), "changes", changes,
+		    "would_close", cluster_would_close(n, &old, &c));
+		rc = r->resp != NULL ? 0 : err_set(e, E_INTERNAL,
+		    "out of memory");
+		goto out;
+	}
+	/* created_at: the first releases' name; keep created_time only. */
+	if (json_object_get(doc, "created_time") == NULL)
+		json_object_set(doc, "created_time", json_object_get(doc,
+		    "created_at"));
+	json_object_del(doc, "created_at");
+	store_txn_cmp(t, schema_key(SK_CLUSTER), rev);
+	store_txn_put_json(t, schema_key(SK_CLUSTER), doc);
+	if (store_txn_commit_rev(n->store, t, &w.rev, e) == -1)
+		goto out;
+	json_object_foreach(changes, key, v)
+		log_audit("%s changed %s: \"%s\" -> \"%s\"", r->who, key,
+		    json_string_value(json_object_get(v, "from")),
+		    json_string_value(json_object_get(v, "to")));
+	if ((revp = malloc(sizeof(*revp))) == NULL) {
+		err_set(e, E_INTERNAL, "out of memory; the policy is stored");
+		goto out;
+	}
+	*revp = w.rev;
+	r->state = revp;
+	r->state_free = free;
+	rc = api_park(r, &w, cluster_answer);
+out:
+	json_decref(changes);
+	store_txn_free(t);
+	cluster_doc_clear(&c);
+	cluster_doc_clear(&old);
+	json_decref(olddoc);
+	json_decref(doc);
+	return rc;
+}

@@ -1,0 +1,849 @@
+/*
+ * users.c — users in the store, RS's roles, argon2id hashes, and the
+ * sign-in path.
+ *
+ * argon2id is slow on purpose (tens of milliseconds and 64 MiB), so it
+ * never runs on the control thread: a sign-in that needs it, and every
+ * new password, is hashed on the work pool and continues on the control
+ * thread when done.  A successful sign-in is remembered for a short time
+ * under a keyed hash of (email, password, stored hash): repeated requests
+ * of a keep-alive client cost one hash, and any change of the user's
+ * stored hash invalidates the entry.  Failed sign-ins are counted per
+ * address and slowed down exponentially.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "api.h"
+#include "log.h"
+#include "schema.h"
+#include "users.h"
+#include "workpool.h"
+
+#define AUTH_CACHE_SIZE		64
+#define AUTH_CACHE_TTL		300
+#define FAIL_TABLE_SIZE		256
+#define FAIL_FREE		5	/* failures before any delay */
+#define FAIL_MAX_DELAY		60
+#define FAIL_FORGET		600	/* seconds until a quiet address is forgotten */
+#define PASSWORD_MIN		8
+#define PASSWORD_MAX		256
+#define UPDATE_TRIES		5	/* a write that lost a race re-reads */
+
+#define P(x)	(1u << (x))
+
+/* RS's roles and what each may do (RS REST API permissions page). */
+static const struct {
+	const char	*name;
+	unsigned	 perms;
+} role_table[] = {
+	{ "admin",		P(PERM_VIEW_CLUSTER) | P(PERM_UPDATE_CLUSTER) |
+				P(PERM_VIEW_BDB) | P(PERM_EDIT_BDB) |
+				P(PERM_VIEW_USERS) | P(PERM_EDIT_USERS) },
+	{ "cluster_member",	P(PERM_VIEW_CLUSTER) | P(PERM_VIEW_BDB) |
+				P(PERM_EDIT_BDB) },
+	{ "cluster_viewer",	P(PERM_VIEW_CLUSTER) | P(PERM_VIEW_BDB) },
+	{ "db_member",		P(PERM_VIEW_CLUSTER) | P(PERM_VIEW_BDB) |
+				P(PERM_EDIT_BDB) },
+	{ "db_viewer",		P(PERM_VIEW_CLUSTER) | P(PERM_VIEW_BDB) },
+	{ "user_manager",	P(PERM_VIEW_CLUSTER) | P(PERM_VIEW_BDB) |
+				P(PERM_VIEW_USERS) | P(PERM_EDIT_USERS) },
+	{ "none",		0 },
+};
+#define NROLES (sizeof(role_table) / sizeof(role_table[0]))
+
+static const char *const perm_names[] = {
+	[PERM_NONE] = "none",
+	[PERM_VIEW_CLUSTER] = "view_cluster_info",
+	[PERM_UPDATE_CLUSTER] = "update_cluster",
+	[PERM_VIEW_BDB] = "view_all_bdbs_info",
+	[PERM_EDIT_BDB] = "create_bdb, update_bdb, delete_bdb",
+	[PERM_VIEW_USERS] = "view_all_users_info",
+	[PERM_EDIT_USERS] = "create_new_user, update_user, delete_user",
+};
+
+static struct {
+	unsigned char	 tag[32];
+	int		 uid;
+	time_t		 expires;
+} auth_cache[AUTH_CACHE_SIZE];
+static unsigned char	auth_cache_key[crypto_generichash_KEYBYTES];
+static int		auth_cache_ready;
+
+static struct {
+	char		 peer[64];
+	int		 failures;
+	time_t		 last, blocked_until;
+} fail_table[FAIL_TABLE_SIZE];
+
+int
+users_role_allows(const char *role, enum perm perm)
+{
+	size_t i;
+
+	if (perm == PERM_NONE)
+		return 1;
+	for (i = 0; i < NROLES; i++)
+		if (strcmp(role_table[i].name, role) == 0)
+			return (role_table[i].perms & P(perm)) != 0;
+	return 0;
+}
+
+json_t *
+users_roles_json(void)
+{
+	json_t	*out = json_array(), *perms;
+	size_t	 i, p;
+
+	for (i = 0; i < NROLES; i++) {
+		perms = json_array();
+		for (p = 1; p < sizeof(perm_names) / sizeof(perm_names[0]); p++)
+			if (role_table[i].perms & P(p))
+				json_array_append_new(perms,
+				    json_string(perm_names[p]));
+		json_array_append_new(out, json_pack("{s:s, s:o}", "role",
+		    role_table[i].name, "permissions", perms));
+	}
+	return out;
+}
+
+static int
+role_valid(const char *role)
+{
+	size_t i;
+
+	for (i = 0; i < NROLES; i++)
+		if (strcmp(role_table[i].name, role) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+role_check(const char *role, struct err *e)
+{
+	if (!role_valid(role))
+		return err_set(e, E_INVALID_ROLE, "unknown role \"%.32s\": use "
+		    "admin, cluster_member, cluster_viewer, db_member, "
+		    "db_viewer, user_manager or none", role);
+	return 0;
+}
+
+static int
+email_valid(const char *s)
+{
+	size_t		 len = strlen(s), i;
+	const char	*at;
+
+	if (len == 0 || len > 254)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (s[i] == ':' || (unsigned char)s[i] <= ' ' || s[i] == 0x7f)
+			return 0;
+	/* RS logs in with an email: something@something. */
+	at = strchr(s, '@');
+	return at != NULL && at != s && at[1] != '\0' && strchr(at + 1, '@') == NULL;
+}
+
+static int
+email_check(const char *email, struct err *e)
+{
+	if (!email_valid(email))
+		return err_set(e, E_INVALID_EMAIL, "the user name must be an email "
+		    "address (name@domain, at most 254 characters, no spaces "
+		    "or ':')");
+	return 0;
+}
+
+static int
+password_check(const char *password, struct err *e)
+{
+	if (strlen(password) < PASSWORD_MIN || strlen(password) > PASSWORD_MAX)
+		return err_set(e, E_INVALID_PASSWORD, "the password must be "
+		    "%d to %d characters long", PASSWORD_MIN, PASSWORD_MAX);
+	return 0;
+}
+
+int
+users_check_new(const char *email, const char *password, struct err *e)
+{
+	if (email_check(email, e) == -1 || password_check(password, e) == -1)
+		return -1;
+	return 0;
+}
+
+
+static int
+fail_slot(const char *peer, int create)
+{
+	time_t	 now = time(NULL);
+	int	 i, free_slot = -1, oldest = 0;
+
+	for (i = 0; i < FAIL_TABLE_SIZE; i++) {
+		if (fail_table[i].peer[0] != '\0' &&
+		    now - fail_table[i].last > FAIL_FORGET)
+			fail_table[i].peer[0] = '\0';
+		if (fail_table[i].peer[0] == '\0') {
+			if (free_slot == -1)
+				free_slot = i;
+			continue;
+		}
+		if (strcmp(fail_table[i].peer, peer) == 0)
+			return i;
+		if (fail_table[i].last < fail_table[oldest].last)
+			oldest = i;
+	}
+	if (!create)
+		return -1;
+	i = free_slot != -1 ? free_slot : oldest;
+	memset(&fail_table[i], 0, sizeof(fail_table[i]));
+	snprintf(fail_table[i].peer, sizeof(fail_table[i].peer), "%s", peer);
+	return i;
+}
+
+static void
+fail_record(const char *peer)
+{
+	int	 i = fail_slot(peer, 1), over;
+	time_t	 now = time(NULL);
+
+	fail_table[i].failures++;
+	fail_table[i].last = now;
+	over = fail_table[i].failures - FAIL_FREE;
+	if (over >= 0) {
+		/* 4 s, doubling: long enough that a slow argon2 check of the
+		 * next attempt cannot outlast it. */
+		int delay = over >= 4 ? FAIL_MAX_DELAY : 4 << over;
+		if (delay > FAIL_MAX_DELAY)
+			delay = FAIL_MAX_DELAY;
+		fail_table[i].blocked_until = now + delay;
+		log_warn("%d failed logins from %s: refusing it for %d s",
+		    fail_table[i].failures, peer, delay);
+	}
+}
+
+void
+users_cache_flush(void)
+{
+	memset(auth_cache, 0, sizeof(auth_cache));
+}
+
+static void
+auth_tag(const char *email, const char *password, const char *hash,
+    unsigned char *tag)
+{
+	crypto_generichash_state st;
+
+	if (!auth_cache_ready) {
+		randombytes_buf(auth_cache_key, sizeof(auth_cache_key));
+		auth_cache_ready = 1;
+	}
+	crypto_generichash_init(&st, auth_cache_key, sizeof(auth_cache_key), 32);
+	crypto_generichash_update(&st, (const unsigned char *)email,
+	    strlen(email) + 1);
+	crypto_generichash_update(&st, (const unsigned char *)password,
+	    strlen(password) + 1);
+	crypto_generichash_update(&st, (const unsigned char *)hash,
+	    strlen(hash));
+	crypto_generichash_final(&st, tag, 32);
+}
+
+static int
+auth_cached(const unsigned char *tag, int uid)
+{
+	time_t	now = time(NULL);
+	int	i;
+
+	for (i = 0; i < AUTH_CACHE_SIZE; i++)
+		if (auth_cache[i].expires > now && auth_cache[i].uid == uid &&
+		    sodium_memcmp(auth_cache[i].tag, tag, 32) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+auth_remember(const unsigned char *tag, int uid)
+{
+	static int next;
+
+	memcpy(auth_cache[next].tag, tag, 32);
+	auth_cache[next].uid = uid;
+	auth_cache[next].expires = time(NULL) + AUTH_CACHE_TTL;
+	next = (next + 1) % AUTH_CACHE_SIZE;
+}
+
+
+/* ---- the work pool's part ---- */
+
+/* A password check or a hash, done off the control thread.  The job owns
+ * copies of what it needs: the request may be gone when it finishes. */
+struct pw_job {
+	struct node	*n;
+	char		*password;	/* wiped */
+	char		 hash[crypto_pwhash_STRBYTES];
+	int		 ok;
+	/* sign-in */
+	char		 email[256], peer[64];
+	int		 uid;
+	char		 role[32];
+	unsigned char	 tag[32];
+	struct auth_user *u;
+	users_auth_fn	 done;
+	void		*arg;
+	/* hashing for a writer */
+	struct api_req	*r;
+	users_hash_cont	 cont;
+};
+
+static void
+pw_job_free(struct pw_job *j)
+{
+	if (j->password != NULL) {
+		sodium_memzero(j->password, strlen(j->password));
+		free(j->password);
+	}
+	sodium_memzero(j, sizeof(*j));
+	free(j);
+}
+
+static void
+pw_verify_work(void *arg)
+{
+	struct pw_job *j = arg;
+
+	/* An unknown user costs the same as a wrong password: no probing
+	 * for names. */
+	if (j->uid <= 0) {
+		char	dummy[crypto_pwhash_STRBYTES];
+		int	rc = crypto_pwhash_str(dummy, j->password,
+			    strlen(j->password),
+			    crypto_pwhash_OPSLIMIT_INTERACTIVE,
+			    crypto_pwhash_MEMLIMIT_INTERACTIVE);
+		(void)rc;	/* refused whatever it gives */
+		j->ok = 0;
+		return;
+	}
+	j->ok = crypto_pwhash_str_verify(j->hash, j->password,
+	    strlen(j->password)) == 0;
+}
+
+static void
+pw_hash_work(void *arg)
+{
+	struct pw_job *j = arg;
+
+	j->ok = crypto_pwhash_str(j->hash, j->password, strlen(j->password),
+	    crypto_pwhash_OPSLIMIT_INTERACTIVE,
+	    crypto_pwhash_MEMLIMIT_INTERACTIVE) == 0;
+}
+
+static int
+auth_fail(const char *email, const char *peer, struct err *e)
+{
+	fail_record(peer);
+	log_warn("failed sign-in for \"%.64s\" from %s", email, peer);
+	return err_set(e, E_UNAUTHORIZED, "invalid username or password");
+}
+
+static void
+pw_verify_done(void *arg)
+{
+	struct pw_job	*j = arg;
+	struct err	 e = { 0 };
+	int		 slot, rc = -1;
+
+	if (j->ok) {
+		auth_remember(j->tag, j->uid);
+		j->u->uid = j->uid;
+		snprintf(j->u->email, sizeof(j->u->email), "%s", j->email);
+		snprintf(j->u->role, sizeof(j->u->role), "%s", j->role);
+		if ((slot = fail_slot(j->peer, 0)) != -1)
+			fail_table[slot].peer[0] = '\0';
+		rc = 0;
+	} else {
+		auth_fail(j->email, j->peer, &e);
+	}
+	j->done(j->arg, rc, 0, &e);
+	err_clear(&e);
+	pw_job_free(j);
+}
+
+int
+users_authenticate(struct node *n, const char *authz, const char *peer,
+    struct auth_user *u, int *retry_after, users_auth_fn done, void *arg,
+    struct err *e)
+{
+	unsigned char	 raw[1024];
+	size_t		 rawlen = 0, i;
+	char		*colon;
+	json_t		*docs = NULL, *d;
+	struct user_doc	 ud, found;
+	struct pw_job	*j = NULL;
+	int		 slot, rc = -1;
+	time_t		 now = time(NULL);
+
+	*retry_after = 0;
+	if ((slot = fail_slot(peer, 0)) != -1 &&
+	    fail_table[slot].blocked_until > now) {
+		*retry_after = (int)(fail_table[slot].blocked_until - now);
+		return err_set(e, E_RATE_LIMITED, "too many failed sign-ins from "
+		    "%s; retry in %d s", peer, *retry_after);
+	}
+	if (authz == NULL || strncasecmp(authz, "Basic ", 6) != 0)
+		return err_set(e, E_UNAUTHORIZED, "authentication required "
+		    "(HTTP Basic with a user's email and password)");
+	if (sodium_base642bin(raw, sizeof(raw) - 1, authz + 6,
+	    strlen(authz + 6), " ", &rawlen, NULL,
+	    sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	    (raw[rawlen] = '\0', (colon = strchr((char *)raw, ':')) == NULL)) {
+		fail_record(peer);
+		return err_set(e, E_UNAUTHORIZED, "malformed Authorization "
+		    "header");
+	}
+	*colon = '\0';
+	memset(&found, 0, sizeof(found));
+	if ((docs = schema_list(n->store, SK_USER, e)) == NULL)
+		goto out;
+	json_array_foreach(docs, i, d)
+		if (user_doc_decode(d, &ud) == 0 && strcmp(ud.email,
+		    (char *)raw) == 0)
+			found = ud;
+	if ((j = calloc(1, sizeof(*j))) == NULL ||
+	    (j->password = strdup(colon + 1)) == NULL) {
+		err_set(e, E_INTERNAL, "out of memory");
+		goto out;
+	}
+	j->n = n;
+	j->u = u;
+	j->done = done;
+	j->arg = arg;
+	snprintf(j->email, sizeof(j->email), "%.255s", (char *)raw);
+	snprintf(j->peer, sizeof(j->peer), "%s", peer);
+	if (found.uid > 0) {
+		j->uid = found.uid;
+		snprintf(j->role, sizeof(j->role), "%s", found.role);
+		snprintf(j->hash, sizeof(j->hash), "%s", found.password_hash);
+		auth_tag((char *)raw, colon + 1, found.password_hash, j->tag);
+		if (auth_cached(j->tag, found.uid)) {
+			u->uid = found.uid;
+			snprintf(u->email, sizeof(u->email), "%s", j->email);
+			snprintf(u->role, sizeof(u->role), "%s", found.role);
+			if (slot != -1)
+				fail_table[slot].peer[0] = '\0';
+			rc = 0;
+			goto out;
+		}
+	}
+	if (workpool_run(n->wp, pw_verify_work, pw_verify_done, j) == -1) {
+		err_set(e, E_INTERNAL, "out of memory");
+		goto out;
+	}
+	j = NULL;
+	rc = API_ASYNC;
+out:
+	if (j != NULL)
+		pw_job_free(j);
+	sodium_memzero(raw, sizeof(raw));
+	json_decref(docs);
+	return rc;
+}
+
+static void
+pw_hash_done(void *arg)
+{
+	struct pw_job	*j = arg;
+	struct api_req	*r = j->r;
+	struct err	 e = { 0 };
+	int		 rc;
+
+	r->in_job = 0;
+	if (r->req == NULL)
+		rc = err_set(&e, E_INTERNAL, "the client went away");
+	else if (!j->ok)
+		rc = err_set(&e, E_INTERNAL, "cannot hash the password");
+	else
+		rc = j->cont(r, j->hash, &e);
+	pw_job_free(j);
+	if (rc != API_ASYNC)
+		api_finish(r, rc, &e);
+}
+
+int
+users_hash_then(struct api_req *r, const char *password, users_hash_cont cont)
+{
+	struct pw_job	*j;
+	struct err	 e = { 0 };
+
+	if ((j = calloc(1, sizeof(*j))) == NULL ||
+	    (j->password = strdup(password)) == NULL) {
+		free(j);
+		err_set(&e, E_INTERNAL, "out of memory");
+		api_finish(r, -1, &e);
+		return API_ASYNC;
+	}
+	j->n = r->n;
+	j->r = r;
+	j->cont = cont;
+	r->in_job = 1;
+	api_hold(r);
+	if (workpool_run(r->n->wp, pw_hash_work, pw_hash_done, j) == -1) {
+		pw_job_free(j);
+		r->in_job = 0;
+		err_set(&e, E_INTERNAL, "out of memory");
+		api_finish(r, -1, &e);
+	}
+	return API_ASYNC;
+}
+
+/* ---- reading ---- */
+
+static json_t *
+users_public(const json_t *doc)
+{
+	return json_pack("{s:O, s:O, s:O, s:O}", "uid",
+	    json_object_get(doc, "uid"), "email", json_object_get(doc, "email"),
+	    "name", json_object_get(doc, "name"), "role",
+	    json_object_get(doc, "role"));
+}
+
+/* The document of uid or with email among docs (borrowed), or NULL. */
+static json_t *
+users_find(json_t *docs, const char *email, int uid)
+{
+	struct user_doc	 u;
+	size_t		 i;
+	json_t		*d;
+
+	json_array_foreach(docs, i, d) {
+		if (user_doc_decode(d, &u) == -1)
+			continue;
+		if ((email != NULL && strcmp(u.email, email) == 0) ||
+		    (uid > 0 && u.uid == uid))
+			return d;
+	}
+	return NULL;
+}
+
+json_t *
+users_get_json(struct node *n, int uid, struct err *e)
+{
+	json_t	*docs, *out, *d;
+	size_t	 i;
+
+	if ((docs = schema_list(n->store, SK_USER, e)) == NULL)
+		return NULL;
+	if (uid > 0) {
+		if ((d = users_find(docs, NULL, uid)) == NULL)
+			err_set(e, E_USER_NOT_FOUND, "user %d does not exist",
+			    uid);
+		out = d != NULL ? users_public(d) : NULL;
+		json_decref(docs);
+		return out;
+	}
+	out = json_array();
+	json_array_foreach(docs, i, d)
+		json_array_append_new(out, users_public(d));
+	json_decref(docs);
+	return out;
+}
+
+/*
+ * Add to t a compare on every admin but uid, at the revision read: the
+ * decision "another admin remains" holds at commit time or the commit
+ * fails (two admins demoting each other through two nodes at once).
+ * Returns how many admins besides uid there are.
+ */
+static int
+users_cmp_other_admins(struct store_txn *t, json_t *docs, int uid)
+{
+	struct user_doc	 u;
+	char		 key[SCHEMA_KEY_MAX];
+	size_t		 i;
+	json_t		*d;
+	int		 c = 0;
+
+	json_array_foreach(docs, i, d) {
+		if (user_doc_decode(d, &u) == -1 || u.uid == uid ||
+		    strcmp(u.role, "admin") != 0)
+			continue;
+		store_txn_cmp(t, schema_key_of(SK_USER, u.uid, key),
+		    json_integer_value(json_object_get(d, "_rev")));
+		c++;
+	}
+	return c;
+}
+
+/* A user_manager manages users, not admins (or it could make itself
+ * one). */
+static int
+users_may_touch(const struct auth_user *by, const char *old_role,
+    const char *new_role, struct err *e)
+{
+	if (strcmp(by->role, "admin") == 0)
+		return 0;
+	if ((old_role != NULL && strcmp(old_role, "admin") == 0) ||
+	    (new_role != NULL && strcmp(new_role, "admin") == 0))
+		return err_set(e, E_FORBIDDEN, "only an admin may create, "
+		    "change or delete an admin user");
+	return 0;
+}
+
+/* ---- writers ---- */
+
+static int
+users_create_commit(struct api_req *r, const char *hash, struct err *e)
+{
+	const char		*email, *role, *name = NULL;
+	struct user_doc		 u;
+	struct store_txn	*t = NULL;
+	json_t			*docs = NULL, *d, *doc = NULL;
+	char			 key[SCHEMA_KEY_MAX];
+	size_t			 i;
+	int			 uid = 1, rc = -1;
+
+	json_unpack(r->body, "{s:s, s:s, s?s}", "email", &email, "role",
+	    &role, "name", &name);
+	if ((docs = schema_list(r->n->store, SK_USER, e)) == NULL)
+		return -1;
+	if (users_find(docs, email, 0) != NULL) {
+		err_set(e, E_EMAIL_EXISTS, "a user with email %s exists", email);
+		goto out;
+	}
+	json_array_foreach(docs, i, d)
+		if (json_integer_value(json_object_get(d, "uid")) >= uid)
+			uid = (int)json_integer_value(json_object_get(d,
+			    "uid")) + 1;
+	u.uid = uid;
+	u.email = email;
+	u.name = name ? name : email;
+	u.role = role;
+	u.password_hash = hash;
+	schema_key_of(SK_USER, uid, key);
+	if ((t = store_txn_new()) == NULL || (doc = user_doc_encode(&u)) ==
+	    NULL) {
+		err_set(e, E_INTERNAL, "out of memory");
+		goto out;
+	}
+	store_txn_cmp(t, key, 0);
+	store_txn_put_json(t, key, doc);
+	if (store_txn_commit(r->n->store, t, e) == -1)
+		goto out;
+	log_audit("%s created user %d (%s) with role %s", r->who, uid, email,
+	    role);
+	r->resp = users_get_json(r->n, uid, e);
+	rc = r->resp != NULL ? 0 : -1;
+out:
+	json_decref(doc);
+	json_decref(docs);
+	store_txn_free(t);
+	return rc;
+}
+
+int
+users_create(struct api_req *r, struct err *e)
+{
+	const char	*email, *password, *role, *name = NULL;
+	json_t		*docs;
+	json_error_t	 je;
+	int		 exists;
+
+	if (json_unpack_ex(r->body, &je, JSON_STRICT, "{s:s, s:s, s:s, s?s}",
+	    "email", &email, "password", &password, "role", &role, "name",
+	    &name) != 0)
+		return err_set(e, E_INVALID_SCHEMA, "user: %s (fields: email, "
+		    "password, role, name)", je.text);
+	if (users_check_new(email, password, e) == -1 ||
+	    role_check(role, e) == -1 ||
+	    users_may_touch(&r->user, NULL, role, e) == -1)
+		return -1;
+	/* Checked here too, so that a taken email costs no hash. */
+	if ((docs = schema_list(r->n->store, SK_USER, e)) == NULL)
+		return -1;
+	exists = users_find(docs, email, 0) != NULL;
+	json_decref(docs);
+	if (exists)
+		return err_set(e, E_EMAIL_EXISTS, "a user with email %s exists",
+		    email);
+	return users_hash_then(r, password, users_create_commit);
+}
+
+static int
+users_update_commit(struct api_req *r, const char *newhash, struct err *e)
+{
+	const char		*email = NULL, *role = NULL, *name = NULL;
+	struct user_doc		 old, u;
+	struct store_txn	*t = NULL;
+	json_t			*docs = NULL, *cur, *other, *doc = NULL;
+	char			 key[SCHEMA_KEY_MAX];
+	int			 uid = api_param_uid(r), tries, rc = -1;
+
+	json_unpack(r->body, "{s?s, s?s, s?s}", "email", &email, "role",
+	    &role, "name", &name);
+	schema_key_of(SK_USER, uid, key);
+	for (tries = 0; tries < UPDATE_TRIES; tries++) {
+		json_decref(docs);
+		json_decref(doc);
+		store_txn_free(t);
+		doc = NULL;
+		t = NULL;
+		if ((docs = schema_list(r->n->store, SK_USER, e)) == NULL)
+			return -1;
+		if ((cur = users_find(docs, NULL, uid)) == NULL ||
+		    user_doc_decode(cur, &old) == -1) {
+			err_set(e, E_USER_NOT_FOUND, "user %d does not exist",
+			    uid);
+			goto out;
+		}
+		if (users_may_touch(&r->user, old.role, role, e) == -1)
+			goto out;
+		if (email != NULL && (other = users_find(docs, email, 0)) !=
+		    NULL && other != cur) {
+			err_set(e, E_EMAIL_EXISTS, "a user with email %s exists",
+			    email);
+			goto out;
+		}
+		if ((t = store_txn_new()) == NULL) {
+			err_set(e, E_INTERNAL, "out of memory");
+			goto out;
+		}
+		store_txn_cmp(t, key, json_integer_value(json_object_get(cur,
+		    "_rev")));
+		if (strcmp(old.role, "admin") == 0 && role != NULL &&
+		    strcmp(role, "admin") != 0 &&
+		    users_cmp_other_admins(t, docs, uid) == 0) {
+			err_set(e, E_LAST_ADMIN, "user %d is the last admin; "
+			    "make another user an admin first", uid);
+			goto out;
+		}
+		u = old;
+		if (email != NULL)
+			u.email = email;
+		if (name != NULL)
+			u.name = name;
+		if (role != NULL)
+			u.role = role;
+		if (newhash != NULL)
+			u.password_hash = newhash;
+		if ((doc = user_doc_encode(&u)) == NULL) {
+			err_set(e, E_INTERNAL, "out of memory");
+			goto out;
+		}
+		store_txn_put_json(t, key, doc);
+		if (store_txn_commit(r->n->store, t, e) == 0)
+			break;
+		if (e == NULL || e->code != E_CONFLICT)
+			goto out;
+		/* Someone changed a user we decided on: decide again. */
+		err_clear(e);
+	}
+	if (tries == UPDATE_TRIES) {
+		err_set(e, E_CONFLICT, "the users kept changing meanwhile; "
+		    "retry");
+		goto out;
+	}
+	log_audit("%s updated user %d:%s%s%s%s", r->who, uid,
+	    email ? " email" : "", name ? " name" : "", role ? " role" : "",
+	    newhash ? " password" : "");
+	r->resp = users_get_json(r->n, uid, e);
+	rc = r->resp != NULL ? 0 : -1;
+out:
+	json_decref(doc);
+	json_decref(docs);
+	store_txn_free(t);
+	return rc;
+}
+
+int
+users_update(struct api_req *r, int uid, struct err *e)
+{
+	const char	*email = NULL, *password = NULL, *role = NULL;
+	const char	*name = NULL;
+	json_error_t	 je;
+	json_t		*docs, *cur;
+	struct user_doc	 old;
+	int		 rc = 0;
+
+	if (json_unpack_ex(r->body, &je, JSON_STRICT, "{s?s, s?s, s?s, s?s}",
+	    "email", &email, "password", &password, "role", &role, "name",
+	    &name) != 0)
+		return err_set(e, E_INVALID_SCHEMA, "user: %s (fields: email, "
+		    "password, role, name)", je.text);
+	if ((email != NULL && email_check(email, e) == -1) ||
+	    (role != NULL && role_check(role, e) == -1) ||
+	    (password != NULL && password_check(password, e) == -1))
+		return -1;
+	/* Refuse before hashing what would be refused after. */
+	if ((docs = schema_list(r->n->store, SK_USER, e)) == NULL)
+		return -1;
+	if ((cur = users_find(docs, NULL, uid)) == NULL ||
+	    user_doc_decode(cur, &old) == -1)
+		rc = err_set(e, E_USER_NOT_FOUND, "user %d does not exist", uid);
+	else
+		rc = users_may_touch(&r->user, old.role, role, e);
+	json_decref(docs);
+	if (rc == -1)
+		return -1;
+	if (password != NULL)
+		return users_hash_then(r, password, users_update_commit);
+	return users_update_commit(r, NULL, e);
+}
+
+int
+users_delete(struct node *n, int uid, const struct auth_user *by,
+    const char *who, struct err *e)
+{
+	struct store_txn	*t = NULL;
+	json_t			*docs = NULL, *cur;
+	struct user_doc		 u;
+	char			 key[SCHEMA_KEY_MAX];
+	int			 tries, rc = -1;
+
+	schema_key_of(SK_USER, uid, key);
+	for (tries = 0; tries < UPDATE_TRIES; tries++) {
+		json_decref(docs);
+		store_txn_free(t);
+		t = NULL;
+		if ((docs = schema_list(n->store, SK_USER, e)) == NULL)
+			return -1;
+		if ((cur = users_find(docs, NULL, uid)) == NULL ||
+		    user_doc_decode(cur, &u) == -1) {
+			err_set(e, E_USER_NOT_FOUND, "user %d does not exist",
+			    uid);
+			goto out;
+		}
+		if (users_may_touch(by, u.role, NULL, e) == -1)
+			goto out;
+		if ((t = store_txn_new()) == NULL) {
+			err_set(e, E_INTERNAL, "out of memory");
+			goto out;
+		}
+		store_txn_cmp(t, key, json_integer_value(json_object_get(cur,
+		    "_rev")));
+		if (strcmp(u.role, "admin") == 0 &&
+		    users_cmp_other_admins(t, docs, uid) == 0) {
+			err_set(e, E_LAST_ADMIN, "user %d is the last admin; "
+			    "make another user an admin first", uid);
+			goto out;
+		}
+		store_txn_del(t, key);
+		if (store_txn_commit(n->store, t, e) == 0)
+			break;
+		if (e == NULL || e->code != E_CONFLICT)
+			goto out;
+		err_clear(e);
+	}
+	if (tries == UPDATE_TRIES) {
+		err_set(e, E_CONFLICT, "the users kept changing meanwhile; "
+		    "retry");
+		goto out;
+	}
+	log_audit("%s deleted user %d (%s)", who, uid, u.email);
+	rc = 0;
+out:
+	json_decref(docs);
+	store_txn_free(t);
+	return rc;
+}

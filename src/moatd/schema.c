@@ -1,0 +1,457 @@
+/*
+ * schema.c — store keys and document codecs (see schema.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "schema.h"
+
+const struct cert_service cert_services[CERT__COUNT] = {
+	[CERT_API] =	 { "api",		POLICY_CONTROL,	0, 0 },
+	[CERT_CM] =	 { "cm",		POLICY_CONTROL,	0, 0 },
+	[CERT_PROXY] =	 { "proxy",		POLICY_DATA,	1, 0 },
+	[CERT_SYNCER] =	 { "syncer",		POLICY_DATA,	0, 1 },
+	[CERT_METRICS] = { "metrics_exporter",	POLICY_CONTROL,	0, 0 },
+};
+
+int
+cert_id_of(const char *name)
+{
+	int i;
+
+	for (i = 0; i < CERT__COUNT && name != NULL; i++)
+		if (strcmp(cert_services[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+const char *
+cert_names_list(void)
+{
+	return "api, cm, proxy, syncer, metrics_exporter";
+}
+
+/* ---- keys ---- */
+
+static const struct {
+	enum schema_kind	 kind;
+	const char		*key;	/* singleton key or collection prefix */
+	int			 collection;
+	int			 config;	/* apply acts on it */
+} schema_keys[] = {
+	{ SK_CLUSTER,	SCHEMA_ROOT "cluster",	0, 1 },
+	{ SK_CA,	SCHEMA_ROOT "ca",	0, 1 },
+	{ SK_VERSION,	SCHEMA_ROOT "schema",	0, 0 },
+	{ SK_CERT,	SCHEMA_ROOT "certs/",	1, 1 },
+	{ SK_USER,	SCHEMA_ROOT "users/",	1, 1 },
+	{ SK_BDB,	SCHEMA_ROOT "bdbs/",	1, 1 },
+	{ SK_NODE,	SCHEMA_ROOT "nodes/",	1, 0 },
+	{ SK_ALIVE,	SCHEMA_ROOT "alive/",	1, 0 },
+	{ SK_CLAIM,	SCHEMA_ROOT "claim",	0, 0 },
+};
+#define NKEYS (sizeof(schema_keys) / sizeof(schema_keys[0]))
+
+const char *
+schema_key(enum schema_kind k)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (schema_keys[i].kind == k && !schema_keys[i].collection)
+			return schema_keys[i].key;
+	return NULL;
+}
+
+const char *
+schema_prefix(enum schema_kind k)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (schema_keys[i].kind == k && schema_keys[i].collection)
+			return schema_keys[i].key;
+	return NULL;
+}
+
+char *
+schema_key_of(enum schema_kind k, int id, char *buf)
+{
+	const char *p = schema_prefix(k);
+
+	if (p == NULL)
+		snprintf(buf, SCHEMA_KEY_MAX, "%s", schema_key(k));
+	else if (k == SK_CERT)
+		snprintf(buf, SCHEMA_KEY_MAX, "%s%s", p, id >= 0 &&
+		    id < CERT__COUNT ? cert_services[id].name : "?");
+	else
+		snprintf(buf, SCHEMA_KEY_MAX, "%s%d", p, id);
+	return buf;
+}
+
+enum schema_kind
+schema_classify(const char *key, int *id)
+{
+	size_t	i, len;
+
+	if (id != NULL)
+		*id = 0;
+	for (i = 0; i < NKEYS; i++) {
+		len = strlen(schema_keys[i].key);
+		if (!schema_keys[i].collection) {
+			if (strcmp(key, schema_keys[i].key) == 0)
+				return schema_keys[i].kind;
+			continue;
+		}
+		if (strncmp(key, schema_keys[i].key, len) != 0)
+			continue;
+		if (id != NULL)
+			*id = schema_keys[i].kind == SK_CERT ?
+			    cert_id_of(key + len) : atoi(key + len);
+		return schema_keys[i].kind;
+	}
+	return SK_OTHER;
+}
+
+int
+schema_is_config(const char *key)
+{
+	size_t	i;
+	int	id;
+	enum schema_kind k = schema_classify(key, &id);
+
+	/* A watch that resumed after a gap reports its prefix: the root
+	 * may hide anything. */
+	if (k == SK_OTHER)
+		return 1;
+	for (i = 0; i < NKEYS; i++)
+		if (schema_keys[i].kind == k)
+			return schema_keys[i].config;
+	return 1;
+}
+
+/* ---- reading ---- */
+
+json_t *
+schema_get(struct store *s, const char *key, int64_t *rev, struct err *e)
+{
+	char	*v;
+	json_t	*j;
+	int	 r = store_get(s, key, &v, rev, e);
+
+	if (r != 0) {
+		if (r == 1)
+			err_set(e, E_NOT_FOUND, "%s not found", key);
+		return NULL;
+	}
+	j = json_loads(v, 0, NULL);
+	explicit_bzero(v, strlen(v));
+	free(v);
+	if (j == NULL)
+		err_set(e, E_STORE, "%s is damaged in the store", key);
+	return j;
+}
+
+json_t *
+schema_list(struct store *s, enum schema_kind k, struct err *e)
+{
+	struct store_kv	*kvs;
+	size_t		 nkv, i;
+	json_t		*arr, *d;
+
+	if (store_list(s, schema_prefix(k), &kvs, &nkv, e) == -1)
+		return NULL;
+	if ((arr = json_array()) == NULL) {
+		store_kvs_free(kvs, nkv);
+		err_set(e, E_INTERNAL, "out of memory");
+		return NULL;
+	}
+	for (i = 0; i < nkv; i++) {
+		if ((d = json_loads(kvs[i].value, 0, NULL)) == NULL) {
+			log_warn("%s is damaged in the store; skipped",
+			    kvs[i].key);
+			continue;
+		}
+		json_object_set_new(d, "_rev", json_integer(kvs[i].mod_rev));
+		json_array_append_new(arr, d);
+	}
+	store_kvs_free(kvs, nkv);
+	return arr;
+}
+
+/* ---- the cluster document ---- */
+
+void
+cluster_policy_clear(struct cluster_policy *p)
+{
+	free(p->control_cipher_list);
+	free(p->data_cipher_list);
+	free(p->data_ciphersuites);
+	memset(p, 0, sizeof(*p));
+}
+
+int
+cluster_policy_copy(struct cluster_policy *dst,
+    const struct cluster_policy *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->min_control = src->min_control;
+	dst->min_data = src->min_data;
+	dst->control_cipher_list = strdup(src->control_cipher_list ?
+	    src->control_cipher_list : "");
+	dst->data_cipher_list = strdup(src->data_cipher_list ?
+	    src->data_cipher_list : "");
+	dst->data_ciphersuites = strdup(src->data_ciphersuites ?
+	    src->data_ciphersuites : "");
+	if (dst->control_cipher_list == NULL || dst->data_cipher_list ==
+	    NULL || dst->data_ciphersuites == NULL) {
+		cluster_policy_clear(dst);
+		return -1;
+	}
+	return 0;
+}
+
+void
+cluster_doc_clear(struct cluster_doc *c)
+{
+	free(c->name);
+	free(c->created_time);
+	cluster_policy_clear(&c->policy);
+	memset(c, 0, sizeof(*c));
+}
+
+int
+cluster_doc_decode(const json_t *doc, struct cluster_doc *c, struct err *e)
+{
+	const char	*name, *created = NULL, *minc, *mind, *ccl, *dcl, *dcs;
+	struct cluster_policy *p = &c->policy;
+
+	memset(c, 0, sizeof(*c));
+	/* created_at: the name of the first releases, kept readable. */
+	if (json_unpack((json_t *)doc, "{s:s, s:s, s:s, s:s, s:s, s:s}",
+	    "name", &name, "min_control_TLS_version", &minc,
+	    "min_data_TLS_version", &mind, "control_cipher_suites", &ccl,
+	    "data_cipher_list", &dcl, "data_cipher_suites_tls_1_3",
+	    &dcs) != 0)
+		return err_set(e, E_STORE, "the stored cluster document is "
+		    "damaged");
+	created = json_string_value(json_object_get(doc, "created_time"));
+	if (created == NULL)
+		created = json_string_value(json_object_get(doc, "created_at"));
+	if (tls_version_parse(minc, &p->min_control, e) == -1 ||
+	    tls_version_parse(mind, &p->min_data, e) == -1)
+		return -1;
+	c->name = strdup(name);
+	c->created_time = strdup(created ? created : "");
+	p->control_cipher_list = strdup(ccl);
+	p->data_cipher_list = strdup(dcl);
+	p->data_ciphersuites = strdup(dcs);
+	if (c->name == NULL || c->created_time == NULL ||
+	    p->control_cipher_list == NULL || p->data_cipher_list == NULL ||
+	    p->data_ciphersuites == NULL) {
+		cluster_doc_clear(c);
+		return err_set(e, E_INTERNAL, "out of memory");
+	}
+	return 0;
+}
+
+json_t *
+cluster_doc_new(const char *name, const char *now)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "name", name,
+	    "created_time", now, "min_control_TLS_version", "1.2",
+	    "min_data_TLS_version", "1.2",
+	    "control_cipher_suites", MOAT_DEFAULT_CIPHER_LIST,
+	    "data_cipher_list", MOAT_DEFAULT_CIPHER_LIST,
+	    "data_cipher_suites_tls_1_3", MOAT_DEFAULT_CIPHERSUITES);
+}
+
+json_t *
+cluster_doc_public(const struct cluster_doc *c)
+{
+	const struct cluster_policy *p = &c->policy;
+
+	/* created_at: the first releases' name, an alias for one release. */
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
+	    "name", c->name, "created_time", c->created_time,
+	    "created_at", c->created_time,
+	    "min_control_TLS_version", tls_version_str(p->min_control),
+	    "min_data_TLS_version", tls_version_str(p->min_data),
+	    "control_cipher_suites", p->control_cipher_list,
+	    "control_cipher_suites_tls_1_3", MOAT_DEFAULT_CIPHERSUITES,
+	    "data_cipher_list", p->data_cipher_list,
+	    "data_cipher_suites_tls_1_3", p->data_ciphersuites);
+}
+
+const struct tls_policy *
+cluster_tls_policy(const struct cluster_policy *p, enum policy_kind k,
+    struct tls_policy *out)
+{
+	if (k == POLICY_CONTROL) {
+		out->min_version = p->min_control;
+		out->cipher_list = p->control_cipher_list;
+		out->ciphersuites = NULL;
+	} else {
+		out->min_version = p->min_data;
+		out->cipher_list = p->data_cipher_list;
+		out->ciphersuites = p->data_ciphersuites;
+	}
+	return out;
+}
+
+/* ---- certificates ---- */
+
+int
+cert_doc_decode(const json_t *j, struct cert_doc *c, struct err *e)
+{
+	int by_ca = 0;
+
+	memset(c, 0, sizeof(*c));
+	if (json_unpack((json_t *)j, "{s:s, s:s, s:i, s?s, s?s, s?b}",
+	    "certificate", &c->certificate, "key", &c->key, "version",
+	    &c->version, "updated_at", &c->updated_at, "updated_by",
+	    &c->updated_by, "issued_by_cluster_ca", &by_ca) != 0)
+		return err_set(e, E_STORE, "a stored certificate document is "
+		    "damaged");
+	c->by_cluster_ca = by_ca;
+	return 0;
+}
+
+json_t *
+cert_doc_encode(int id, const struct cert_doc *c)
+{
+	return json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:b}", "name",
+	    cert_services[id].name, "certificate", c->certificate, "key",
+	    c->key, "version", c->version, "updated_at", c->updated_at ?
+	    c->updated_at : "", "updated_by", c->updated_by ? c->updated_by :
+	    "", "issued_by_cluster_ca", c->by_cluster_ca);
+}
+
+json_t *
+ca_doc_encode(const char *cert, const char *key)
+{
+	return json_pack("{s:s, s:s}", "cert", cert, "key", key);
+}
+
+int
+ca_doc_decode(const json_t *j, const char **cert, const char **key,
+    struct err *e)
+{
+	if (json_unpack((json_t *)j, "{s:s, s:s}", "cert", cert, "key",
+	    key) != 0)
+		return err_set(e, E_STORE, "the cluster CA is damaged in the "
+		    "store");
+	return 0;
+}
+
+/* ---- users ---- */
+
+int
+user_doc_decode(const json_t *j, struct user_doc *u)
+{
+	memset(u, 0, sizeof(*u));
+	if (json_unpack((json_t *)j, "{s:i, s:s, s:s, s:s, s:s}", "uid",
+	    &u->uid, "email", &u->email, "name", &u->name, "role", &u->role,
+	    "password_hash", &u->password_hash) != 0)
+		return -1;
+	return 0;
+}
+
+json_t *
+user_doc_encode(const struct user_doc *u)
+{
+	return json_pack("{s:i, s:s, s:s, s:s, s:s}", "uid", u->uid, "email",
+	    u->email, "name", u->name, "role", u->role, "password_hash",
+	    u->password_hash);
+}
+
+/* ---- nodes ---- */
+
+json_t *
+node_report_encode(const struct node_report *r, const char *now)
+{
+	json_t	*certs = json_object(), *doc;
+	int	 i;
+
+	for (i = 0; i < CERT__COUNT; i++) {
+		if (r->certs[i].version == 0)
+			continue;
+		json_object_set_new(certs, cert_services[i].name,
+		    json_pack("{s:i, s:s}", "version", r->certs[i].version,
+		    "fingerprint_sha256", r->certs[i].fingerprint ?
+		    r->certs[i].fingerprint : ""));
+	}
+	doc = json_pack("{s:i, s:s, s:i, s:s, s:s, s:o, s:I, s:I, s:{s:I, "
+	    "s:i, s:i}, s:s}", "uid", r->uid, "addr", r->addr, "api_port",
+	    r->api_port, "status", r->status, "software_version",
+	    MOAT_VERSION, "certificates", certs, "applied_rev",
+	    (json_int_t)r->applied_rev, "policy_rev",
+	    (json_int_t)r->policy_rev, "closed_sessions", "policy_rev",
+	    (json_int_t)r->policy_rev, "api", r->closed_api, "proxy",
+	    r->closed_proxy, "updated_at", now ? now : "");
+	if (doc != NULL && r->sessions != NULL)
+		json_object_set(doc, "sessions", r->sessions);
+	return doc;
+}
+
+/* ---- the layout version ---- */
+
+int
+schema_put_version(struct store_txn *t)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "{\"version\":%d}", SCHEMA_VERSION);
+	return store_txn_put(t, schema_key(SK_VERSION), buf);
+}
+
+int
+schema_check(struct store *s, struct err *e)
+{
+	json_t			*doc;
+	struct store_txn	*t;
+	int64_t			 rev = 0;
+	int			 v = 0, rc;
+
+	if ((doc = schema_get(s, schema_key(SK_VERSION), &rev, NULL)) !=
+	    NULL) {
+		v = (int)json_integer_value(json_object_get(doc, "version"));
+		json_decref(doc);
+	}
+	if (v > SCHEMA_VERSION)
+		return err_set(e, E_STORE, "the cluster store has schema version "
+		    "%d, newer than this moatd understands (%d): run the newer "
+		    "moatd", v, SCHEMA_VERSION);
+	if (v == SCHEMA_VERSION)
+		return 0;
+	/* Version 0 (no key) is the layout of the first releases; nothing
+	 * moved since, so the migration is recording the version. */
+	if ((t = store_txn_new()) == NULL)
+		return err_set(e, E_INTERNAL, "out of memory");
+	store_txn_cmp(t, schema_key(SK_VERSION), rev);
+	schema_put_version(t);
+	rc = store_txn_commit(s, t, e);
+	store_txn_free(t);
+	if (rc == 0)
+		log_info("cluster store migrated from schema %d to %d", v,
+		    SCHEMA_VERSION);
+	else if (e != NULL && e->code == E_CONFLICT) {
+		err_clear(e);	/* another node migrated it meanwhile */
+		rc = 0;
+	}
+	return rc;
+}
+
+char *
+iso_now(void)
+{
+	char		 buf[32];
+	time_t		 t = time(NULL);
+	struct tm	 tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return strdup(buf);
+}

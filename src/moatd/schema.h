@@ -1,0 +1,193 @@
+/*
+ * schema.h — the cluster store's layout: every key, the certificate
+ * names, and the codecs of the documents stored under those keys.
+ *
+ * No other file spells a store key.  A document is JSON; its codec turns
+ * it into a C struct (decode: strings borrowed from the json_t the caller
+ * keeps) or back (encode: a new json_t the caller owns).
+ */
+#ifndef MOATD_SCHEMA_H
+#define MOATD_SCHEMA_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "err.h"
+#include "store.h"
+#include "tlsctx.h"
+
+#define MOAT_VERSION	"0.2.0"
+/* Layout version, in the store; see schema_check(). */
+#define SCHEMA_VERSION	1
+
+/* ---- the services that have a certificate ---- */
+
+enum cert_id {
+	CERT_API,
+	CERT_CM,
+	CERT_PROXY,
+	CERT_SYNCER,
+	CERT_METRICS,
+	CERT__COUNT
+};
+
+enum policy_kind { POLICY_CONTROL, POLICY_DATA };
+
+struct cert_service {
+	const char		*name;
+	enum policy_kind	 policy;
+	int			 need_wildcard;
+	int			 need_client_auth;
+};
+
+extern const struct cert_service cert_services[CERT__COUNT];
+/* -1 when name is not a certificate name. */
+int		 cert_id_of(const char *name);
+/* "api, cm, proxy, syncer, metrics_exporter" for messages. */
+const char	*cert_names_list(void);
+
+/* ---- keys ---- */
+
+#define SCHEMA_KEY_MAX	64
+
+enum schema_kind {
+	SK_OTHER,
+	SK_CLUSTER,	/* the cluster document: name, TLS policy */
+	SK_CA,		/* the cluster CA (certificate and key) */
+	SK_VERSION,	/* the layout version */
+	SK_CERT,	/* one per service certificate */
+	SK_USER,
+	SK_BDB,
+	SK_NODE,	/* what each node reports about itself */
+	SK_ALIVE,	/* presence: exists while the node lives */
+	SK_CLAIM,	/* a store being filled by a move (see bootstrap.c) */
+};
+
+/* The key of a singleton (SK_CLUSTER, SK_CA, SK_VERSION). */
+const char	*schema_key(enum schema_kind k);
+/* The key of item id of a collection into buf (SCHEMA_KEY_MAX bytes);
+ * returns buf.  For SK_CERT, id is an enum cert_id. */
+char		*schema_key_of(enum schema_kind k, int id, char *buf);
+/* The prefix under which a collection lives ("/moat/users/"). */
+const char	*schema_prefix(enum schema_kind k);
+/* Everything of the cluster lives under this prefix. */
+#define SCHEMA_ROOT	"/moat/"
+/* What key is; *id gets the item's id for collections (else 0). */
+enum schema_kind schema_classify(const char *key, int *id);
+/* 1 for keys that configure what nodes serve (apply acts on them);
+ * 0 for what nodes say about themselves (nodes, presence). */
+int		 schema_is_config(const char *key);
+
+/* ---- reading ---- */
+
+/* A store document parsed (NULL: E_NOT_FOUND or E_STORE); caller owns. */
+json_t		*schema_get(struct store *s, const char *key, int64_t *rev,
+		    struct err *e);
+/* The documents of a collection, parsed, each with "_rev" (its mod_rev)
+ * added; a JSON array the caller owns. */
+json_t		*schema_list(struct store *s, enum schema_kind k,
+		    struct err *e);
+
+/* ---- the cluster document ---- */
+
+/* The cluster's TLS policy; strings owned by the struct. */
+struct cluster_policy {
+	int	 min_control;
+	int	 min_data;
+	char	*control_cipher_list;
+	char	*data_cipher_list;
+	char	*data_ciphersuites;
+};
+
+struct cluster_doc {
+	char			*name;		/* the FQDN */
+	char			*created_time;
+	struct cluster_policy	 policy;
+};
+
+int		 cluster_doc_decode(const json_t *j, struct cluster_doc *c,
+		    struct err *e);
+void		 cluster_doc_clear(struct cluster_doc *c);
+void		 cluster_policy_clear(struct cluster_policy *p);
+/* Deep copy; 0/-1. */
+int		 cluster_policy_copy(struct cluster_policy *dst,
+		    const struct cluster_policy *src);
+/* The stored form of a new cluster with the default policy. */
+json_t		*cluster_doc_new(const char *name, const char *now);
+/* The RS cluster object of a stored document. */
+json_t		*cluster_doc_public(const struct cluster_doc *c);
+/* The TLS policy that applies to a kind of service. */
+const struct tls_policy *cluster_tls_policy(const struct cluster_policy *p,
+		    enum policy_kind k, struct tls_policy *out);
+
+/* ---- certificates ---- */
+
+struct cert_doc {
+	const char	*certificate;	/* PEM chain */
+	const char	*key;		/* PEM */
+	const char	*updated_at;
+	const char	*updated_by;
+	int		 version;
+	int		 by_cluster_ca;
+};
+
+int		 cert_doc_decode(const json_t *j, struct cert_doc *c,
+		    struct err *e);
+json_t		*cert_doc_encode(int id, const struct cert_doc *c);
+
+/* The cluster CA: {"cert", "key"}. */
+json_t		*ca_doc_encode(const char *cert, const char *key);
+int		 ca_doc_decode(const json_t *j, const char **cert,
+		    const char **key, struct err *e);
+
+/* ---- users ---- */
+
+struct user_doc {
+	int		 uid;
+	const char	*email;
+	const char	*name;
+	const char	*role;
+	const char	*password_hash;
+};
+
+int		 user_doc_decode(const json_t *j, struct user_doc *u);
+json_t		*user_doc_encode(const struct user_doc *u);
+
+/* ---- nodes ---- */
+
+/* A node's own report, as apply writes it; see apply.c. */
+struct node_report {
+	int		 uid;
+	const char	*addr;
+	int		 api_port;
+	const char	*status;	/* "active", "down" */
+	int64_t		 applied_rev;	/* store revision applied */
+	int64_t		 policy_rev;	/* mod_rev of the cluster document */
+	struct {
+		int		 version;
+		const char	*fingerprint;
+	}		 certs[CERT__COUNT];
+	/* Sessions closed when policy_rev raised a minimum version. */
+	int		 closed_api, closed_proxy;
+	json_t		*sessions;	/* borrowed; may be NULL */
+};
+
+json_t		*node_report_encode(const struct node_report *r,
+		    const char *now);
+
+/* ---- the layout version ---- */
+
+/*
+ * A newer moatd migrates an older store before it serves (nodes are
+ * upgraded one at a time, and every version reads the layout of the one
+ * before); an older moatd refuses a newer store rather than misread it.
+ */
+int		 schema_check(struct store *s, struct err *e);
+/* Put the current version into t (a new cluster). */
+int		 schema_put_version(struct store_txn *t);
+
+/* "2026-11-28T18:00:00Z" now, freshly allocated. */
+char		*iso_now(void);
+
+#endif
