@@ -227,6 +227,31 @@ fail:
 	return -1;
 }
 
+static void apply_report(struct node *, const char *);
+
+/* The workers closed the database connections below a raised minimum:
+ * the report says how many (the writer's answer sums the reports). */
+struct closed_req {
+	struct node	*n;
+	int64_t		 policy_rev;
+	int		 min;
+};
+
+static void
+apply_closed_proxy(int closed, void *arg)
+{
+	struct closed_req	*cr = arg;
+	struct applied		*ap = cr->n->ap;
+
+	log_info("minimum data TLS version raised to %s: closed %d database "
+	    "connection(s) below it", tls_version_str(cr->min), closed);
+	if (ap->policy_rev == cr->policy_rev) {
+		ap->closed_proxy += closed;
+		apply_report(cr->n, "active");
+	}
+	free(cr);
+}
+
 static int
 str_differs(const char *a, const char *b)
 {
@@ -236,6 +261,7 @@ str_differs(const char *a, const char *b)
 /* The result of one run, for the report. */
 struct apply_result {
 	int	any_cert;
+	int	closing;	/* the report follows the workers' count */
 };
 
 static int
@@ -300,11 +326,15 @@ apply_snapshot(struct node *n, const struct snapshot *snap,
 		    ap->closed_api);
 	}
 	if (raised_data) {
-		ap->closed_proxy = apply_bdbs_close_below(ap->bdbs,
-		    c.policy.min_data);
-		log_info("minimum data TLS version raised to %s: closed %d "
-		    "database connection(s) below it",
-		    tls_version_str(c.policy.min_data), ap->closed_proxy);
+		struct closed_req *cr = malloc(sizeof(*cr));
+		if (cr != NULL) {
+			cr->n = n;
+			cr->policy_rev = prev;
+			cr->min = c.policy.min_data;
+			res->closing = 1;
+			apply_bdbs_close_below(ap->bdbs, c.policy.min_data,
+			    apply_closed_proxy, cr);
+		}
 	}
 	return 0;
 }
@@ -473,8 +503,11 @@ apply_run(evutil_socket_t fd, short what, void *arg)
 		ap->rev = snap.rev;
 		if (moved || res.any_cert)
 			cache_write(n, &snap);
-		/* Only a change is worth a store write. */
-		if (moved || res.any_cert || !ap->reported)
+		/* Only a change is worth a store write.  While database
+		 * connections are being closed, the report waits for their
+		 * count (apply_closed_proxy), so that it is never read as
+		 * "applied" without it. */
+		if ((moved || res.any_cert || !ap->reported) && !res.closing)
 			apply_report(n, "active");
 	}
 	store_kvs_free(snap.kv, snap.n);
@@ -486,11 +519,11 @@ apply_run(evutil_socket_t fd, short what, void *arg)
  * say what raising a minimum would close here.
  */
 static void
-apply_sessions_tick(evutil_socket_t fd, short what, void *arg)
+apply_sessions_counted_tick(json_t *counts, void *arg)
 {
 	struct node	*n = arg;
 	struct applied	*ap = n->ap;
-	json_t		*now = apply_sessions(n), *old;
+	json_t		*now = json_deep_copy(counts), *old;
 	char		*ts;
 
 	if (now == NULL || n->store == NULL || !ap->have_cluster) {
@@ -510,6 +543,15 @@ apply_sessions_tick(evutil_socket_t fd, short what, void *arg)
 		free(ts);
 	}
 	apply_report(n, "active");
+}
+
+static void
+apply_sessions_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct node *n = arg;
+
+	if (n->store != NULL && n->ap->have_cluster)
+		apply_sessions_async(n, apply_sessions_counted_tick, n);
 }
 
 void
@@ -609,15 +651,44 @@ apply_bdb_up(struct node *n, int uid)
 	return apply_bdbs_up(n->ap->bdbs, uid);
 }
 
-json_t *
-apply_sessions(struct node *n)
-{
-	int	 api[2] = { 0, 0 }, proxy[2] = { 0, 0 };
+struct sessions_req {
+	struct node		*n;
+	int			 api12, api13;
+	apply_sessions_cb	 cb;
+	void			*arg;
+};
 
+static void
+apply_sessions_counted(int tls12, int tls13, void *arg)
+{
+	struct sessions_req	*sr = arg;
+	json_t			*j;
+
+	j = json_pack("{s:{s:i, s:i}, s:{s:i, s:i}}", "api", "TLSv1.2",
+	    sr->api12, "TLSv1.3", sr->api13, "proxy", "TLSv1.2", tls12,
+	    "TLSv1.3", tls13);
+	sr->cb(j, sr->arg);
+	json_decref(j);
+	free(sr);
+}
+
+int
+apply_sessions_async(struct node *n, apply_sessions_cb cb, void *arg)
+{
+	struct sessions_req *sr;
+
+	if ((sr = calloc(1, sizeof(*sr))) == NULL)
+		return -1;
+	sr->n = n;
+	sr->cb = cb;
+	sr->arg = arg;
+	/* The API's sessions are the control thread's: counted now. */
 	if (n->api != NULL)
-		https_count_versions(n->api, &api[0], &api[1]);
-	apply_bdbs_count_versions(n->ap->bdbs, &proxy[0], &proxy[1]);
-	return json_pack("{s:{s:i, s:i}, s:{s:i, s:i}}", "api", "TLSv1.2",
-	    api[0], "TLSv1.3", api[1], "proxy", "TLSv1.2", proxy[0],
-	    "TLSv1.3", proxy[1]);
+		https_count_versions(n->api, &sr->api12, &sr->api13);
+	if (apply_bdbs_count_versions(n->ap->bdbs, apply_sessions_counted,
+	    sr) == -1) {
+		free(sr);
+		return -1;
+	}
+	return 0;
 }

@@ -43,7 +43,10 @@ int64_t		 apply_revision(struct node *n);
 int		 apply_bdb_up(struct node *n, int uid);
 
 /* Live sessions by port kind and TLS version, this node, now:
- * {"api": {"TLSv1.2": n, ...}, "proxy": {...}} (caller owns). */
-json_t		*apply_sessions(struct node *n);
+ * {"api": {"TLSv1.2": n, ...}, "proxy": {...}} (borrowed by cb), counted
+ * by the data workers: cb runs later, on the control thread. */
+typedef void	(*apply_sessions_cb)(json_t *sessions, void *arg);
+int		 apply_sessions_async(struct node *n, apply_sessions_cb cb,
+		    void *arg);
 
 #endif

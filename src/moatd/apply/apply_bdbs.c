@@ -44,7 +44,8 @@ apply_bdbs_shard_state(int uid, int up, void *arg)
 		return;
 	for (i = 0; i < b->nrun; i++)
 		if (b->run[i].uid == uid)
-			proxy_close_port(b->proxy, b->run[i].port);
+			proxy_close_port_async(b->proxy, b->run[i].port, NULL,
+			    NULL);
 }
 
 struct apply_bdbs *
@@ -56,7 +57,7 @@ apply_bdbs_new(struct node *n, struct err *e)
 		err_set(e, E_INTERNAL, "out of memory");
 		return NULL;
 	}
-	if ((b->proxy = proxy_new(n->cfg.workers, e)) == NULL ||
+	if ((b->proxy = proxy_new_base(n->base, n->cfg.workers, e)) == NULL ||
 	    (b->shards = shards_new(n->base, n->cfg.data_dir,
 	    apply_bdbs_shard_state, b, e)) == NULL) {
 		proxy_free(b->proxy);
@@ -141,7 +142,7 @@ bdb_run_one(struct apply_bdbs *b, struct node *n, json_t *d,
 		if (ctx == NULL)
 			goto out;
 	}
-	if (proxy_endpoint_set(b->proxy, n->cfg.addr, port, ctx,
+	if (proxy_endpoint_set_async(b->proxy, n->cfg.addr, port, ctx,
 	    shards_socket(b->shards, uid), label, &e) == -1)
 		goto out;
 	rc = 0;
@@ -185,8 +186,8 @@ apply_bdbs_run(struct apply_bdbs *b, struct node *n, const struct store_kv *kv,
 				found = 1;
 		if (found)
 			continue;
-		proxy_endpoint_del(b->proxy, b->run[j].port);
-		shards_stop(b->shards, b->run[j].uid, 1);
+		proxy_endpoint_del_async(b->proxy, b->run[j].port, NULL, NULL);
+		shards_stop_async(b->shards, b->run[j].uid, 1, NULL, NULL);
 		log_info("db:%d removed", b->run[j].uid);
 		b->run[j--] = b->run[--b->nrun];
 	}
@@ -217,10 +218,12 @@ apply_bdbs_run(struct apply_bdbs *b, struct node *n, const struct store_kv *kv,
 	json_decref(docs);
 }
 
-int
-apply_bdbs_close_below(struct apply_bdbs *b, int min_version)
+void
+apply_bdbs_close_below(struct apply_bdbs *b, int min_version,
+    void (*cb)(int closed, void *arg), void *arg)
 {
-	return proxy_close_below(b->proxy, min_version);
+	if (proxy_close_below_async(b->proxy, min_version, cb, arg) == -1)
+		cb(0, arg);
 }
 
 int
@@ -229,9 +232,32 @@ apply_bdbs_up(struct apply_bdbs *b, int uid)
 	return b != NULL && shards_is_up(b->shards, uid);
 }
 
-void
-apply_bdbs_count_versions(struct apply_bdbs *b, int *tls12, int *tls13)
+struct count_req {
+	apply_count_cb	 cb;
+	void		*arg;
+};
+
+static void
+apply_bdbs_counted(const struct proxy_sessions *s, void *arg)
 {
-	*tls12 = *tls13 = 0;
-	/* filled in from the proxy's session count (data/proxy.c) */
+	struct count_req *c = arg;
+
+	c->cb(s->n[PROXY_TLS1_2], s->n[PROXY_TLS1_3], c->arg);
+	free(c);
+}
+
+int
+apply_bdbs_count_versions(struct apply_bdbs *b, apply_count_cb cb, void *arg)
+{
+	struct count_req *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return -1;
+	c->cb = cb;
+	c->arg = arg;
+	if (proxy_sessions_async(b->proxy, apply_bdbs_counted, c) == -1) {
+		free(c);
+		return -1;
+	}
+	return 0;
 }

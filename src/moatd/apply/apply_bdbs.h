@@ -25,11 +25,14 @@ void	 apply_bdbs_run(struct apply_bdbs *b, struct node *n,
 	    const struct store_kv *kv, size_t nkv,
 	    const struct x509_material *proxy,
 	    const struct cluster_policy *policy, int data_changed);
-/* Close database connections that negotiated below min_version; how many. */
-int	 apply_bdbs_close_below(struct apply_bdbs *b, int min_version);
+/* Close database connections that negotiated below min_version; cb
+ * gets how many (on the control thread, later). */
+void	 apply_bdbs_close_below(struct apply_bdbs *b, int min_version,
+	    void (*cb)(int closed, void *arg), void *arg);
 int	 apply_bdbs_up(struct apply_bdbs *b, int uid);
-/* Live TLS connections to databases by version. */
-void	 apply_bdbs_count_versions(struct apply_bdbs *b, int *tls12,
-	    int *tls13);
+/* Live TLS connections to databases by version; cb runs later. */
+typedef void (*apply_count_cb)(int tls12, int tls13, void *arg);
+int	 apply_bdbs_count_versions(struct apply_bdbs *b, apply_count_cb cb,
+	    void *arg);
 
 #endif

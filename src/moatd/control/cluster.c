@@ -153,17 +153,36 @@ below(json_t *counts, int min, int raised, int *total)
  * sessions now; the others' counts come from their reports (refreshed
  * every few seconds, hence "as_of").
  */
+/* A dry run between its validation and the count of this node's
+ * sessions. */
+struct dry_run {
+	json_t	*cluster;	/* the object as it would be */
+	json_t	*changes;
+	int	 old_ctl, old_data, ctl, data;
+};
+
+static void
+dry_run_free(void *p)
+{
+	struct dry_run *d = p;
+
+	if (d == NULL)
+		return;
+	json_decref(d->cluster);
+	json_decref(d->changes);
+	free(d);
+}
+
 static json_t *
-cluster_would_close(struct node *n, const struct cluster_doc *old,
-    const struct cluster_doc *c)
+cluster_would_close(struct node *n, const struct dry_run *d, json_t *mine)
 {
 	json_t	*nodes = nodes_list_json(n, 0, NULL), *out = json_array();
-	json_t	*nd, *sess, *mine = apply_sessions(n);
+	json_t	*nd, *sess;
 	char	*now = iso_now();
 	size_t	 i;
 	int	 total = 0;
-	int	 rc_ctl = c->policy.min_control > old->policy.min_control;
-	int	 rc_data = c->policy.min_data > old->policy.min_data;
+	int	 rc_ctl = d->ctl > d->old_ctl;
+	int	 rc_data = d->data > d->old_data;
 
 	json_array_foreach(nodes, i, nd) {
 		int uid = (int)json_integer_value(json_object_get(nd, "uid"));
@@ -180,15 +199,31 @@ cluster_would_close(struct node *n, const struct cluster_doc *old,
 		}
 		json_array_append_new(out, json_pack("{s:i, s:O?, s:o, s:o, "
 		    "s:s?}", "uid", uid, "addr", json_object_get(nd, "addr"),
-		    "api", below(json_object_get(sess, "api"),
-		    c->policy.min_control, rc_ctl, &total), "proxy",
-		    below(json_object_get(sess, "proxy"), c->policy.min_data,
-		    rc_data, &total), "as_of", asof));
+		    "api", below(json_object_get(sess, "api"), d->ctl, rc_ctl,
+		    &total), "proxy", below(json_object_get(sess, "proxy"),
+		    d->data, rc_data, &total), "as_of", asof));
 	}
 	json_decref(nodes);
-	json_decref(mine);
 	free(now);
 	return json_pack("{s:i, s:o}", "total", total, "nodes", out);
+}
+
+/* This node's sessions are counted: answer the dry run. */
+static void
+cluster_dry_counted(json_t *mine, void *arg)
+{
+	struct api_req	*r = arg;
+	struct dry_run	*d = r->state;
+	struct err	 e = { 0 };
+	int		 rc = 0;
+
+	r->in_job = 0;
+	r->resp = json_pack("{s:b, s:O, s:O, s:o}", "dry_run", 1, "cluster",
+	    d->cluster, "changes", d->changes, "would_close",
+	    cluster_would_close(r->n, d, mine));
+	if (r->resp == NULL)
+		rc = err_set(&e, E_INTERNAL, "out of memory");
+	api_finish(r, rc, &e);
 }
 
 /* Once every live node applied it: the cluster object, the sessions
@@ -264,11 +299,27 @@ cluster_update(struct api_req *r, struct err *e)
 			json_object_set_new(changes, key, json_pack("{s:O, s:O}",
 			    "from", json_object_get(olddoc, key), "to", v));
 	if (r->dry_run) {
-		r->resp = json_pack("{s:b, s:o, s:O, s:o}", "dry_run", 1,
-		    "cluster", cluster_doc_public(&c), "changes", changes,
-		    "would_close", cluster_would_close(n, &old, &c));
-		rc = r->resp != NULL ? 0 : err_set(e, E_INTERNAL,
-		    "out of memory");
+		struct dry_run *d = calloc(1, sizeof(*d));
+		if (d == NULL) {
+			err_set(e, E_INTERNAL, "out of memory");
+			goto out;
+		}
+		d->cluster = cluster_doc_public(&c);
+		d->changes = json_incref(changes);
+		d->old_ctl = old.policy.min_control;
+		d->old_data = old.policy.min_data;
+		d->ctl = c.policy.min_control;
+		d->data = c.policy.min_data;
+		r->state = d;
+		r->state_free = dry_run_free;
+		r->in_job = 1;
+		api_hold(r);
+		if (apply_sessions_async(n, cluster_dry_counted, r) == -1) {
+			r->in_job = 0;
+			err_set(e, E_INTERNAL, "out of memory");
+			goto out;
+		}
+		rc = API_ASYNC;
 		goto out;
 	}
 	/* created_at: the first releases' name; keep created_time only. */
