@@ -190,17 +190,19 @@ node_init(struct node *n, struct event_base *base,
 		err_clear(&se);
 		return node_attach_store(n, e);
 	}
-	/* A member serves what it last applied while its store does not
-	 * answer (etcd starting with the node, a network cut), and keeps
-	 * trying; a node that is in no cluster yet has nothing to serve. */
-	if (n->uid <= 0) {
+	/* A bad URL will not get better: say so and stop. */
+	if (strncmp(n->cfg.store_url, "etcd", 4) != 0) {
 		*e = se;
 		return -1;
 	}
-	log_warn("the cluster store at %s does not answer: %s", 
+	/* A member serves what it last applied while its store does not
+	 * answer (etcd starting with the node, a network cut), and keeps
+	 * trying; a node in no cluster yet answers the bootstrap calls
+	 * (503 until the store answers). */
+	log_warn("the cluster store at %s does not answer: %s",
 	    n->cfg.store_url, err_msg(&se));
 	err_clear(&se);
-	if (apply_from_cache(n, &se) == -1)
+	if (n->uid > 0 && apply_from_cache(n, &se) == -1)
 		log_warn("%s; nothing to serve until the store answers",
 		    err_msg(&se));
 	err_clear(&se);

@@ -218,6 +218,10 @@ bootstrap_create(struct api_req *r, const char *fqdn, const char *user,
 		return err_set(e, E_CLUSTER_EXISTS, "this node already belongs "
 		    "to cluster %s", apply_has_cluster(r->n) ?
 		    apply_cluster(r->n)->name : "?");
+	if (r->n->store == NULL)
+		return err_set(e, E_STORE, "this node does not reach its store "
+		    "(%s) yet; it keeps trying: retry shortly",
+		    r->n->cfg.store_url);
 	if (!fqdn_valid(fqdn))
 		return err_set(e, E_INVALID_FQDN, "cluster name \"%.64s\" is "
 		    "not a valid FQDN (letters, digits and '-', at least two "

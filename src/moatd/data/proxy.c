@@ -5,7 +5,7 @@
  * nothing about a connection is shared with another thread.  Listening
  * sockets are shared (EPOLLEXCLUSIVE wakes one worker per connection).
  *
- * Where the time goes (see shared/reference/proxy-lessons.md): mostly the
+ * Where the time goes (docs/performance.md measures it): mostly the
  * kernel.  So the loop avoids syscalls: OpenSSL reads through a BIO of
  * ours that remembers a short read (the socket is then empty, and asking
  * again would only return EAGAIN), read-ahead pulls a batch of records per
