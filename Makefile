@@ -70,9 +70,11 @@ $(BUILD)/moatd: $(MOATD_OBJ) $(BUILD)/libmoat.a
 $(BUILD)/moatadm: $(ADM_OBJ) $(BUILD)/libmoat.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -ledit
 
+# A unit test may include a moatd source to see its insides (test_proxy,
+# test_shards): -MMD tracks that include too.
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmoat.a $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/unit -o $@ $< $(BUILD)/libmoat.a $(LIBS)
+	$(CC) $(CFLAGS) $(MOATD_INC) $(LDFLAGS) -MMD -MP -Itests/unit -o $@ $< $(BUILD)/libmoat.a $(LIBS)
 
 unit: all $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done

@@ -4,10 +4,10 @@
  * after proxy_free or a cancel.  Real workers, real TLS clients, an echo
  * server as the backend.
  *
- * Includes proxy.c itself, to see its workers.  (The Makefile does not
- * track this include: after editing proxy.c, rm build/tests/test_proxy.)
+ * Includes proxy.c itself, to see its workers (the build tracks the
+ * include: editing proxy.c rebuilds this test).
  */
-#include "../../src/moatd/proxy.c"
+#include "proxy.c"
 
 #include <poll.h>
 #include <signal.h>

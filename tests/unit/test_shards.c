@@ -4,14 +4,14 @@
  * answer (SIGSTOP) all return at once and finish from the event loop.
  *
  * Includes shards.c itself, to shorten its waits and to see a shard's
- * pid.  Needs /usr/bin/redis-server.  (The Makefile does not track this
- * include: after editing shards.c, rm build/tests/test_shards.)
+ * pid.  Needs /usr/bin/redis-server.  (The build tracks the include:
+ * editing shards.c rebuilds this test.)
  */
 #define STOP_WAIT_MS	400
 #define STALE_WAIT_MS	400
 #define CFG_TIMEOUT_SECS 1
 #define CFG_RETRY_MS	200
-#include "../../src/moatd/shards.c"
+#include "shards.c"
 
 #include <sys/stat.h>
 
