@@ -601,6 +601,9 @@ grammar_help_print(FILE *fp, int interactive)
 		str_append(names, sizeof(names), *n);
 	}
 	fprintf(fp, "Certificate names: %s\n", names);
+	if (interactive)
+		fprintf(fp, "? lists what may come next, TAB completes, ^C drops "
+		    "the line, ^D or exit leaves.\n");
 }
 
 /*
