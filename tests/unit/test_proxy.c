@@ -315,6 +315,33 @@ set(struct proxy *p, int port, struct tlsctx *ctx)
 	return rc;
 }
 
+/*
+ * The commands below, run to the end: queue, then turn the loop until
+ * the callback ran (at most 3 s).  Connections closed; -1 when it could
+ * not be queued or never called back.
+ */
+static int
+close_port(struct proxy *p, int port)
+{
+	struct done d = { 0 };
+
+	if (proxy_close_port_async(p, port, on_done, &d) == -1 ||
+	    !run_until(&d.called, 3000))
+		return -1;
+	return d.result;
+}
+
+static int
+endpoint_del(struct proxy *p, int port)
+{
+	struct done d = { 0 };
+
+	if (proxy_endpoint_del_async(p, port, on_done, &d) == -1 ||
+	    !run_until(&d.called, 3000))
+		return -1;
+	return d.result;
+}
+
 /* Count by port and version; close below 1.3; delete a port with live
  * connections and serve it again at once. */
 static void
@@ -379,13 +406,13 @@ test_sessions_and_close(struct proxy *p, struct tlsctx *ctx)
 	CHECK(client_echo(&c13));
 	CHECK_INT(proxy_endpoint_del_async(p, 9, on_done, &d2), -1);
 
-	T_CASE("deprecated synchronous calls");
-	CHECK_INT(proxy_close_port(p, b), 1);
+	T_CASE("close a port's connections, delete the endpoints");
+	CHECK_INT(close_port(p, b), 1);
 	CHECK(client_closed(&plain));
-	proxy_endpoint_del(p, a);
+	CHECK_INT(endpoint_del(p, a), 1);	/* the new 1.3 client */
 	CHECK(client_closed(&c13));
-	CHECK_INT(proxy_close_port(p, a), 0);
-	proxy_endpoint_del(p, b);
+	CHECK_INT(close_port(p, a), 0);
+	CHECK_INT(endpoint_del(p, b), 0);
 	client_free(&c12a);
 	client_free(&c12b);
 	client_free(&c13);
@@ -426,7 +453,7 @@ test_order(struct proxy *p, struct tlsctx *ctx)
 	CHECK_INT(c.s.nports, 1);
 	CHECK_INT(c.s.n[PROXY_TLS1_3], 1);
 	client_free(&cl);
-	proxy_endpoint_del(p, port);
+	CHECK(endpoint_del(p, port) != -1);
 }
 
 /* A cancelled callback is never called; the command still runs. */
@@ -484,26 +511,31 @@ test_free_in_flight(struct tlsctx *ctx)
 	client_free(&cl);
 }
 
-/* Without a base (the deprecated proxy_new), a callback comes before
- * the call returns. */
+/* A proxy that serves nothing yet still answers every command, from
+ * the loop. */
 static void
-test_no_base(void)
+test_empty(void)
 {
 	struct proxy	*p;
 	struct err	 e = { 0 };
 	struct done	 d = { 0 };
 	struct count	 c = { 0 };
 
-	T_CASE("proxy_new without a base");
-	if ((p = proxy_new(2, &e)) == NULL) {
+	T_CASE("a proxy without endpoints");
+	if ((p = proxy_new_base(base, 2, &e)) == NULL) {
 		CHECK(p != NULL);
 		return;
 	}
 	CHECK_INT(proxy_close_below_async(p, TLS_V13, on_done, &d), 0);
+	CHECK_INT(d.called, 0);
+	CHECK(run_until(&d.called, 3000));
 	CHECK_INT(d.called, 1);
 	CHECK_INT(d.result, 0);
 	CHECK_INT(proxy_sessions_async(p, on_sessions, &c), 0);
+	CHECK_INT(c.called, 0);
+	CHECK(run_until(&c.called, 3000));
 	CHECK_INT(c.called, 1);
+	CHECK(c.on_control);
 	CHECK_INT(c.s.nports, 0);
 	proxy_free(p);
 }
@@ -583,7 +615,7 @@ main(void)
 		test_cancel(p);
 		proxy_free(p);
 		test_free_in_flight(ctx);
-		test_no_base();
+		test_empty();
 	}
 	tlsctx_unref(ctx);
 	x509_material_free(m);

@@ -111,7 +111,6 @@ enum cmd_kind { CMD_ADD, CMD_DEL, CMD_CLOSE_BELOW, CMD_CLOSE_PORT,
 enum job_mode {
 	JOB_FORGET,	/* nobody waits: the last worker frees the job */
 	JOB_POST,	/* the last worker posts it to the control base */
-	JOB_WAIT,	/* the control thread waits on p->cv (deprecated) */
 };
 
 struct pjob;
@@ -129,7 +128,6 @@ struct pjob {
 	struct listener		*l;		/* ADD: borrowed; DEL: owned */
 	_Atomic int		 pending;	/* workers yet to run it */
 	_Atomic int		 closed;	/* connections closed, summed */
-	int			 done;		/* JOB_WAIT; under p->mu */
 	struct pjob		*done_next;	/* p->done list; under p->mu */
 	/* Control thread only. */
 	proxy_done_cb		 done_cb;
@@ -169,10 +167,8 @@ struct proxy {
 	int		 nw;		/* workers allocated */
 	struct listener	*ls[MAX_LISTENERS];
 	int		 nls;
-	struct event_base *base;	/* control thread's; NULL: JOB_WAIT */
 	struct event	*done_ev;	/* activated by workers: p->done */
-	pthread_mutex_t	 mu;		/* guards done list and job->done */
-	pthread_cond_t	 cv;
+	pthread_mutex_t	 mu;		/* guards the done list */
 	struct pjob	*done_head, **done_tail;
 	struct pjob	*live;		/* JOB_POST jobs not yet finished */
 };
@@ -779,12 +775,6 @@ job_ran(struct pjob *j, int closed)
 	case JOB_FORGET:
 		job_free(j);
 		break;
-	case JOB_WAIT:
-		pthread_mutex_lock(&p->mu);
-		j->done = 1;
-		pthread_cond_broadcast(&p->cv);
-		pthread_mutex_unlock(&p->mu);
-		break;
 	case JOB_POST:
 		pthread_mutex_lock(&p->mu);
 		j->done_next = NULL;
@@ -1050,16 +1040,6 @@ job_queue(struct proxy *p, struct pjob *j)
 	}
 }
 
-/* Deprecated path: block until every worker ran j (a JOB_WAIT job). */
-static void
-job_wait(struct proxy *p, struct pjob *j)
-{
-	pthread_mutex_lock(&p->mu);
-	while (!j->done)
-		pthread_cond_wait(&p->cv, &p->mu);
-	pthread_mutex_unlock(&p->mu);
-}
-
 /* Call j's callback, if any is left, with what the workers found. */
 static void
 job_call(struct pjob *j)
@@ -1093,38 +1073,14 @@ job_call(struct pjob *j)
 	j->sessions_cb(&s, j->cb_arg);
 }
 
-/*
- * Hand j to the workers.  Without a base to post to (proxy_new), a job
- * with a callback is waited for and called back here instead.
- */
+/* Hand j to the workers; one with a callback stays cancellable until
+ * it is called back. */
 static void
 job_submit(struct proxy *p, struct pjob *j)
 {
-	if (j->mode == JOB_POST && p->base == NULL) {
-		j->mode = JOB_WAIT;
-		job_queue(p, j);
-		job_wait(p, j);
-		job_call(j);
-		job_free(j);
-		return;
-	}
 	if (j->mode == JOB_POST)
 		live_link(p, j);
 	job_queue(p, j);
-}
-
-/* Deprecated path: run j everywhere, wait, free it; connections closed. */
-static int
-job_run_wait(struct proxy *p, struct pjob *j)
-{
-	int n;
-
-	j->mode = JOB_WAIT;
-	job_queue(p, j);
-	job_wait(p, j);
-	n = atomic_load(&j->closed);
-	job_free(j);
-	return n;
 }
 
 /* Results the workers posted: called back on the control thread. */
@@ -1176,9 +1132,7 @@ proxy_new_base(struct event_base *base, int nworkers, struct err *e)
 		return NULL;
 	}
 	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->cv, NULL);
 	p->done_tail = &p->done_head;
-	p->base = base;
 	/* Everything proxy_free undoes is set up first, so that it can
 	 * undo a half-made proxy. */
 	p->nw = nworkers;
@@ -1189,8 +1143,7 @@ proxy_new_base(struct event_base *base, int nworkers, struct err *e)
 		w->qtail = &w->qhead;
 		pthread_mutex_init(&w->mu, NULL);
 	}
-	if (base != NULL &&
-	    (p->done_ev = event_new(base, -1, 0, proxy_done, p)) == NULL) {
+	if ((p->done_ev = event_new(base, -1, 0, proxy_done, p)) == NULL) {
 		err_set(e, E_INTERNAL, "out of memory");
 		proxy_free(p);
 		return NULL;
@@ -1215,12 +1168,6 @@ proxy_new_base(struct event_base *base, int nworkers, struct err *e)
 		w->started = 1;
 	}
 	return p;
-}
-
-struct proxy *
-proxy_new(int nworkers, struct err *e)
-{
-	return proxy_new_base(NULL, nworkers, e);
 }
 
 static struct listener *
@@ -1252,7 +1199,8 @@ listen_tcp(const char *addr, int port, struct err *e)
 	    0)) == -1)
 		return err_set(e, E_INTERNAL, "socket: %s", strerror(errno));
 	/* Also what lets a port be served again while the workers still
-	 * hold the socket of its deleted endpoint (see endpoint_del_job). */
+	 * hold the socket of its deleted endpoint (see
+	 * proxy_endpoint_del_async). */
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
 	    listen(fd, 1024) == -1) {
@@ -1316,27 +1264,17 @@ proxy_endpoint_set_async(struct proxy *p, const char *addr, int port,
 }
 
 int
-proxy_endpoint_set(struct proxy *p, const char *addr, int port,
-    struct tlsctx *ctx, const char *backend, const char *label,
-    struct err *e)
-{
-	return proxy_endpoint_set_async(p, addr, port, ctx, backend, label, e);
-}
-
-/*
- * A CMD_DEL job for port, which owns the listener from now on; NULL when
- * there is no such endpoint or no memory (then nothing changed).
- */
-static struct pjob *
-endpoint_del_job(struct proxy *p, int port)
+proxy_endpoint_del_async(struct proxy *p, int port, proxy_done_cb cb,
+    void *arg)
 {
 	struct listener	*l;
 	struct pjob	*j;
 	int		 i;
 
+	/* The job owns the listener from now on. */
 	if ((l = proxy_listener(p, port, &i)) == NULL ||
 	    (j = job_new(p, CMD_DEL, port, l)) == NULL)
-		return NULL;
+		return -1;
 	p->ls[i] = p->ls[--p->nls];
 	/*
 	 * Stop accepting now, before the workers get to it: shutdown of a
@@ -1348,17 +1286,6 @@ endpoint_del_job(struct proxy *p, int port)
 	 * Workers polling it meanwhile see EPOLLHUP and an accept EINVAL.
 	 */
 	shutdown(l->fd, SHUT_RD);
-	return j;
-}
-
-int
-proxy_endpoint_del_async(struct proxy *p, int port, proxy_done_cb cb,
-    void *arg)
-{
-	struct pjob *j;
-
-	if ((j = endpoint_del_job(p, port)) == NULL)
-		return -1;
 	if (cb != NULL) {
 		j->mode = JOB_POST;
 		j->done_cb = cb;
@@ -1366,17 +1293,6 @@ proxy_endpoint_del_async(struct proxy *p, int port, proxy_done_cb cb,
 	}
 	job_submit(p, j);
 	return 0;
-}
-
-void
-proxy_endpoint_del(struct proxy *p, int port)
-{
-	struct pjob *j;
-
-	if ((j = endpoint_del_job(p, port)) != NULL)
-		job_run_wait(p, j);
-	else if (proxy_listener(p, port, NULL) != NULL)
-		log_error("proxy: out of memory: port %d still served", port);
 }
 
 static int
@@ -1408,32 +1324,6 @@ proxy_close_port_async(struct proxy *p, int port, proxy_done_cb cb,
     void *arg)
 {
 	return proxy_close_async(p, CMD_CLOSE_PORT, port, cb, arg);
-}
-
-int
-proxy_close_below(struct proxy *p, int min_version)
-{
-	struct pjob *j;
-
-	if ((j = job_new(p, CMD_CLOSE_BELOW, min_version, NULL)) == NULL) {
-		log_error("proxy: out of memory: sessions below the minimum "
-		    "TLS version not closed");
-		return 0;
-	}
-	return job_run_wait(p, j);
-}
-
-int
-proxy_close_port(struct proxy *p, int port)
-{
-	struct pjob *j;
-
-	if ((j = job_new(p, CMD_CLOSE_PORT, port, NULL)) == NULL) {
-		log_error("proxy: out of memory: port %d connections not "
-		    "closed", port);
-		return 0;
-	}
-	return job_run_wait(p, j);
 }
 
 int
@@ -1567,7 +1457,6 @@ proxy_free(struct proxy *p)
 		listener_free(p->ls[--p->nls]);
 	if (p->done_ev != NULL)
 		event_free(p->done_ev);
-	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
 	free(p->w);
 	free(p);

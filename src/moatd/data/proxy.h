@@ -61,19 +61,14 @@ typedef void (*proxy_sessions_cb)(const struct proxy_sessions *s,
 		    void *arg);
 
 /*
- * Start nworkers threads (0: one per core).  base is the control
- * thread's event base: callbacks run on it.  It must be the base of the
- * thread that calls every other function here, and libevent must have
- * been made thread-aware (evthread_use_pthreads) before it was created.
+ * Start nworkers threads (0: one per core).  base (not NULL) is the
+ * control thread's event base: callbacks run on it.  It must be the base
+ * of the thread that calls every other function here, and libevent must
+ * have been made thread-aware (evthread_use_pthreads) before it was
+ * created.
  */
 struct proxy	*proxy_new_base(struct event_base *base, int nworkers,
 		    struct err *e);
-/*
- * Deprecated: proxy_new_base without a base.  Every call that takes a
- * callback then blocks until the workers ran it and calls back before it
- * returns (as the old synchronous proxy did).
- */
-struct proxy	*proxy_new(int nworkers, struct err *e);
 /*
  * Stops the workers and closes every connection.  Blocks until the
  * workers exited (shutdown only).  Commands in flight are completed or
@@ -95,7 +90,7 @@ int		 proxy_endpoint_set_async(struct proxy *p, const char *addr,
 		    const char *label, struct err *e);
 /*
  * Stop listening on port and close its connections.  The port stops
- * accepting and is free for a new proxy_endpoint_set at once; the
+ * accepting and is free for a new proxy_endpoint_set_async at once; the
  * workers close its connections in order with the other commands.  cb
  * (may be NULL) gets how many they closed.  0: queued; -1: no endpoint
  * on port, or out of memory (then nothing changed): cb is not called.
@@ -132,28 +127,11 @@ int		 proxy_proto_version(enum proxy_proto proto);
 /* "TLSv1.2" etc. as OpenSSL names them; "plaintext", "handshake". */
 const char	*proxy_proto_name(enum proxy_proto proto);
 /*
- * How many of s proxy_close_below(min_version) would close: established
- * TLS connections below min_version, on port (0: every port).
+ * How many of s proxy_close_below_async(min_version) would close:
+ * established TLS connections below min_version, on port (0: every
+ * port).
  */
 int		 proxy_sessions_below(const struct proxy_sessions *s, int port,
 		    int min_version);
-
-/*
- * Deprecated synchronous calls, kept while bdbs.c moves to the ones
- * above.  proxy_endpoint_set no longer waits for the workers (same as
- * proxy_endpoint_set_async).  The other three BLOCK the calling thread
- * until every worker ran the command: never call them from the control
- * thread in new code.
- */
-int		 proxy_endpoint_set(struct proxy *p, const char *addr, int port,
-		    struct tlsctx *ctx, const char *backend, const char *label,
-		    struct err *e);
-/* Stop listening on port and close its connections; blocks. */
-void		 proxy_endpoint_del(struct proxy *p, int port);
-/* Close TLS connections that negotiated below min_version; how many.
- * Blocks. */
-int		 proxy_close_below(struct proxy *p, int min_version);
-/* Close open connections on port (the shard went away).  Blocks. */
-int		 proxy_close_port(struct proxy *p, int port);
 
 #endif

@@ -868,12 +868,6 @@ shards_stop_async(struct shards *s, int uid, int remove, shard_stop_cb cb,
 }
 
 void
-shards_stop(struct shards *s, int uid, int remove)
-{
-	(void)shards_stop_async(s, uid, remove, NULL, NULL);
-}
-
-void
 shards_cancel(struct shards *s, void *arg)
 {
 	struct shard_waiter	*w;

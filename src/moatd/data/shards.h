@@ -63,8 +63,6 @@ int		 shards_ensure(struct shards *s, const struct shard_conf *c,
  */
 int		 shards_stop_async(struct shards *s, int uid, int remove,
 		    shard_stop_cb cb, void *arg);
-/* shards_stop_async without a callback: returns at once as well. */
-void		 shards_stop(struct shards *s, int uid, int remove);
 /* Forget every stop callback registered with arg (its owner goes away);
  * the stops themselves go on. */
 void		 shards_cancel(struct shards *s, void *arg);
