@@ -117,6 +117,7 @@ def test_changes_to_different_certificates_through_two_nodes_do_not_conflict(
     n1, n2, n3 = cluster3
     v0 = {name: cert_version(n1, name) for name in ("api", "syncer")}
     final = None
+    times = []
     for rnd in range(20):
         leaves = {"api": leaf(test_ca), "syncer": leaf(test_ca)}
         res = run_at_once(
@@ -132,7 +133,10 @@ def test_changes_to_different_certificates_through_two_nodes_do_not_conflict(
                 rnd, name, r.status_code, r.text[:2000])
             assert took < 1.0, "round %d, %s took %.3fs" % (rnd, name, took)
             assert r.json()["fingerprint_sha256"] == leaves[name].fingerprint
+            times.append(took)
         final = leaves
+    print("two certificates through two nodes, 20 rounds: slowest %.3fs, "
+          "median %.3fs" % (max(times), sorted(times)[len(times) // 2]))
 
     want_fp = {k: v.fingerprint for k, v in final.items()}
     for n in cluster3:
@@ -225,6 +229,9 @@ def test_waiting_change_answers_409_on_timeout_and_never_blocks_reads(
     assert not isinstance(r, Exception), r
     assert held < 4.5, "test too slow: node 2 was stopped %.1fs" % held
     body = assert_error(r, 409, "not_all_nodes_updated")
+    print("GET /v1/cluster while a change waits: %d samples, slowest %.4fs; "
+          "the change answered 409 after %.2fs" % (
+              len(samples), max(t for t, _ in samples), result["took"]))
     assert all(t < 0.1 for t, _ in samples), samples
     assert all(st == 200 for _, st in samples), samples
     assert len(samples) >= 5, samples
@@ -430,6 +437,8 @@ def test_failed_sign_in_storm_does_not_block_the_control_thread(node):
         for t in ts:
             t.join(30)
         assert all(c is not None and c[0] == 401 for c in codes), codes
+        print("admin GET during 50 failed sign-ins: %d samples, slowest "
+              "%.4fs (storm %.2fs)" % (len(samples), max(samples), storm))
         assert samples and max(samples) < 0.1, (samples, storm)
         assert len(samples) >= 3, \
             "only %d samples while sign-ins were in flight (storm %.2fs)" \

@@ -212,11 +212,7 @@ api_park_done(void *arg, int all_ok, json_t *nodes)
 	int		 rc;
 
 	r->wait = NULL;
-	if (nodes == NULL)
-		rc = err_set(&e, E_INTERNAL, "out of memory; the change is "
-		    "stored and the nodes will apply it");
-	else
-		rc = r->rollout_fn(r, all_ok, nodes, &e);
+	rc = r->rollout_fn(r, all_ok, nodes, &e);
 	api_finish(r, rc, &e);
 }
 
@@ -224,10 +220,17 @@ int
 api_park(struct api_req *r, const struct rollout_want *want,
     api_rollout_fn fn)
 {
+	struct err e = { 0 };
+
 	r->rollout_fn = fn;
 	api_hold(r);
 	r->wait = rollout_park(r->n->ro, want, r->timeout_ms > 0 ?
 	    r->timeout_ms : ROLLOUT_TIMEOUT_MS, api_park_done, r);
+	if (r->wait == NULL) {
+		err_set(&e, E_INTERNAL, "out of memory; the change is stored "
+		    "and the nodes will apply it");
+		api_finish(r, -1, &e);
+	}
 	return API_ASYNC;
 }
 

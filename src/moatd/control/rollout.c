@@ -20,7 +20,8 @@ struct rollout_wait {
 	struct rollout_want		 want;
 	rollout_done_fn			 done;
 	void				*arg;
-	struct event			*timer;
+	struct event			*timer;	/* the timeout */
+	struct event			*first;	/* the first check */
 	TAILQ_ENTRY(rollout_wait)	 entry;
 };
 
@@ -47,6 +48,8 @@ rollout_wait_free(struct rollout_wait *w)
 	TAILQ_REMOVE(&w->ro->waits, w, entry);
 	if (w->timer != NULL)
 		event_free(w->timer);
+	if (w->first != NULL)
+		event_free(w->first);
 	free(w);
 }
 
@@ -117,12 +120,14 @@ rollout_try(struct rollout_wait *w, int force)
 		return 0;
 	}
 	/* Unlink before calling back: done may park or cancel others. */
-	TAILQ_REMOVE(&w->ro->waits, w, entry);
-	if (w->timer != NULL)
-		event_free(w->timer);
-	w->done(w->arg, all_ok, nodes);
+	{
+		rollout_done_fn	 done = w->done;
+		void		*arg = w->arg;
+
+		rollout_wait_free(w);
+		done(arg, all_ok, nodes);
+	}
 	json_decref(nodes);
-	free(w);
 	return 1;
 }
 
@@ -132,6 +137,12 @@ rollout_timeout(evutil_socket_t fd, short what, void *arg)
 	rollout_try(arg, 1);
 }
 
+static void
+rollout_first(evutil_socket_t fd, short what, void *arg)
+{
+	rollout_try(arg, 0);
+}
+
 struct rollout_wait *
 rollout_park(struct rollout *ro, const struct rollout_want *want,
     int timeout_ms, rollout_done_fn done, void *arg)
@@ -139,24 +150,31 @@ rollout_park(struct rollout *ro, const struct rollout_want *want,
 	struct rollout_wait	*w;
 	struct timeval		 tv;
 
-	if ((w = calloc(1, sizeof(*w))) == NULL) {
-		done(arg, 0, NULL);
+	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return NULL;
-	}
 	w->ro = ro;
 	w->want = *want;
 	w->done = done;
 	w->arg = arg;
 	TAILQ_INSERT_TAIL(&ro->waits, w, entry);
-	if (rollout_try(w, 0))
-		return NULL;
 	tv.tv_sec = timeout_ms / 1000;
 	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	/* The first check runs from the loop too: done is never called
+	 * inside this call, whose caller still holds what arg points to. */
 	if ((w->timer = evtimer_new(ro->n->base, rollout_timeout, w)) ==
-	    NULL || evtimer_add(w->timer, &tv) == -1) {
-		rollout_try(w, 1);
-		return NULL;
+	    NULL || evtimer_add(w->timer, &tv) == -1 ||
+	    (w->first = event_new(ro->n->base, -1, 0, rollout_first, w)) ==
+	    NULL) {
+		if (w->timer != NULL)
+			event_free(w->timer);
+		w->timer = NULL;
+		/* Out of memory: answer at once from the loop, or give up. */
+		if (w->first == NULL) {
+			rollout_wait_free(w);
+			return NULL;
+		}
 	}
+	event_active(w->first, EV_TIMEOUT, 0);
 	return w;
 }
 

@@ -33,9 +33,9 @@ struct rollout	*rollout_new(struct node *n);
 void		 rollout_free(struct rollout *ro);
 /*
  * Call done once every live node reports want, or after timeout_ms
- * with what they report then.  Returns the wait (for rollout_cancel),
- * or NULL when done was already called (everything was served) or when
- * out of memory (done called with all_ok 0 and nodes NULL).
+ * with what they report then; done always runs from the event loop,
+ * never inside this call.  Returns the wait (for rollout_cancel), or
+ * NULL when out of memory (done is then never called).
  */
 struct rollout_wait *rollout_park(struct rollout *ro,
 		    const struct rollout_want *want, int timeout_ms,
