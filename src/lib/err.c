@@ -59,6 +59,7 @@ static const struct {
 	[E_INVALID_MEMORY] =	{ "invalid_memory_size", 400 },
 	[E_JOIN_FAILED] =	{ "join_failed", 400 },
 	[E_STORE_NOT_SHARED] =	{ "store_not_shared", 409 },
+	[E_STORE_REFUSED] =	{ "store_unavailable", 503 },
 	[E_UNSUPPORTED_ROTATION] = { "unsupported_rotation", 403 },
 	[E_INTERNAL] =		{ "internal_error", 500 },
 };

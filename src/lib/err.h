@@ -60,6 +60,7 @@ enum errc {
 	E_INVALID_MEMORY,
 	E_JOIN_FAILED,
 	E_STORE_NOT_SHARED,
+	E_STORE_REFUSED,	/* the store answers but refuses us (TLS, auth) */
 	E_UNSUPPORTED_ROTATION,
 	E_INTERNAL,
 	E__COUNT

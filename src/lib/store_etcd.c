@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -26,6 +27,8 @@
 #define ETCD_TIMEOUT_MS	3000
 #define ETCD_MAX_RESP	(64 * 1024 * 1024)
 #define ETCD_MAX_IDLE	4
+/* After a call found no quorum, calls fail at once for this long. */
+#define ETCD_DOWN_MS	2000
 
 struct etcd_watch {
 	struct etcd_store	*es;
@@ -53,6 +56,8 @@ struct etcd_store {
 	int			 cur;		/* endpoint that answered last */
 	CURL			*idle[ETCD_MAX_IDLE];	/* handles not in use */
 	int			 nidle;
+	int64_t			 down_until;	/* ms, CLOCK_MONOTONIC */
+	char			 down_why[160];
 	volatile int		 stopping;
 	struct etcd_watch	*w[16];
 	int			 nw;
@@ -153,14 +158,38 @@ etcd_call_with(struct etcd_store *es, CURL *c, const char *path,
  * guards the list, so a slow member never makes another thread wait for
  * the lock, only for its own request.
  */
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Calls of the control thread.  A store without quorum holds each request
+ * until it times out; once one call found that, the next ones fail at
+ * once for ETCD_DOWN_MS instead of holding the control thread again, and
+ * the first call after that tries again.
+ */
 static json_t *
 etcd_call(struct etcd_store *es, const char *path, json_t *body,
     struct err *e)
 {
-	CURL	*c = NULL;
-	json_t	*j;
+	CURL		*c = NULL;
+	json_t		*j;
+	int64_t		 now = now_ms();
+	struct err	 le = { 0 };
 
 	pthread_mutex_lock(&es->mu);
+	if (now < es->down_until) {
+		err_set(e, E_STORE, "%s (%lld ms ago; trying again shortly)",
+		    es->down_why, (long long)(now - (es->down_until -
+		    ETCD_DOWN_MS)));
+		pthread_mutex_unlock(&es->mu);
+		return NULL;
+	}
 	if (es->nidle > 0)
 		c = es->idle[--es->nidle];
 	pthread_mutex_unlock(&es->mu);
@@ -168,8 +197,15 @@ etcd_call(struct etcd_store *es, const char *path, json_t *body,
 		err_set(e, E_INTERNAL, "out of memory");
 		return NULL;
 	}
-	j = etcd_call_with(es, c, path, body, e);
+	j = etcd_call_with(es, c, path, body, &le);
 	pthread_mutex_lock(&es->mu);
+	if (j == NULL && le.code == E_STORE &&
+	    strstr(err_msg(&le), "unavailable") != NULL) {
+		es->down_until = now_ms() + ETCD_DOWN_MS;
+		snprintf(es->down_why, sizeof(es->down_why), "%.150s",
+		    err_msg(&le));
+	} else if (j != NULL)
+		es->down_until = 0;
 	if (es->nidle < ETCD_MAX_IDLE) {
 		es->idle[es->nidle++] = c;
 		c = NULL;
@@ -177,6 +213,11 @@ etcd_call(struct etcd_store *es, const char *path, json_t *body,
 	pthread_mutex_unlock(&es->mu);
 	if (c != NULL)
 		curl_easy_cleanup(c);
+	if (j == NULL && e != NULL) {
+		err_clear(e);
+		*e = le;
+	} else
+		err_clear(&le);
 	return j;
 }
 
@@ -231,10 +272,19 @@ etcd_call_with(struct etcd_store *es, CURL *curl, const char *path,
 	explicit_bzero(s, strlen(s));
 	free(s);
 	if (i == es->nep || cc != CURLE_OK) {
-		err_set(e, E_STORE, "the cluster store (etcd) is unavailable: %s; "
-		    "nothing was changed, and running nodes keep serving what "
-		    "they last applied", cc != CURLE_OK ?
-		    curl_easy_strerror(cc) : "no quorum");
+		/* A store that is down or without quorum may come back; one
+		 * that refuses our TLS (no client certificate, a CA that does
+		 * not verify it) will not until its URL is fixed. */
+		int refused = cc == CURLE_SSL_CONNECT_ERROR ||
+		    cc == CURLE_PEER_FAILED_VERIFICATION ||
+		    cc == CURLE_SSL_CERTPROBLEM || cc == CURLE_SSL_CACERT_BADFILE ||
+		    (es->tls && (cc == CURLE_RECV_ERROR || cc == CURLE_SEND_ERROR));
+		err_set(e, refused ? E_STORE_REFUSED : E_STORE, "the cluster "
+		    "store (etcd) is unavailable: %s%s; nothing was changed, "
+		    "and running nodes keep serving what they last applied",
+		    cc != CURLE_OK ? curl_easy_strerror(cc) : "no quorum",
+		    refused ? " (it refuses this node's TLS: check the ca=, "
+		    "cert= and key= of the store URL)" : "");
 	} else if (code != 200 || (j = json_loads(r.data ? r.data : "", 0,
 	    NULL)) == NULL) {
 		err_set(e, E_STORE, "etcd answered %ld to %s", code, path);

@@ -190,8 +190,11 @@ node_init(struct node *n, struct event_base *base,
 		err_clear(&se);
 		return node_attach_store(n, e);
 	}
-	/* A bad URL will not get better: say so and stop. */
-	if (strncmp(n->cfg.store_url, "etcd", 4) != 0) {
+	/* A bad URL, or a store that refuses this node's TLS, will not get
+	 * better by waiting: a node with nothing to serve says so and stops
+	 * (a member serves what it last applied and keeps trying). */
+	if (strncmp(n->cfg.store_url, "etcd", 4) != 0 ||
+	    (n->uid <= 0 && se.code == E_STORE_REFUSED)) {
 		*e = se;
 		return -1;
 	}

@@ -140,17 +140,30 @@ def test_certificate_set_show_rotate(node, test_ca):
             fps[c].replace(":", "").lower() in p.stdout.lower(), (c, p.stdout)
     assert_no_private_key(out(p))
 
-    # rotate one, then all.
+    # rotate one, then all.  api is the operator's now: refused, unless
+    # forced.
     before = n.fingerprints()
-    ok(n.adm("cluster", "certificate", "rotate", "api"))
+    p = n.adm("cluster", "certificate", "rotate", "api")
+    assert p.returncode == 1 and "force" in p.stderr, out(p)
+    assert n.fingerprints() == before
+    ok(n.adm("cluster", "certificate", "rotate", "api", "force"))
     after = n.fingerprints()
     assert after["api"] != before["api"]
     assert n.cert_info("api")["issued_by_cluster_ca"] is True
     assert {k: after[k] for k in after if k != "api"} == \
         {k: before[k] for k in before if k != "api"}
-    ok(n.adm("cluster", "certificate", "rotate"))
+    # All: the operator's proxy and syncer are skipped, and said so.
+    p = ok(n.adm("cluster", "certificate", "rotate"))
     final = n.fingerprints()
-    assert all(final[c] != after[c] for c in CERT_NAMES)
+    for c in CERT_NAMES:
+        if c in ("proxy", "syncer"):
+            assert final[c] == after[c], c
+            assert c in p.stdout, out(p)
+        else:
+            assert final[c] != after[c], c
+    ok(n.adm("cluster", "certificate", "rotate", "force"))
+    forced = n.fingerprints()
+    assert all(forced[c] != final[c] for c in CERT_NAMES)
 
     # A bad certificate: exit 1, the server's description, nothing changed.
     snap = n.snapshot()
