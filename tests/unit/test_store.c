@@ -623,6 +623,78 @@ t_file_mode(const struct driver *d, struct store *s)
 
 static void t_remote_watch(const struct driver *, struct store *);
 
+/* A commit says its revision; a list read at one revision says it too,
+ * and holds exactly what that revision held. */
+static void
+t_revisions_out(const struct driver *d, struct store *s)
+{
+	struct store_txn	*t = store_txn_new();
+	struct store_kv		*kvs = NULL;
+	struct err		 e = { E_OK, NULL };
+	size_t			 n = 0;
+	int64_t			 crev = 0, lrev = 0;
+
+	store_txn_put(t, K("/ro/a"), "1");
+	store_txn_put(t, K("/ro/b"), "2");
+	CHECKF(store_txn_commit_rev(s, t, &crev, &e) == 0, "commit: %s",
+	    err_msg(&e));
+	store_txn_free(t);
+	CHECK(crev > 0);
+	CHECK(crev == store_revision(s));
+	CHECK_INT(store_list_at(s, K("/ro/"), &kvs, &n, &lrev, &e), 0);
+	CHECK_INT((int)n, 2);
+	CHECK(lrev == crev);
+	store_kvs_free(kvs, n);
+	err_clear(&e);
+}
+
+/* A transaction over the store's limit of operations fails whole and
+ * says so; one within it commits. */
+static void
+t_txn_limit(const struct driver *d, struct store *s)
+{
+	struct store_txn	*t = store_txn_new();
+	struct err		 e = { E_OK, NULL };
+	char			 key[128];
+	int			 i, max = store_max_txn_ops(s);
+	int			 n = max > 0 ? max + 1 : 300;
+	char			*v = NULL;
+
+	for (i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "%s%d", K("/lim/"), i);
+		store_txn_put(t, key, "x");
+	}
+	if (max > 0) {
+		CHECK_INT(store_txn_commit(s, t, &e), -1);
+		CHECK_INT(e.code, E_STORE);
+		CHECK_HAS(err_msg(&e), "limit");
+		snprintf(key, sizeof(key), "%s0", K("/lim/"));
+		CHECK_INT(store_get(s, key, &v, NULL, NULL), 1);
+		free(v);
+	} else {
+		CHECKF(store_txn_commit(s, t, &e) == 0, "commit: %s",
+		    err_msg(&e));
+	}
+	store_txn_free(t);
+	err_clear(&e);
+	/* The shared store (etcd) is the one with a limit. */
+	CHECK_INT(max > 0, store_is_shared(s));
+}
+
+/* A transaction one of whose operations could not be added never
+ * commits the rest (a NULL transaction stands for one that could not be
+ * made at all). */
+static void
+t_txn_sticky(const struct driver *d, struct store *s)
+{
+	struct err e = { E_OK, NULL };
+
+	CHECK_INT(store_txn_put(NULL, K("/st/a"), "1"), -1);
+	CHECK_INT(store_txn_commit(s, NULL, &e), -1);
+	CHECK_INT(e.code, E_INTERNAL);
+	err_clear(&e);
+}
+
 static const struct {
 	const char	*name;
 	void		(*fn)(const struct driver *, struct store *);
@@ -639,6 +711,9 @@ static const struct {
 	{ "delete", t_delete, 0 },
 	{ "watch", t_watch, 0 },
 	{ "watch another writer", t_remote_watch, 0 },
+	{ "revisions of commits and lists", t_revisions_out, 0 },
+	{ "transaction limit", t_txn_limit, 0 },
+	{ "incomplete transaction", t_txn_sticky, 0 },
 	{ "persistence", t_persist, 1 },
 	{ "file mode", t_file_mode, 1 },
 };
