@@ -188,7 +188,13 @@ node_init(struct node *n, struct event_base *base,
 	if ((n->store = store_open(n->cfg.store_url, cfg->data_dir,
 	    &se)) != NULL) {
 		err_clear(&se);
-		return node_attach_store(n, e);
+		if (node_attach_store(n, e) == -1)
+			return -1;
+		/* Serve the cluster's certificates and databases from the
+		 * first connection on, not a moment later. */
+		if (n->uid > 0)
+			apply_now(n);
+		return 0;
 	}
 	/* A bad URL, or a store that refuses this node's TLS, will not get
 	 * better by waiting: a node with nothing to serve says so and stops

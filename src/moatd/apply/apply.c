@@ -555,6 +555,12 @@ apply_sessions_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 void
+apply_now(struct node *n)
+{
+	apply_run(-1, 0, n);
+}
+
+void
 apply_schedule(struct node *n)
 {
 	if (n->ap != NULL && n->ap->ev != NULL)

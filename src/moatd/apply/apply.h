@@ -21,6 +21,9 @@ void		 apply_shutdown(struct node *n);
 /* Something under the store's root changed: apply on the next turn of
  * the loop (changes arriving meanwhile are coalesced into one read). */
 void		 apply_schedule(struct node *n);
+/* Apply at once: at start, before the listeners take their first
+ * connection (the loop does not run yet, so nothing waits for it). */
+void		 apply_now(struct node *n);
 /* Serve what this node last applied, from DIR/applied.json, while its
  * store does not answer yet.  0 when there was something to serve. */
 int		 apply_from_cache(struct node *n, struct err *e);
