@@ -64,7 +64,17 @@ $(BUILD)/%.o: %.c $(FLAGS_STAMP)
 $(BUILD)/libmoat.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
-$(BUILD)/moatd: $(MOATD_OBJ) $(BUILD)/libmoat.a
+# The UI's files, embedded into moatd (tools/embed.c writes the table).
+UI_FILES   := $(sort $(wildcard ui/*.html ui/*.js ui/*.css ui/*.svg ui/*.png ui/*.ico))
+$(BUILD)/embed: tools/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -o $@ $<
+$(BUILD)/ui_assets.c: $(UI_FILES) $(BUILD)/embed Makefile
+	$(BUILD)/embed $(UI_FILES) > $@.tmp && mv $@.tmp $@
+$(BUILD)/ui_assets.o: $(BUILD)/ui_assets.c
+	$(CC) $(CFLAGS) -Isrc/moatd/web -c -o $@ $<
+
+$(BUILD)/moatd: $(MOATD_OBJ) $(BUILD)/ui_assets.o $(BUILD)/libmoat.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/moatadm: $(ADM_OBJ) $(BUILD)/libmoat.a

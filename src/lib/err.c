@@ -61,6 +61,7 @@ static const struct {
 	[E_STORE_NOT_SHARED] =	{ "store_not_shared", 409 },
 	[E_STORE_REFUSED] =	{ "store_unavailable", 503 },
 	[E_UNSUPPORTED_ROTATION] = { "unsupported_rotation", 403 },
+	[E_CSRF] =		{ "csrf_token_invalid", 403 },
 	[E_INTERNAL] =		{ "internal_error", 500 },
 };
 

@@ -62,6 +62,7 @@ enum errc {
 	E_STORE_NOT_SHARED,
 	E_STORE_REFUSED,	/* the store answers but refuses us (TLS, auth) */
 	E_UNSUPPORTED_ROTATION,
+	E_CSRF,
 	E_INTERNAL,
 	E__COUNT
 };

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "node.h"
 #include "schema.h"
+#include "ui.h"
 #include "x509.h"
 
 static void
@@ -27,13 +28,14 @@ usage(FILE *f, int status)
 	    "[--cm-port N]\n"
 	    "             [--metrics-port N] [--store sqlite | "
 	    "--store etcd://HOST:PORT[,HOST:PORT...]]\n"
-	    "             [--bootstrap-token TOKEN] [--workers N]\n"
+	    "             [--bootstrap-token TOKEN] [--workers N] "
+	    "[--ui-idle-timeout S]\n"
 	    "\n"
 	    "  --data-dir DIR     this node's state (certificates, node.json, "
 	    "shards)\n"
 	    "  --addr ADDR        address to listen on (default 0.0.0.0)\n"
 	    "  --api-port N       REST API over HTTPS (default 9443)\n"
-	    "  --cm-port N        management UI (default 8443, reserved)\n"
+	    "  --cm-port N        management UI over HTTPS (default 8443)\n"
 	    "  --metrics-port N   Prometheus exporter (default 8070, "
 	    "reserved)\n"
 	    "  --store URL        sqlite (embedded, one node; the default), or\n"
@@ -41,7 +43,9 @@ usage(FILE *f, int status)
 	    "key= for a cluster\n"
 	    "  --bootstrap-token  lets create_cluster come from other "
 	    "machines\n"
-	    "  --workers N        data threads (default: one per core)\n");
+	    "  --workers N        data threads (default: one per core)\n"
+	    "  --ui-idle-timeout S  UI sessions end after S idle seconds "
+	    "(default 900)\n");
 	exit(status);
 }
 
@@ -54,6 +58,20 @@ parse_port(const char *s, const char *what)
 	if (*end != '\0' || v < 1 || v > 65535) {
 		fprintf(stderr, "moatd: %s must be a port number 1-65535, "
 		    "not \"%s\"\n", what, s);
+		exit(2);
+	}
+	return (int)v;
+}
+
+static int
+parse_seconds(const char *s, const char *what)
+{
+	char	*end;
+	long	 v = strtol(s, &end, 10);
+
+	if (*end != '\0' || v < 1 || v > 86400) {
+		fprintf(stderr, "moatd: %s must be 1 to 86400 seconds, not "
+		    "\"%s\"\n", what, s);
 		exit(2);
 	}
 	return (int)v;
@@ -91,6 +109,16 @@ bootstrap_ctx(const char *addr, struct err *e)
 	return ctx;
 }
 
+/* The context a listener starts with: its certificate once the node
+ * serves a cluster, else a throw-away one (bootstrap is encrypted too). */
+static struct tlsctx *
+listener_ctx(struct node *n, int id, struct err *e)
+{
+	if (apply_has_cluster(n) && apply_ctx(n, id) != NULL)
+		return tlsctx_ref(apply_ctx(n, id));
+	return bootstrap_ctx(n->cfg.addr, e);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -103,12 +131,13 @@ main(int argc, char *argv[])
 		{ "store",		required_argument, NULL, 's' },
 		{ "bootstrap-token",	required_argument, NULL, 't' },
 		{ "workers",		required_argument, NULL, 'w' },
+		{ "ui-idle-timeout",	required_argument, NULL, 'i' },
 		{ "help",		no_argument,	   NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct node_config	 cfg = { NULL, "0.0.0.0", 9443, 8443, 8070,
-				    "sqlite", NULL, 0 };
-	struct api_listener	 tls_l, local_l;
+				    "sqlite", NULL, 0, 900 };
+	struct api_listener	 tls_l, local_l, ui_l;
 	struct event_base	*base;
 	struct event		*sigterm, *sigint;
 	struct evhttp		*local;
@@ -129,6 +158,8 @@ main(int argc, char *argv[])
 		case 's': cfg.store_url = optarg; break;
 		case 't': cfg.bootstrap_token = optarg; break;
 		case 'w': cfg.workers = atoi(optarg); break;
+		case 'i': cfg.ui_idle_timeout = parse_seconds(optarg,
+			      "--ui-idle-timeout"); break;
 		case 'h': usage(stdout, 0); break;
 		default: usage(stderr, 2);
 		}
@@ -156,19 +187,31 @@ main(int argc, char *argv[])
 		log_error("%s", err_msg(&e));
 		return 1;
 	}
-	ctx = apply_has_cluster(&node) && apply_ctx(&node, CERT_API) != NULL ?
-	    tlsctx_ref(apply_ctx(&node, CERT_API)) : bootstrap_ctx(cfg.addr, &e);
-	if (ctx == NULL) {
+	memset(&tls_l, 0, sizeof(tls_l));
+	memset(&local_l, 0, sizeof(local_l));
+	memset(&ui_l, 0, sizeof(ui_l));
+	tls_l.node = local_l.node = ui_l.node = &node;
+	local_l.local = 1;
+	ui_l.ui = 1;
+	if ((ctx = listener_ctx(&node, CERT_API, &e)) == NULL) {
 		log_error("no TLS context for the API: %s", err_msg(&e));
 		return 1;
 	}
-	tls_l.node = local_l.node = &node;
-	tls_l.local = 0;
-	local_l.local = 1;
 	node.api = https_new(base, cfg.addr, cfg.api_port, ctx, api_dispatch,
 	    &tls_l, &e);
 	tlsctx_unref(ctx);
 	if (node.api == NULL) {
+		log_error("%s", err_msg(&e));
+		return 1;
+	}
+	if ((ctx = listener_ctx(&node, CERT_CM, &e)) == NULL) {
+		log_error("no TLS context for the UI: %s", err_msg(&e));
+		return 1;
+	}
+	node.cm = https_new(base, cfg.addr, cfg.cm_port, ctx, ui_dispatch,
+	    &ui_l, &e);
+	tlsctx_unref(ctx);
+	if (node.cm == NULL) {
 		log_error("%s", err_msg(&e));
 		return 1;
 	}
@@ -183,10 +226,11 @@ main(int argc, char *argv[])
 	event_add(sigterm, NULL);
 	event_add(sigint, NULL);
 	if (node_is_member(&node))
-		log_info("node %d of cluster %s: API on https://%s:%d, "
-		    "control socket %s", node.uid, apply_has_cluster(&node) ?
-		    apply_cluster(&node)->name : "(waiting for the store)",
-		    cfg.addr, cfg.api_port, sock);
+		log_info("node %d of cluster %s: API on https://%s:%d, UI on "
+		    "https://%s:%d, control socket %s", node.uid,
+		    apply_has_cluster(&node) ? apply_cluster(&node)->name :
+		    "(waiting for the store)", cfg.addr, cfg.api_port,
+		    cfg.addr, cfg.cm_port, sock);
 	else
 		log_info("no cluster yet: API (bootstrap only) on "
 		    "https://%s:%d, control socket %s", cfg.addr, cfg.api_port,
@@ -197,6 +241,8 @@ main(int argc, char *argv[])
 	unlink(sock);
 	https_free(node.api);
 	node.api = NULL;
+	https_free(node.cm);
+	node.cm = NULL;
 	node_shutdown(&node);
 	event_free(sigterm);
 	event_free(sigint);

@@ -17,12 +17,13 @@
 #include "node.h"
 #include "rollout.h"
 #include "schema.h"
+#include "sessions.h"
 #include "users.h"
 #include "workpool.h"
 
 #define PRESENCE_TTL	5	/* seconds a dead node stays "active" */
 #define RETRY_MIN_MS	250
-#define RETRY_MAX_MS	10000
+#define RETRY_MAX_MS	2000
 #define HASH_THREADS	2	/* argon2id: 64 MiB each */
 
 int
@@ -181,6 +182,7 @@ node_init(struct node *n, struct event_base *base,
 		json_decref(id);
 	}
 	if ((n->ro = rollout_new(n)) == NULL ||
+	    (n->ss = sessions_new(cfg->ui_idle_timeout)) == NULL ||
 	    (n->wp = workpool_new(base, HASH_THREADS, e)) == NULL)
 		return err_set(e, E_INTERNAL, "cannot start the control plane");
 	if (apply_init(n, e) == -1)
@@ -244,6 +246,7 @@ node_shutdown(struct node *n)
 	}
 	apply_shutdown(n);
 	rollout_free(n->ro);
+	sessions_free(n->ss);
 	workpool_free(n->wp);
 	if (n->store_ev != NULL)
 		event_free(n->store_ev);

@@ -26,12 +26,14 @@ struct node_config {
 	const char	*store_url;
 	const char	*bootstrap_token;	/* NULL: none */
 	int		 workers;		/* data threads; 0: one per core */
+	int		 ui_idle_timeout;	/* seconds; UI sessions */
 };
 
 struct applied;		/* apply/apply.c: what this node serves */
 struct rollout;		/* control/rollout.c: parked requests */
 struct workpool;	/* control/workpool.c: hashing, joins */
-struct https;		/* web/https.c: the API listener */
+struct https;		/* web/https.c: the API and UI listeners */
+struct sessions;	/* control/sessions.c: the UI's sign-ins */
 
 struct node {
 	struct node_config	 cfg;
@@ -44,6 +46,8 @@ struct node {
 	struct rollout		*ro;
 	struct workpool		*wp;
 	struct https		*api;
+	struct https		*cm;		/* the UI's port */
+	struct sessions		*ss;
 	struct event		*store_ev;	/* changes from other nodes */
 	struct event		*retry_ev;	/* store retry at start */
 	int			 retry_ms;

@@ -1,6 +1,7 @@
-"""Hot swap: 50 replacements of the api certificate under load, with zero
+"""Hot swap: 50 replacements of a certificate under load, with zero
 failed requests, keep-alive connections kept, and every new handshake
-seeing the new certificate."""
+seeing the new certificate -- for the API port (api) and the UI's port
+(cm) alike."""
 
 import os
 import threading
@@ -8,8 +9,10 @@ import time
 
 import requests
 
+import pytest
+
 import certgen
-from moatlib import KeepAlive, tls_client_context
+from moatlib import KeepAlive, served_fingerprint, tls_client_context
 
 SWAPS = 50
 
@@ -35,16 +38,25 @@ class Worker(threading.Thread):
             time.sleep(0.002)
 
 
-def test_fifty_swaps_under_load(node, test_ca):
+# (certificate, the node's attribute with its port, a path that answers
+# 200 on that port to a request with HTTP Basic credentials or none)
+PORTS = [("api", "port", "/v1/cluster"), ("cm", "cm_port", "/ca.pem")]
+
+
+@pytest.mark.parametrize("cert,port_attr,path", PORTS,
+                         ids=[p[0] for p in PORTS])
+def test_fifty_swaps_under_load(node, test_ca, cert, port_attr, path):
     n = node
+    port = getattr(n, port_attr)
+    base = "https://%s:%d" % (n.addr, port)
     sans = certgen.service_sans(n.fqdn, (n.addr,))
     certs = [certgen.make_leaf(test_ca, sans=sans),
              certgen.make_leaf(test_ca, sans=sans)]
     bundle = os.path.join(n.tmp, "bundle.pem")
     with open(bundle, "w") as f:
         f.write(open(n.ca).read() + test_ca.cert_pem)
-    url = n.url("/v1/cluster")
-    original_fp = n.served_fp()
+    url = base + path
+    original_fp = served_fingerprint(n.addr, port)
     allowed = {original_fp} | {c.fingerprint for c in certs}
 
     # 1. A requests.Session with a keep-alive connection opened before.
@@ -57,8 +69,8 @@ def test_fifty_swaps_under_load(node, test_ca):
 
     # 2. A raw keep-alive TLS connection opened before.
     ctx = tls_client_context(cafile=bundle)
-    raw = KeepAlive(n.addr, n.port, ctx, n.addr, auth=n.creds)
-    assert raw.request("GET", "/v1/cluster").status_code == 200
+    raw = KeepAlive(n.addr, port, ctx, n.addr, auth=n.creds)
+    assert raw.request("GET", path).status_code == 200
     raw_sock = raw.conn.sock
     raw_peer = certgen.fingerprint_der(raw.peer_der)
 
@@ -67,11 +79,11 @@ def test_fifty_swaps_under_load(node, test_ca):
     seen_lock = threading.Lock()
 
     def fresh():
-        c = KeepAlive(n.addr, n.port, ctx, n.addr, auth=n.creds)
+        c = KeepAlive(n.addr, port, ctx, n.addr, auth=n.creds)
         try:
             with seen_lock:
                 seen.add(certgen.fingerprint_der(c.peer_der))
-            return c.request("GET", "/v1/cluster")
+            return c.request("GET", path)
         finally:
             c.close()
 
@@ -81,34 +93,34 @@ def test_fifty_swaps_under_load(node, test_ca):
 
     stop = threading.Event()
     workers = [Worker("session", lambda: ses.get(url, timeout=10), stop),
-               Worker("raw-keepalive", lambda: raw.request("GET", "/v1/cluster"),
-                      stop),
+               Worker("raw-keepalive", lambda: raw.request("GET", path), stop),
                Worker("fresh-ssl", fresh, stop),
                Worker("fresh-requests", fresh_requests, stop)]
     for w in workers:
         w.start()
     admin = requests.Session()
-    admin.verify = bundle
+    admin.verify = n.ca
     admin.auth = n.creds
+    api_url = n.url("/v1/cluster/update_cert")
     swap_failures = []
     t0 = time.monotonic()
     try:
         time.sleep(0.2)
         for i in range(SWAPS):
             leaf = certs[i % 2]
-            body = {"name": "api", "key": leaf.key_pem,
+            body = {"name": cert, "key": leaf.key_pem,
                     "certificate": leaf.cert_pem}
-            if i % 2:
+            if i % 2 or cert == "api":
+                # The API port's own certificate changes under this
+                # client: it trusts the test CA too.
                 r = n.sock("PUT", "/v1/cluster/update_cert", body)
             else:
-                r = admin.put(url.replace("/v1/cluster",
-                                          "/v1/cluster/update_cert"),
-                              json=body, timeout=60)
+                r = admin.put(api_url, json=body, timeout=60)
             if r.status_code != 200:
                 swap_failures.append((i, r.status_code, r.text[:300]))
                 continue
             assert r.json()["fingerprint_sha256"] == leaf.fingerprint
-            got = n.served_fp()
+            got = served_fingerprint(n.addr, port)
             if got != leaf.fingerprint:
                 swap_failures.append((i, "fresh handshake saw", got))
     finally:
@@ -130,11 +142,12 @@ def test_fifty_swaps_under_load(node, test_ca):
         "requests.Session opened %d connections" % pool.num_connections
     assert raw.open and raw.conn.sock is raw_sock
     assert certgen.fingerprint_der(raw.peer_der) == raw_peer == original_fp
-    assert raw.request("GET", "/v1/cluster").status_code == 200
+    assert raw.request("GET", path).status_code == 200
     assert seen <= allowed, seen - allowed
     assert len(seen) >= 2, "fresh handshakes never saw a swapped certificate"
-    assert n.served_fp() == certs[(SWAPS - 1) % 2].fingerprint
-    assert n.cert_info("api")["fingerprint_sha256"] == \
+    assert served_fingerprint(n.addr, port) == \
+        certs[(SWAPS - 1) % 2].fingerprint
+    assert n.cert_info(cert)["fingerprint_sha256"] == \
         certs[(SWAPS - 1) % 2].fingerprint
     raw.close()
     ses.close()

@@ -62,9 +62,13 @@ def test_min_control_tls_13(node):
     ok, p = s_client_ok(n, "-tls1_3")
     assert ok, p.stdout + p.stderr
     assert "TLSv1.3" in p.stdout
-    with pytest.raises((ssl.SSLError, ConnectionError)):
-        served_cert_der(n.addr, n.port, n.fqdn,
-                        max_version=ssl.TLSVersion.TLSv1_2)
+    # Both control ports: the API and the UI (cm).
+    for port in (n.port, n.cm_port):
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            served_cert_der(n.addr, port, n.fqdn,
+                            max_version=ssl.TLSVersion.TLSv1_2)
+        assert served_cert_der(n.addr, port, n.fqdn,
+                               min_version=ssl.TLSVersion.TLSv1_3)
     # HTTPS clients (TLS 1.3) still work.
     assert n.session.get(n.url("/v1/cluster"), timeout=30).status_code == 200
 
@@ -148,7 +152,14 @@ def test_raise_minimum_closes_old_sessions(node):
     n = node
     old = keepalive(n, ssl.TLSVersion.TLSv1_2)
     new = keepalive(n, ssl.TLSVersion.TLSv1_3)
+    # The same on the UI's port.
+    cm_old = KeepAlive(n.addr, n.cm_port, tls_client_context(
+        max_version=ssl.TLSVersion.TLSv1_2), n.addr)
+    cm_new = KeepAlive(n.addr, n.cm_port, tls_client_context(
+        min_version=ssl.TLSVersion.TLSv1_3), n.addr)
     try:
+        for c in (cm_old, cm_new):
+            assert c.request("GET", "/ca.pem").status_code == 200
         assert old.tls_version == "TLSv1.2"
         assert new.tls_version == "TLSv1.3"
         for c in (old, new):
@@ -158,9 +169,13 @@ def test_raise_minimum_closes_old_sessions(node):
 
         r = n.sock("PUT", "/v1/cluster", {"min_control_TLS_version": "1.3"})
         assert r.status_code == 200, r.text
-        assert r.json()["closed_sessions"] >= 1, r.text
+        assert r.json()["closed_sessions"] >= 2, r.text
 
-        # The TLS 1.2 session is gone ...
+        # The TLS 1.2 sessions are gone, on both ports ...
+        with pytest.raises((OSError, http.client.HTTPException)):
+            r = cm_old.request("GET", "/ca.pem")
+            raise AssertionError("TLS 1.2 UI session still served: %s" % r)
+        assert cm_new.request("GET", "/ca.pem").status_code == 200
         with pytest.raises((OSError, http.client.HTTPException)):
             r = old.request("GET", "/v1/cluster")
             raise AssertionError("TLS 1.2 session still served: %s" % r)
@@ -172,6 +187,8 @@ def test_raise_minimum_closes_old_sessions(node):
     finally:
         old.close()
         new.close()
+        cm_old.close()
+        cm_new.close()
 
 
 def test_raise_minimum_from_a_tls12_session(node):

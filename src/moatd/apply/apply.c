@@ -215,6 +215,8 @@ apply_cert(struct node *n, const struct snapshot *snap, int id,
 	x509_material_fingerprint(m, sv->fingerprint);
 	if (id == CERT_API && n->api != NULL)
 		https_set_ctx(n->api, ctx);
+	if (id == CERT_CM && n->cm != NULL)
+		https_set_ctx(n->cm, ctx);
 	if (changed)
 		log_info("serving %s certificate version %d (sha256 %s)",
 		    svc->name, cd.version, sv->fingerprint);
@@ -318,9 +320,12 @@ apply_snapshot(struct node *n, const struct snapshot *snap,
 		ap->policy_rev = prev;
 		ap->closed_api = ap->closed_proxy = 0;
 	}
-	if (raised_ctl && n->api != NULL) {
-		ap->closed_api = https_close_below(n->api,
-		    c.policy.min_control);
+	if (raised_ctl) {
+		/* The API and the UI ports are both under the control
+		 * policy. */
+		ap->closed_api = (n->api != NULL ? https_close_below(n->api,
+		    c.policy.min_control) : 0) + (n->cm != NULL ?
+		    https_close_below(n->cm, c.policy.min_control) : 0);
 		log_info("minimum control TLS version raised to %s: closed %d "
 		    "session(s) below it", tls_version_str(c.policy.min_control),
 		    ap->closed_api);
@@ -659,7 +664,7 @@ apply_bdb_up(struct node *n, int uid)
 
 struct sessions_req {
 	struct node		*n;
-	int			 api12, api13;
+	int			 api12, api13, cm12, cm13;
 	apply_sessions_cb	 cb;
 	void			*arg;
 };
@@ -670,8 +675,9 @@ apply_sessions_counted(int tls12, int tls13, void *arg)
 	struct sessions_req	*sr = arg;
 	json_t			*j;
 
-	j = json_pack("{s:{s:i, s:i}, s:{s:i, s:i}}", "api", "TLSv1.2",
-	    sr->api12, "TLSv1.3", sr->api13, "proxy", "TLSv1.2", tls12,
+	j = json_pack("{s:{s:i, s:i}, s:{s:i, s:i}, s:{s:i, s:i}}", "api",
+	    "TLSv1.2", sr->api12, "TLSv1.3", sr->api13, "cm", "TLSv1.2",
+	    sr->cm12, "TLSv1.3", sr->cm13, "proxy", "TLSv1.2", tls12,
 	    "TLSv1.3", tls13);
 	sr->cb(j, sr->arg);
 	json_decref(j);
@@ -691,6 +697,8 @@ apply_sessions_async(struct node *n, apply_sessions_cb cb, void *arg)
 	/* The API's sessions are the control thread's: counted now. */
 	if (n->api != NULL)
 		https_count_versions(n->api, &sr->api12, &sr->api13);
+	if (n->cm != NULL)
+		https_count_versions(n->cm, &sr->cm12, &sr->cm13);
 	if (apply_bdbs_count_versions(n->ap->bdbs, apply_sessions_counted,
 	    sr) == -1) {
 		free(sr);

@@ -18,6 +18,7 @@
 #include "apply.h"
 #include "https.h"
 #include "log.h"
+#include "sessions.h"
 
 #define API_MAX_BODY	(1024 * 1024)
 
@@ -27,35 +28,39 @@ struct api_route {
 	enum perm		 perm;
 	int			 need_cluster;
 	api_fn			 fn;
+	int			 ui_only;	/* the cm port's own routes */
 };
 
 /* Permissions are RS's (docs/api.md lists which role holds which). */
 static const struct api_route api_routes[] = {
-	{ EVHTTP_REQ_POST, "/v1/bootstrap/create_cluster", PERM_NONE, 0, api_bootstrap_create },
-	{ EVHTTP_REQ_POST, "/v1/bootstrap/join_cluster", PERM_NONE, 0, api_bootstrap_join },
-	{ EVHTTP_REQ_GET, "/v1/cluster", PERM_VIEW_CLUSTER, 1, api_cluster_get },
-	{ EVHTTP_REQ_PUT, "/v1/cluster", PERM_UPDATE_CLUSTER, 1, api_cluster_put },
-	{ EVHTTP_REQ_GET, "/v1/cluster/store", PERM_UPDATE_CLUSTER, 1, api_cluster_store },
-	{ EVHTTP_REQ_PUT, "/v1/cluster/store", PERM_UPDATE_CLUSTER, 1, api_cluster_store_move },
-	{ EVHTTP_REQ_PUT, "/v1/cluster/update_cert", PERM_UPDATE_CLUSTER, 1, api_update_cert },
-	{ EVHTTP_REQ_GET, "/v1/cluster/certificates", PERM_VIEW_CLUSTER, 1, api_certs_get },
-	{ EVHTTP_REQ_PUT, "/v1/cluster/certificates", PERM_UPDATE_CLUSTER, 1, api_certs_put },
-	{ EVHTTP_REQ_POST, "/v1/cluster/certificates/rotate", PERM_UPDATE_CLUSTER, 1, api_certs_rotate },
-	{ EVHTTP_REQ_GET, "/v1/cluster/certificates/:name", PERM_VIEW_CLUSTER, 1, api_cert_get },
-	{ EVHTTP_REQ_DELETE, "/v1/cluster/certificates/:name", PERM_UPDATE_CLUSTER, 1, api_cert_delete },
-	{ EVHTTP_REQ_GET, "/v1/nodes", PERM_VIEW_CLUSTER, 1, api_nodes_get },
-	{ EVHTTP_REQ_GET, "/v1/nodes/:uid", PERM_VIEW_CLUSTER, 1, api_node_get },
-	{ EVHTTP_REQ_DELETE, "/v1/nodes/:uid", PERM_UPDATE_CLUSTER, 1, api_node_delete },
-	{ EVHTTP_REQ_GET, "/v1/bdbs", PERM_VIEW_BDB, 1, api_bdbs_get },
-	{ EVHTTP_REQ_POST, "/v1/bdbs", PERM_EDIT_BDB, 1, api_bdbs_post },
-	{ EVHTTP_REQ_GET, "/v1/bdbs/:uid", PERM_VIEW_BDB, 1, api_bdb_get },
-	{ EVHTTP_REQ_PUT, "/v1/bdbs/:uid", PERM_EDIT_BDB, 1, api_bdb_put },
-	{ EVHTTP_REQ_DELETE, "/v1/bdbs/:uid", PERM_EDIT_BDB, 1, api_bdb_delete },
-	{ EVHTTP_REQ_GET, "/v1/users", PERM_VIEW_USERS, 1, api_users_get },
-	{ EVHTTP_REQ_POST, "/v1/users", PERM_EDIT_USERS, 1, api_users_post },
-	{ EVHTTP_REQ_GET, "/v1/users/:uid", PERM_VIEW_USERS, 1, api_user_get },
-	{ EVHTTP_REQ_PUT, "/v1/users/:uid", PERM_EDIT_USERS, 1, api_user_put },
-	{ EVHTTP_REQ_DELETE, "/v1/users/:uid", PERM_EDIT_USERS, 1, api_user_delete },
+	{ EVHTTP_REQ_POST, "/v1/bootstrap/create_cluster", PERM_NONE, 0, api_bootstrap_create, 0 },
+	{ EVHTTP_REQ_POST, "/v1/bootstrap/join_cluster", PERM_NONE, 0, api_bootstrap_join, 0 },
+	{ EVHTTP_REQ_GET, "/v1/cluster", PERM_VIEW_CLUSTER, 1, api_cluster_get, 0 },
+	{ EVHTTP_REQ_PUT, "/v1/cluster", PERM_UPDATE_CLUSTER, 1, api_cluster_put, 0 },
+	{ EVHTTP_REQ_GET, "/v1/cluster/store", PERM_UPDATE_CLUSTER, 1, api_cluster_store, 0 },
+	{ EVHTTP_REQ_PUT, "/v1/cluster/store", PERM_UPDATE_CLUSTER, 1, api_cluster_store_move, 0 },
+	{ EVHTTP_REQ_PUT, "/v1/cluster/update_cert", PERM_UPDATE_CLUSTER, 1, api_update_cert, 0 },
+	{ EVHTTP_REQ_GET, "/v1/cluster/certificates", PERM_VIEW_CLUSTER, 1, api_certs_get, 0 },
+	{ EVHTTP_REQ_PUT, "/v1/cluster/certificates", PERM_UPDATE_CLUSTER, 1, api_certs_put, 0 },
+	{ EVHTTP_REQ_POST, "/v1/cluster/certificates/rotate", PERM_UPDATE_CLUSTER, 1, api_certs_rotate, 0 },
+	{ EVHTTP_REQ_GET, "/v1/cluster/certificates/:name", PERM_VIEW_CLUSTER, 1, api_cert_get, 0 },
+	{ EVHTTP_REQ_DELETE, "/v1/cluster/certificates/:name", PERM_UPDATE_CLUSTER, 1, api_cert_delete, 0 },
+	{ EVHTTP_REQ_GET, "/v1/nodes", PERM_VIEW_CLUSTER, 1, api_nodes_get, 0 },
+	{ EVHTTP_REQ_GET, "/v1/nodes/:uid", PERM_VIEW_CLUSTER, 1, api_node_get, 0 },
+	{ EVHTTP_REQ_DELETE, "/v1/nodes/:uid", PERM_UPDATE_CLUSTER, 1, api_node_delete, 0 },
+	{ EVHTTP_REQ_GET, "/v1/bdbs", PERM_VIEW_BDB, 1, api_bdbs_get, 0 },
+	{ EVHTTP_REQ_POST, "/v1/bdbs", PERM_EDIT_BDB, 1, api_bdbs_post, 0 },
+	{ EVHTTP_REQ_GET, "/v1/bdbs/:uid", PERM_VIEW_BDB, 1, api_bdb_get, 0 },
+	{ EVHTTP_REQ_PUT, "/v1/bdbs/:uid", PERM_EDIT_BDB, 1, api_bdb_put, 0 },
+	{ EVHTTP_REQ_DELETE, "/v1/bdbs/:uid", PERM_EDIT_BDB, 1, api_bdb_delete, 0 },
+	{ EVHTTP_REQ_GET, "/v1/users", PERM_VIEW_USERS, 1, api_users_get, 0 },
+	{ EVHTTP_REQ_POST, "/v1/users", PERM_EDIT_USERS, 1, api_users_post, 0 },
+	{ EVHTTP_REQ_GET, "/v1/users/:uid", PERM_VIEW_USERS, 1, api_user_get, 0 },
+	{ EVHTTP_REQ_PUT, "/v1/users/:uid", PERM_EDIT_USERS, 1, api_user_put, 0 },
+	{ EVHTTP_REQ_DELETE, "/v1/users/:uid", PERM_EDIT_USERS, 1, api_user_delete, 0 },
+	{ EVHTTP_REQ_POST, "/ui/session", PERM_NONE, 1, api_session_post, 1 },
+	{ EVHTTP_REQ_GET, "/ui/session", PERM_SESSION, 1, api_session_get, 1 },
+	{ EVHTTP_REQ_DELETE, "/ui/session", PERM_SESSION, 1, api_session_delete, 1 },
 };
 #define NROUTES (sizeof(api_routes) / sizeof(api_routes[0]))
 
@@ -406,6 +411,7 @@ api_dispatch(struct evhttp_request *req, void *arg)
 	r->n = l->node;
 	r->req = req;
 	r->local = l->local;
+	r->ui = l->ui;
 	http_peer(req, r->peer, sizeof(r->peer), &r->loopback);
 	snprintf(r->who, sizeof(r->who), "%s", r->peer);
 
@@ -418,6 +424,8 @@ api_dispatch(struct evhttp_request *req, void *arg)
 	while (len > 1 && path[len - 1] == '/')
 		path[--len] = '\0';
 	for (i = 0; i < NROUTES; i++) {
+		if (api_routes[i].ui_only && !l->ui)
+			continue;
 		if (!api_match(api_routes[i].path, path, r->param,
 		    sizeof(r->param)))
 			continue;
@@ -446,6 +454,19 @@ api_dispatch(struct evhttp_request *req, void *arg)
 		 * local administrator of this node. */
 		snprintf(r->user.role, sizeof(r->user.role), "admin");
 		snprintf(r->user.email, sizeof(r->user.email), "%s", r->peer);
+	} else if (r->ui && r->rt->perm != PERM_NONE) {
+		/* The UI signs in once and then shows its cookie; a change
+		 * also shows the session's CSRF token. */
+		if (r->n->store == NULL) {
+			err_set(&e, E_STORE, "this node does not reach the "
+			    "cluster store yet; retry shortly");
+			goto fail;
+		}
+		if (sessions_check(r->n, req, m != EVHTTP_REQ_GET, &r->user,
+		    &e) == -1)
+			goto fail;
+		snprintf(r->who, sizeof(r->who), "%s from %s (UI)",
+		    r->user.email, r->peer);
 	} else if (r->rt->perm != PERM_NONE) {
 		int retry = 0;
 		if (r->n->store == NULL) {

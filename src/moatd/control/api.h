@@ -25,6 +25,7 @@
 struct api_listener {
 	struct node	*node;
 	int		 local;		/* the control socket */
+	int		 ui;		/* the cm port: session cookies */
 };
 
 struct api_route;
@@ -38,6 +39,7 @@ struct api_req {
 	struct evhttp_request	*req;		/* NULL once the client left */
 	const struct api_route	*rt;
 	int			 local;
+	int			 ui;		/* came through the cm port */
 	int			 loopback;
 	char			 peer[64];
 	struct auth_user	 user;

@@ -198,10 +198,11 @@ cluster_would_close(struct node *n, const struct dry_run *d, json_t *mine)
 			asof = json_string_value(json_object_get(sess, "as_of"));
 		}
 		json_array_append_new(out, json_pack("{s:i, s:O?, s:o, s:o, "
-		    "s:s?}", "uid", uid, "addr", json_object_get(nd, "addr"),
-		    "api", below(json_object_get(sess, "api"), d->ctl, rc_ctl,
-		    &total), "proxy", below(json_object_get(sess, "proxy"),
-		    d->data, rc_data, &total), "as_of", asof));
+		    "s:o, s:s?}", "uid", uid, "addr", json_object_get(nd,
+		    "addr"), "api", below(json_object_get(sess, "api"), d->ctl,
+		    rc_ctl, &total), "cm", below(json_object_get(sess, "cm"),
+		    d->ctl, rc_ctl, &total), "proxy", below(json_object_get(sess,
+		    "proxy"), d->data, rc_data, &total), "as_of", asof));
 	}
 	json_decref(nodes);
 	free(now);

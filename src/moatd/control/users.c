@@ -64,6 +64,7 @@ static const char *const perm_names[] = {
 	[PERM_EDIT_BDB] = "create_bdb, update_bdb, delete_bdb",
 	[PERM_VIEW_USERS] = "view_all_users_info",
 	[PERM_EDIT_USERS] = "create_new_user, update_user, delete_user",
+	[PERM_SESSION] = "sign in to the UI",
 };
 
 static struct {
@@ -85,7 +86,7 @@ users_role_allows(const char *role, enum perm perm)
 {
 	size_t i;
 
-	if (perm == PERM_NONE)
+	if (perm == PERM_NONE || perm == PERM_SESSION)
 		return 1;
 	for (i = 0; i < NROLES; i++)
 		if (strcmp(role_table[i].name, role) == 0)
@@ -377,12 +378,9 @@ users_authenticate(struct node *n, const char *authz, const char *peer,
     struct err *e)
 {
 	unsigned char	 raw[1024];
-	size_t		 rawlen = 0, i;
+	size_t		 rawlen = 0;
 	char		*colon;
-	json_t		*docs = NULL, *d;
-	struct user_doc	 ud, found;
-	struct pw_job	*j = NULL;
-	int		 slot, rc = -1;
+	int		 slot, rc;
 	time_t		 now = time(NULL);
 
 	*retry_after = 0;
@@ -404,15 +402,40 @@ users_authenticate(struct node *n, const char *authz, const char *peer,
 		    "header");
 	}
 	*colon = '\0';
+	rc = users_sign_in(n, (char *)raw, colon + 1, peer, u, retry_after,
+	    done, arg, e);
+	sodium_memzero(raw, sizeof(raw));
+	return rc;
+}
+
+int
+users_sign_in(struct node *n, const char *email, const char *password,
+    const char *peer, struct auth_user *u, int *retry_after,
+    users_auth_fn done, void *arg, struct err *e)
+{
+	json_t		*docs = NULL, *d;
+	struct user_doc	 ud, found;
+	struct pw_job	*j = NULL;
+	size_t		 i;
+	int		 slot, rc = -1;
+	time_t		 now = time(NULL);
+
+	*retry_after = 0;
+	if ((slot = fail_slot(peer, 0)) != -1 &&
+	    fail_table[slot].blocked_until > now) {
+		*retry_after = (int)(fail_table[slot].blocked_until - now);
+		return err_set(e, E_RATE_LIMITED, "too many failed sign-ins from "
+		    "%s; retry in %d s", peer, *retry_after);
+	}
 	memset(&found, 0, sizeof(found));
 	if ((docs = schema_list(n->store, SK_USER, e)) == NULL)
 		goto out;
 	json_array_foreach(docs, i, d)
 		if (user_doc_decode(d, &ud) == 0 && strcmp(ud.email,
-		    (char *)raw) == 0)
+		    email) == 0)
 			found = ud;
 	if ((j = calloc(1, sizeof(*j))) == NULL ||
-	    (j->password = strdup(colon + 1)) == NULL) {
+	    (j->password = strdup(password)) == NULL) {
 		err_set(e, E_INTERNAL, "out of memory");
 		goto out;
 	}
@@ -420,13 +443,13 @@ users_authenticate(struct node *n, const char *authz, const char *peer,
 	j->u = u;
 	j->done = done;
 	j->arg = arg;
-	snprintf(j->email, sizeof(j->email), "%.255s", (char *)raw);
+	snprintf(j->email, sizeof(j->email), "%.255s", email);
 	snprintf(j->peer, sizeof(j->peer), "%s", peer);
 	if (found.uid > 0) {
 		j->uid = found.uid;
 		snprintf(j->role, sizeof(j->role), "%s", found.role);
 		snprintf(j->hash, sizeof(j->hash), "%s", found.password_hash);
-		auth_tag((char *)raw, colon + 1, found.password_hash, j->tag);
+		auth_tag(email, password, found.password_hash, j->tag);
 		if (auth_cached(j->tag, found.uid)) {
 			u->uid = found.uid;
 			snprintf(u->email, sizeof(u->email), "%s", j->email);
@@ -446,8 +469,34 @@ users_authenticate(struct node *n, const char *authz, const char *peer,
 out:
 	if (j != NULL)
 		pw_job_free(j);
-	sodium_memzero(raw, sizeof(raw));
 	json_decref(docs);
+	return rc;
+}
+
+/* The current role of user uid (NULL when the user is gone); *email
+ * too.  For sessions, whose user may change meanwhile. */
+int
+users_lookup(struct node *n, int uid, struct auth_user *u, struct err *e)
+{
+	json_t		*docs, *d;
+	struct user_doc	 ud;
+	size_t		 i;
+	int		 rc = -1;
+
+	if ((docs = schema_list(n->store, SK_USER, e)) == NULL)
+		return -1;
+	json_array_foreach(docs, i, d) {
+		if (user_doc_decode(d, &ud) == 0 && ud.uid == uid) {
+			u->uid = uid;
+			snprintf(u->email, sizeof(u->email), "%s", ud.email);
+			snprintf(u->role, sizeof(u->role), "%s", ud.role);
+			rc = 0;
+		}
+	}
+	json_decref(docs);
+	if (rc == -1)
+		err_set(e, E_UNAUTHORIZED, "this session's user no longer "
+		    "exists; sign in again");
 	return rc;
 }
 

@@ -19,6 +19,7 @@ enum perm {
 	PERM_EDIT_BDB,		/* RS create_bdb, update_bdb, delete_bdb */
 	PERM_VIEW_USERS,	/* RS view_all_users_info */
 	PERM_EDIT_USERS,	/* RS create_new_user, update_user, delete_user */
+	PERM_SESSION,		/* any signed-in user (the UI's own session) */
 };
 
 struct auth_user {
@@ -49,6 +50,15 @@ typedef void (*users_auth_fn)(void *arg, int rc, int retry_after,
 int	 users_authenticate(struct node *n, const char *authorization,
 	    const char *peer, struct auth_user *u, int *retry_after,
 	    users_auth_fn done, void *arg, struct err *e);
+/* The same with the email and password given directly (the UI's sign-in
+ * form). */
+int	 users_sign_in(struct node *n, const char *email,
+	    const char *password, const char *peer, struct auth_user *u,
+	    int *retry_after, users_auth_fn done, void *arg, struct err *e);
+/* User uid as stored now (its role may have changed); E_UNAUTHORIZED
+ * when the user is gone. */
+int	 users_lookup(struct node *n, int uid, struct auth_user *u,
+	    struct err *e);
 /* Forget remembered sign-ins (the users changed). */
 void	 users_cache_flush(void);
 
