@@ -195,6 +195,7 @@ bootstrap_create_commit(struct api_req *r, const char *hash, struct err *e)
 		goto out;
 	}
 	n->uid = 1;
+	w.only_uid = 1;
 	log_audit("cluster %s created by %s; admin user %s", fqdn, r->who,
 	    user);
 	if (node_attach_store(n, e) == -1)
@@ -404,6 +405,7 @@ join_done(void *arg)
 		goto out;
 	}
 	s = NULL;
+	w.only_uid = uid;
 	log_audit("node %d joined the cluster through %s (user %s)", uid,
 	    j->node, j->user);
 	rc = api_park(r, &w, bootstrap_answer);

@@ -87,6 +87,9 @@ rollout_status(struct node *n, const struct rollout_want *w, int *all_ok,
 		int live = status != NULL && strcmp(status, "active") == 0;
 		int ok = json_integer_value(json_object_get(nd,
 		    "applied_rev")) >= w->rev;
+		if (w->only_uid > 0 && json_integer_value(json_object_get(nd,
+		    "uid")) != w->only_uid)
+			continue;
 		for (i = 0; i < CERT__COUNT; i++) {
 			json_t *c = json_object_get(certs, cert_services[i].name);
 			if (w->versions[i] > 0 && json_integer_value(

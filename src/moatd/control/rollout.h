@@ -20,6 +20,8 @@
 struct rollout_want {
 	int64_t	 rev;			/* store revision applied */
 	int	 versions[CERT__COUNT];	/* certificate versions (0: any) */
+	int	 only_uid;		/* wait for this node only (0: all);
+					   a node that joins waits for itself */
 };
 
 /* all_ok: every node (live or not) serves it; nodes: per node, borrowed. */
