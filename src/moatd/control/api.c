@@ -147,7 +147,9 @@ api_send_error(struct api_req *r, struct err *e, json_t *extra)
 	    "description", err_msg(e));
 	if (extra != NULL && body != NULL)
 		json_object_update_missing(body, extra);
-	if (status == 401 && r->req != NULL)
+	/* Not on the UI's port: a browser would pop up its own password
+	 * prompt over the page's sign-in form. */
+	if (status == 401 && r->req != NULL && !r->ui)
 		evhttp_add_header(evhttp_request_get_output_headers(r->req),
 		    "WWW-Authenticate", "Basic realm=\"moat\"");
 	if (status == 500 || e->code == E_STORE)
