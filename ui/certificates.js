@@ -274,7 +274,7 @@ function caSection() {
       'browser does not know who vouches for it and shows a "connection not private" notice. ' +
       'The connection is encrypted either way; the notice is about identity. Two fixes:'),
     h('ol', {},
-      h('li', {}, 'Trust the cluster CA: download it (moat-cluster-ca.pem), check that its fingerprint matches ',
+      h('li', {}, 'Trust the cluster CA: download it (ca.pem), check that its fingerprint matches ',
         h('code', {}, 'openssl x509 -in <data-dir>/certs/ca.pem -noout -fingerprint -sha256'),
         ' run on a node (the one shown here came over the untrusted connection), then import it as a ' +
         'trusted authority in your system (Debian: copy it to /usr/local/share/ca-certificates/moat-ca.crt ' +

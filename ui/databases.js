@@ -43,7 +43,7 @@ export async function render(view, ctx) {
       tbody)),
     h('p', { class: 'note' }, 'ca.pem in the commands is the cluster CA: ',
       h('a', { href: '/ca.pem', download: true }, 'download it'),
-      ' (browsers save it as moat-cluster-ca.pem: use that path or rename it). A database that ' +
+      ' (it saves as ca.pem). A database that ' +
       'requires client certificates also needs --cert and --key with a certificate it accepts.'));
 
   let dbs = [];

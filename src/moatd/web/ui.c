@@ -61,7 +61,7 @@ ui_ca(struct evhttp_request *req, struct node *n)
 		    sizeof(msg) - 1, NULL);
 	} else {
 		ui_send(req, 200, "application/x-pem-file", cert, strlen(cert),
-		    "attachment; filename=\"moat-cluster-ca.pem\"");
+		    "attachment; filename=\"ca.pem\"");
 	}
 	json_decref(doc);
 }
