@@ -1,0 +1,129 @@
+/*
+ * test_schema.c — the store layout: keys made and recognised the same
+ * way, what apply acts on, and the codecs' round trips.  Includes
+ * schema.c itself (a moatd source, not part of libmoat).
+ */
+#include "schema.c"
+
+#include "t.h"
+
+#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+static void
+t_classify(void)
+{
+	static const struct {
+		const char		*key;
+		enum schema_kind	 kind;
+		int			 id;
+		int			 config;
+	} rows[] = {
+		{ "/moat/cluster",		SK_CLUSTER,	0, 1 },
+		{ "/moat/ca",			SK_CA,		0, 1 },
+		{ "/moat/schema",		SK_VERSION,	0, 0 },
+		{ "/moat/certs/api",		SK_CERT,	CERT_API, 1 },
+		{ "/moat/certs/metrics_exporter", SK_CERT, CERT_METRICS, 1 },
+		{ "/moat/users/12",		SK_USER,	12, 1 },
+		{ "/moat/bdbs/3",		SK_BDB,		3, 1 },
+		{ "/moat/nodes/2",		SK_NODE,	2, 0 },
+		{ "/moat/alive/2",		SK_ALIVE,	2, 0 },
+		{ "/moat/claim",		SK_CLAIM,	0, 0 },
+		/* A watch that resumed after a gap reports its prefix:
+		 * anything may have changed, so apply must run. */
+		{ "/moat/",			SK_OTHER,	0, 1 },
+		{ "/moat/clusterX",		SK_OTHER,	0, 1 },
+	};
+	size_t	i;
+	int	id;
+
+	for (i = 0; i < NELEMS(rows); i++) {
+		T_CASE(rows[i].key);
+		CHECK_INT(schema_classify(rows[i].key, &id), rows[i].kind);
+		CHECK_INT(id, rows[i].id);
+		CHECK_INT(schema_is_config(rows[i].key), rows[i].config);
+	}
+}
+
+/* Every key the module makes is recognised as what it was made for. */
+static void
+t_round_trip_keys(void)
+{
+	static const enum schema_kind coll[] = { SK_CERT, SK_USER, SK_BDB,
+	    SK_NODE, SK_ALIVE };
+	char	buf[SCHEMA_KEY_MAX];
+	size_t	i;
+	int	id, got;
+
+	for (i = 0; i < NELEMS(coll); i++) {
+		T_CASE(schema_prefix(coll[i]));
+		id = coll[i] == SK_CERT ? CERT_SYNCER : 41;
+		schema_key_of(coll[i], id, buf);
+		CHECK_INT(schema_classify(buf, &got), coll[i]);
+		CHECK_INT(got, id);
+		CHECK(strncmp(buf, SCHEMA_ROOT, strlen(SCHEMA_ROOT)) == 0);
+	}
+	T_CASE("singletons");
+	CHECK_INT(schema_classify(schema_key(SK_CLUSTER), NULL), SK_CLUSTER);
+	CHECK_INT(schema_classify(schema_key(SK_CA), NULL), SK_CA);
+	CHECK(schema_key(SK_USER) == NULL);
+	CHECK(schema_prefix(SK_CLUSTER) == NULL);
+}
+
+static void
+t_cluster_doc(void)
+{
+	struct cluster_doc	 c;
+	struct err		 e = { E_OK, NULL };
+	json_t			*doc, *pub;
+
+	T_CASE("new cluster document decodes, with both time names");
+	doc = cluster_doc_new("c.example.com", "2026-11-29T00:00:00Z");
+	CHECK_INT(cluster_doc_decode(doc, &c, &e), 0);
+	CHECK_STR(c.name, "c.example.com");
+	CHECK_INT(c.policy.min_control, TLS_V12);
+	pub = cluster_doc_public(&c);
+	CHECK_STR(json_string_value(json_object_get(pub, "created_time")),
+	    "2026-11-29T00:00:00Z");
+	CHECK_STR(json_string_value(json_object_get(pub, "created_at")),
+	    "2026-11-29T00:00:00Z");
+	json_decref(pub);
+	cluster_doc_clear(&c);
+
+	T_CASE("a document of the first releases (created_at) still reads");
+	json_object_del(doc, "created_time");
+	json_object_set_new(doc, "created_at", json_string("2025-01-01T00:00:00Z"));
+	CHECK_INT(cluster_doc_decode(doc, &c, &e), 0);
+	CHECK_STR(c.created_time, "2025-01-01T00:00:00Z");
+	cluster_doc_clear(&c);
+
+	T_CASE("a damaged document is an error, not a crash");
+	json_object_del(doc, "min_data_TLS_version");
+	CHECK_INT(cluster_doc_decode(doc, &c, &e), -1);
+	CHECK_INT(e.code, E_STORE);
+	err_clear(&e);
+	json_decref(doc);
+}
+
+static void
+t_user_doc(void)
+{
+	struct user_doc	 u = { 7, "a@b.co", "A", "db_viewer", "$argon2id$x" }, v;
+	json_t		*j = user_doc_encode(&u);
+
+	T_CASE("user document round trip");
+	CHECK_INT(user_doc_decode(j, &v), 0);
+	CHECK_INT(v.uid, 7);
+	CHECK_STR(v.role, "db_viewer");
+	CHECK_STR(v.password_hash, "$argon2id$x");
+	json_decref(j);
+}
+
+int
+main(void)
+{
+	t_classify();
+	t_round_trip_keys();
+	t_cluster_doc();
+	t_user_doc();
+	return T_DONE();
+}
