@@ -94,7 +94,8 @@ unit: all $(UNIT_BIN)
 integration: all
 	MOAT_BUILD=$(CURDIR)/$(BUILD) $(PY) -m pytest -q -x tests/integration
 
-test: deps
+test:
+	scripts/deps test
 	$(MAKE) unit integration
 
 run: deps

@@ -6,11 +6,11 @@ import { h, $, showError, clearError, unconfirmedNodes, confirmDialog, busy,
   formatDate, errorText } from './dom.js';
 
 export const CERTS = [
-  { name: 'api', what: 'REST API (HTTPS, port 9443)' },
-  { name: 'cm', what: 'management UI, this page (HTTPS, port 8443)' },
+  { name: 'api', what: 'REST API (HTTPS)' },
+  { name: 'cm', what: 'management UI, this page (HTTPS)' },
   { name: 'proxy', what: 'database endpoints (TLS); must cover *.<cluster FQDN>' },
   { name: 'syncer', what: 'client certificate for replication (ReplicaOf); needs clientAuth' },
-  { name: 'metrics_exporter', what: 'Prometheus metrics (HTTPS, port 8070)' },
+  { name: 'metrics_exporter', what: 'Prometheus metrics (HTTPS)' },
 ];
 export const SOON_DAYS = 45;
 

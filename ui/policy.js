@@ -50,6 +50,9 @@ export async function render(view, ctx) {
     editable ? [error, h('div', { class: 'actions' }, checkBtn, applyBtn)]
       : h('p', { class: 'note' }, 'Only an admin may change the policy.'),
     preview, result);
+  // Read before the form shows: a choice made before the values arrive
+  // would be overwritten by them.
+  const loaded = await api.get('/v1/cluster');
   view.append(
     h('p', { class: 'note' }, 'Changes reach the next handshake on every node with no restart. ' +
       'Raising a minimum also closes the live sessions below it; Check shows how many, and Apply ' +
@@ -68,7 +71,7 @@ export async function render(view, ctx) {
     }
     tls13Control.textContent = cluster.control_cipher_suites_tls_1_3 || '';
   };
-  fill(await api.get('/v1/cluster'));
+  fill(loaded);
   if (!editable) return;
 
   const changes = () => Object.fromEntries(FIELDS
