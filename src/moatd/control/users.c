@@ -719,39 +719,37 @@ users_create(struct api_req *r, struct err *e)
 	return users_hash_then(r, password, users_create_commit);
 }
 
-static int
-users_update_commit(struct api_req *r, const char *newhash, struct err *e)
-{
-	const char		*email = NULL, *role = NULL, *name = NULL;
-	struct user_doc		 old, u;
-	struct store_txn	*t = NULL;
-	json_t			*docs = NULL, *cur, *other, *doc = NULL;
-	char			 key[SCHEMA_KEY_MAX];
-	int			 uid = api_param_uid(r), tries, rc = -1;
+/*
+ * Decide a change of user uid on a fresh read of every user and commit
+ * it; when someone changed a user the decision read (the transaction
+ * compares them), read and decide again.  decide adds its writes to t,
+ * or fails with the reason; *u is uid's document as read.
+ */
+typedef int (*users_decide_fn)(json_t *docs, json_t *cur,
+		    const struct user_doc *u, struct store_txn *t, void *arg,
+		    struct err *e);
 
-	json_unpack(r->body, "{s?s, s?s, s?s}", "email", &email, "role",
-	    &role, "name", &name);
+static int
+users_write(struct node *n, int uid, users_decide_fn decide, void *arg,
+    struct err *e)
+{
+	struct store_txn	*t = NULL;
+	struct user_doc		 u;
+	json_t			*docs = NULL, *cur;
+	char			 key[SCHEMA_KEY_MAX];
+	int			 tries, rc = -1;
+
 	schema_key_of(SK_USER, uid, key);
 	for (tries = 0; tries < UPDATE_TRIES; tries++) {
 		json_decref(docs);
-		json_decref(doc);
 		store_txn_free(t);
-		doc = NULL;
 		t = NULL;
-		if ((docs = schema_list(r->n->store, SK_USER, e)) == NULL)
+		if ((docs = schema_list(n->store, SK_USER, e)) == NULL)
 			return -1;
 		if ((cur = users_find(docs, NULL, uid)) == NULL ||
-		    user_doc_decode(cur, &old) == -1) {
+		    user_doc_decode(cur, &u) == -1) {
 			err_set(e, E_USER_NOT_FOUND, "user %d does not exist",
 			    uid);
-			goto out;
-		}
-		if (users_may_touch(&r->user, old.role, role, e) == -1)
-			goto out;
-		if (email != NULL && (other = users_find(docs, email, 0)) !=
-		    NULL && other != cur) {
-			err_set(e, E_EMAIL_EXISTS, "a user with email %s exists",
-			    email);
 			goto out;
 		}
 		if ((t = store_txn_new()) == NULL) {
@@ -760,49 +758,91 @@ users_update_commit(struct api_req *r, const char *newhash, struct err *e)
 		}
 		store_txn_cmp(t, key, json_integer_value(json_object_get(cur,
 		    "_rev")));
-		if (strcmp(old.role, "admin") == 0 && role != NULL &&
-		    strcmp(role, "admin") != 0 &&
-		    users_cmp_other_admins(t, docs, uid) == 0) {
-			err_set(e, E_LAST_ADMIN, "user %d is the last admin; "
-			    "make another user an admin first", uid);
+		if (decide(docs, cur, &u, t, arg, e) == -1)
+			goto out;
+		if (store_txn_commit(n->store, t, e) == 0) {
+			rc = 0;
 			goto out;
 		}
-		u = old;
-		if (email != NULL)
-			u.email = email;
-		if (name != NULL)
-			u.name = name;
-		if (role != NULL)
-			u.role = role;
-		if (newhash != NULL)
-			u.password_hash = newhash;
-		if ((doc = user_doc_encode(&u)) == NULL) {
-			err_set(e, E_INTERNAL, "out of memory");
-			goto out;
-		}
-		store_txn_put_json(t, key, doc);
-		if (store_txn_commit(r->n->store, t, e) == 0)
-			break;
 		if (e == NULL || e->code != E_CONFLICT)
 			goto out;
 		/* Someone changed a user we decided on: decide again. */
 		err_clear(e);
 	}
-	if (tries == UPDATE_TRIES) {
-		err_set(e, E_CONFLICT, "the users kept changing meanwhile; "
-		    "retry");
-		goto out;
-	}
-	log_audit("%s updated user %d:%s%s%s%s", r->who, uid,
-	    email ? " email" : "", name ? " name" : "", role ? " role" : "",
-	    newhash ? " password" : "");
-	r->resp = users_get_json(r->n, uid, e);
-	rc = r->resp != NULL ? 0 : -1;
+	err_set(e, E_CONFLICT, "the users kept changing meanwhile; retry");
 out:
-	json_decref(doc);
 	json_decref(docs);
 	store_txn_free(t);
 	return rc;
+}
+
+/* Demoting or deleting the last admin is refused; otherwise t compares
+ * every other admin, so that the decision holds when it commits. */
+static int
+users_keep_an_admin(json_t *docs, const struct user_doc *u, int losing,
+    struct store_txn *t, struct err *e)
+{
+	if (strcmp(u->role, "admin") == 0 && losing &&
+	    users_cmp_other_admins(t, docs, u->uid) == 0)
+		return err_set(e, E_LAST_ADMIN, "user %d is the last admin; "
+		    "make another user an admin first", u->uid);
+	return 0;
+}
+
+struct users_update_arg {
+	struct api_req	*r;
+	const char	*email, *role, *name, *newhash;
+};
+
+static int
+users_update_decide(json_t *docs, json_t *cur, const struct user_doc *old,
+    struct store_txn *t, void *arg, struct err *e)
+{
+	struct users_update_arg	*a = arg;
+	struct user_doc		 u = *old;
+	char			 key[SCHEMA_KEY_MAX];
+	json_t			*other, *doc;
+	int			 rc;
+
+	if (users_may_touch(&a->r->user, old->role, a->role, e) == -1)
+		return -1;
+	if (a->email != NULL && (other = users_find(docs, a->email, 0)) !=
+	    NULL && other != cur)
+		return err_set(e, E_EMAIL_EXISTS, "a user with email %s exists",
+		    a->email);
+	if (users_keep_an_admin(docs, old, a->role != NULL &&
+	    strcmp(a->role, "admin") != 0, t, e) == -1)
+		return -1;
+	if (a->email != NULL)
+		u.email = a->email;
+	if (a->name != NULL)
+		u.name = a->name;
+	if (a->role != NULL)
+		u.role = a->role;
+	if (a->newhash != NULL)
+		u.password_hash = a->newhash;
+	if ((doc = user_doc_encode(&u)) == NULL)
+		return err_set(e, E_INTERNAL, "out of memory");
+	rc = store_txn_put_json(t, schema_key_of(SK_USER, u.uid, key), doc);
+	json_decref(doc);
+	return rc == 0 ? 0 : err_set(e, E_INTERNAL, "out of memory");
+}
+
+static int
+users_update_commit(struct api_req *r, const char *newhash, struct err *e)
+{
+	struct users_update_arg	 a = { r, NULL, NULL, NULL, newhash };
+	int			 uid = api_param_uid(r);
+
+	json_unpack(r->body, "{s?s, s?s, s?s}", "email", &a.email, "role",
+	    &a.role, "name", &a.name);
+	if (users_write(r->n, uid, users_update_decide, &a, e) == -1)
+		return -1;
+	log_audit("%s updated user %d:%s%s%s%s", r->who, uid,
+	    a.email ? " email" : "", a.name ? " name" : "",
+	    a.role ? " role" : "", newhash ? " password" : "");
+	r->resp = users_get_json(r->n, uid, e);
+	return r->resp != NULL ? 0 : -1;
 }
 
 int
@@ -840,59 +880,36 @@ users_update(struct api_req *r, int uid, struct err *e)
 	return users_update_commit(r, NULL, e);
 }
 
+struct users_delete_arg {
+	const struct auth_user	*by;
+	char			 email[256];
+};
+
+static int
+users_delete_decide(json_t *docs, json_t *cur, const struct user_doc *u,
+    struct store_txn *t, void *arg, struct err *e)
+{
+	struct users_delete_arg	*a = arg;
+	char			 key[SCHEMA_KEY_MAX];
+
+	if (users_may_touch(a->by, u->role, NULL, e) == -1 ||
+	    users_keep_an_admin(docs, u, 1, t, e) == -1)
+		return -1;
+	snprintf(a->email, sizeof(a->email), "%s", u->email);
+	return store_txn_del(t, schema_key_of(SK_USER, u->uid, key)) == 0 ? 0 :
+	    err_set(e, E_INTERNAL, "out of memory");
+}
+
 int
 users_delete(struct node *n, int uid, const struct auth_user *by,
     const char *who, struct err *e)
 {
-	struct store_txn	*t = NULL;
-	json_t			*docs = NULL, *cur;
-	struct user_doc		 u;
-	char			 key[SCHEMA_KEY_MAX];
-	int			 tries, rc = -1;
+	struct users_delete_arg a;
 
-	schema_key_of(SK_USER, uid, key);
-	for (tries = 0; tries < UPDATE_TRIES; tries++) {
-		json_decref(docs);
-		store_txn_free(t);
-		t = NULL;
-		if ((docs = schema_list(n->store, SK_USER, e)) == NULL)
-			return -1;
-		if ((cur = users_find(docs, NULL, uid)) == NULL ||
-		    user_doc_decode(cur, &u) == -1) {
-			err_set(e, E_USER_NOT_FOUND, "user %d does not exist",
-			    uid);
-			goto out;
-		}
-		if (users_may_touch(by, u.role, NULL, e) == -1)
-			goto out;
-		if ((t = store_txn_new()) == NULL) {
-			err_set(e, E_INTERNAL, "out of memory");
-			goto out;
-		}
-		store_txn_cmp(t, key, json_integer_value(json_object_get(cur,
-		    "_rev")));
-		if (strcmp(u.role, "admin") == 0 &&
-		    users_cmp_other_admins(t, docs, uid) == 0) {
-			err_set(e, E_LAST_ADMIN, "user %d is the last admin; "
-			    "make another user an admin first", uid);
-			goto out;
-		}
-		store_txn_del(t, key);
-		if (store_txn_commit(n->store, t, e) == 0)
-			break;
-		if (e == NULL || e->code != E_CONFLICT)
-			goto out;
-		err_clear(e);
-	}
-	if (tries == UPDATE_TRIES) {
-		err_set(e, E_CONFLICT, "the users kept changing meanwhile; "
-		    "retry");
-		goto out;
-	}
-	log_audit("%s deleted user %d (%s)", who, uid, u.email);
-	rc = 0;
-out:
-	json_decref(docs);
-	store_txn_free(t);
-	return rc;
+	memset(&a, 0, sizeof(a));
+	a.by = by;
+	if (users_write(n, uid, users_delete_decide, &a, e) == -1)
+		return -1;
+	log_audit("%s deleted user %d (%s)", who, uid, a.email);
+	return 0;
 }
