@@ -233,6 +233,12 @@ class Prompt:
             if i != -1:
                 before = t[self.mark:i]
                 self.mark = i + len(what)
+                if what.endswith(PROMPT):
+                    # libedit shows the prompt a moment before it puts
+                    # the terminal in raw mode; keys typed in that moment
+                    # are the terminal's (a ^C there is a signal, and the
+                    # line is dropped).  A person never types that fast.
+                    self.quiet(0.2)
                 return before
             if time.monotonic() > deadline or not self._read(0.1):
                 raise AssertionError("%r not seen; after the last match:\n%s"
