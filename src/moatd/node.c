@@ -122,33 +122,75 @@ node_switch_store(struct node *n, struct store *s, const char *url, int uid,
 
 /* ---- a member whose store does not answer at start ---- */
 
-static void
-node_retry_store(evutil_socket_t fd, short what, void *arg)
-{
-	struct node	*n = arg;
-	struct err	 e = { 0 };
-	struct timeval	 tv;
+/* Opening the store is a network call (etcd's driver asks a member at
+ * once): it runs on the work pool, never on the control thread. */
+struct store_probe {
+	struct node	*n;
+	struct store	*s;	/* the answer: opened, or NULL with e */
+	struct err	 e;
+};
 
-	if ((n->store = store_open(n->cfg.store_url, n->cfg.data_dir,
-	    &e)) != NULL) {
+static void
+node_probe_work(void *arg)
+{
+	struct store_probe *p = arg;
+
+	p->s = store_open(p->n->cfg.store_url, p->n->cfg.data_dir, &p->e);
+}
+
+static void
+node_probe_done(void *arg)
+{
+	struct store_probe	*p = arg;
+	struct node		*n = p->n;
+	struct err		 e = { 0 };
+	struct timeval		 tv;
+
+	n->probe = NULL;
+	if (p->s != NULL) {
+		n->store = p->s;
 		log_info("the cluster store answers: catching up");
 		if (node_attach_store(n, &e) == 0) {
-			err_clear(&e);
+			err_clear(&p->e);
+			free(p);
 			return;
 		}
 		log_error("%s", err_msg(&e));
+		err_clear(&e);
 		store_close(n->store);
 		n->store = NULL;
 	} else {
 		log_warn("still waiting for the cluster store at %s: %s; retry "
-		    "in %d ms", n->cfg.store_url, err_msg(&e), n->retry_ms);
+		    "in %d ms", n->cfg.store_url, err_msg(&p->e), n->retry_ms);
 	}
-	err_clear(&e);
+	err_clear(&p->e);
+	free(p);
+	/* The probe took its time: count the back-off from now. */
+	event_base_update_cache_time(n->base);
 	tv.tv_sec = n->retry_ms / 1000;
 	tv.tv_usec = (n->retry_ms % 1000) * 1000;
 	evtimer_add(n->retry_ev, &tv);
 	n->retry_ms = n->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS :
 	    n->retry_ms * 2;
+}
+
+static void
+node_retry_store(evutil_socket_t fd, short what, void *arg)
+{
+	struct node		*n = arg;
+	struct store_probe	*p;
+	struct timeval		 tv = { 1, 0 };
+
+	if ((p = calloc(1, sizeof(*p))) != NULL) {
+		p->n = n;
+		if (workpool_run(n->wp, node_probe_work, node_probe_done,
+		    p) == 0) {
+			n->probe = p;
+			return;
+		}
+		free(p);
+	}
+	evtimer_add(n->retry_ev, &tv);
 }
 
 int
@@ -248,6 +290,12 @@ node_shutdown(struct node *n)
 	rollout_free(n->ro);
 	sessions_free(n->ss);
 	workpool_free(n->wp);
+	/* A probe the pool ran but could not complete (it is stopped). */
+	if (n->probe != NULL) {
+		store_close(n->probe->s);
+		err_clear(&n->probe->e);
+		free(n->probe);
+	}
 	if (n->store_ev != NULL)
 		event_free(n->store_ev);
 	if (n->retry_ev != NULL)

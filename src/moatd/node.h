@@ -34,6 +34,7 @@ struct rollout;		/* control/rollout.c: parked requests */
 struct workpool;	/* control/workpool.c: hashing, joins */
 struct https;		/* web/https.c: the API and UI listeners */
 struct sessions;	/* control/sessions.c: the UI's sign-ins */
+struct store_probe;	/* node.c: opening the store off the loop */
 
 struct node {
 	struct node_config	 cfg;
@@ -50,6 +51,7 @@ struct node {
 	struct sessions		*ss;
 	struct event		*store_ev;	/* changes from other nodes */
 	struct event		*retry_ev;	/* store retry at start */
+	struct store_probe	*probe;		/* that retry, on the pool */
 	int			 retry_ms;
 	char			*store_url_buf;	/* owned store URL */
 };

@@ -87,6 +87,15 @@ api_match(const char *pattern, const char *path, char *param, size_t plen)
 	return *pattern == '\0' && *path == '\0';
 }
 
+/* The HTTPS listener r came through (NULL: the control socket). */
+static struct https *
+api_listener_of(struct api_req *r)
+{
+	if (r->local)
+		return NULL;
+	return r->ui ? r->n->cm : r->n->api;
+}
+
 static void
 api_req_free(struct api_req *r)
 {
@@ -110,10 +119,10 @@ api_send(struct api_req *r, int status, json_t *body)
 	conn = http_conn_of(r->req);
 	/* This very connection may be below a minimum that its request
 	 * raised: answer it, then close it. */
-	if (!r->local && r->n->api != NULL) {
-		if (https_close_pending(r->n->api, conn))
+	if (api_listener_of(r) != NULL) {
+		if (https_close_pending(api_listener_of(r), conn))
 			r->close_after = 1;
-		https_hold(r->n->api, conn, 0);
+		https_hold(api_listener_of(r), conn, 0);
 	}
 	buf = evbuffer_new();
 	h = evhttp_request_get_output_headers(r->req);
@@ -183,8 +192,8 @@ api_hold(struct api_req *r)
 	    NULL)
 		return;
 	evhttp_connection_set_closecb(c, api_conn_closed, r);
-	if (!r->local && r->n->api != NULL)
-		https_hold(r->n->api, http_conn_of(r->req), 1);
+	if (api_listener_of(r) != NULL)
+		https_hold(api_listener_of(r), http_conn_of(r->req), 1);
 }
 
 static void
@@ -386,7 +395,9 @@ api_auth_done(void *arg, int rc, int retry, struct err *e)
 	snprintf(r->who, sizeof(r->who), "%s from %s", r->user.email,
 	    r->peer);
 	if (r->req == NULL) {
-		api_finish(r, -1, e);	/* the client left meanwhile */
+		/* The client left meanwhile: nobody to answer. */
+		err_set(e, E_UNAUTHORIZED, "the client went away");
+		api_finish(r, -1, e);
 		return;
 	}
 	api_release(r);
@@ -451,6 +462,21 @@ api_dispatch(struct evhttp_request *req, void *arg)
 	}
 	if (api_query(r, uri, &e) == -1)
 		goto fail;
+	/*
+	 * The API port serves no page, so a change that a browser sends
+	 * there (it says where from, in Origin) comes from some other site's
+	 * page riding on credentials the browser cached: a forged request.
+	 * Scripts and CLIs send no Origin.  The UI's port checks its own
+	 * CSRF token instead.
+	 */
+	if (!r->ui && !r->local && m != EVHTTP_REQ_GET &&
+	    evhttp_find_header(evhttp_request_get_input_headers(req),
+	    "Origin") != NULL) {
+		err_set(&e, E_FORBIDDEN, "the REST API port takes no changes "
+		    "from web pages (the request has an Origin); use the "
+		    "management UI's port");
+		goto fail;
+	}
 	if (r->local) {
 		/* The control socket is mode 0600: whoever reaches it is a
 		 * local administrator of this node. */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -119,6 +120,15 @@ bootstrap_write_identity(struct node *n, int uid, const char *url,
 	return rc;
 }
 
+static void
+bootstrap_forget_identity(struct node *n)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/node.json", n->cfg.data_dir);
+	unlink(path);
+}
+
 /* Answered once this node serves the new cluster. */
 static int
 bootstrap_answer(struct api_req *r, int all_ok, json_t *nodes,
@@ -192,6 +202,9 @@ bootstrap_create_commit(struct api_req *r, const char *hash, struct err *e)
 		if (e != NULL && e->code == E_CONFLICT)
 			err_set(e, E_CLUSTER_EXISTS, "a cluster already exists "
 			    "in this node's store");
+		/* Not a member after all: a restart must not take this node
+		 * for node 1 of whatever the store holds. */
+		bootstrap_forget_identity(n);
 		goto out;
 	}
 	n->uid = 1;

@@ -229,7 +229,7 @@ certs_update(struct api_req *r, const struct cert_change *ch, size_t nch,
 	int			 versions[CERT__COUNT] = { 0 };
 	int			 seen[CERT__COUNT] = { 0 };
 	int64_t			 crev, rev[CERT__COUNT];
-	int			 id, rc = -1;
+	int			 id, rc = -1, puts = 0;
 	size_t			 k;
 
 	memset(&c, 0, sizeof(c));
@@ -275,11 +275,13 @@ certs_update(struct api_req *r, const struct cert_change *ch, size_t nch,
 		json_array_append_new(s->list, json_pack("{s:s, s:i, s:s, s:b}",
 		    "name", ch[k].name, "version", versions[id],
 		    "fingerprint_sha256", fp, "unchanged", unchanged));
+		/* Someone else's change in between makes this one fail
+		 * whole instead of mixing the two; an unchanged one too, or
+		 * "already in place" could be false when it commits. */
+		store_txn_cmp(t, skey, rev[id]);
 		if (unchanged)
 			continue;
-		/* Someone else's change in between makes this one fail
-		 * whole instead of mixing the two. */
-		store_txn_cmp(t, skey, rev[id]);
+		puts++;
 		memset(&nd, 0, sizeof(nd));
 		nd.certificate = ch[k].cert_pem;
 		nd.key = ch[k].key_pem;
@@ -291,7 +293,7 @@ certs_update(struct api_req *r, const struct cert_change *ch, size_t nch,
 		store_txn_put_json(t, skey, ndoc);
 		json_decref(ndoc);
 	}
-	if (store_txn_len(t) == 1) {
+	if (puts == 0) {
 		/* Everything is already in place: nothing to write. */
 		store_txn_free(t);
 		t = store_txn_new();

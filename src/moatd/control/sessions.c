@@ -146,7 +146,10 @@ sessions_check(struct node *n, struct evhttp_request *req, int change,
 			    "session's X-CSRF-Token header");
 	}
 	if (users_lookup(n, s->uid, u, e) == -1) {
-		sodium_memzero(s, sizeof(*s));
+		/* The user is gone: so is the session.  A store that does not
+		 * answer ends nothing: the next request may find it back. */
+		if (e != NULL && e->code == E_UNAUTHORIZED)
+			sodium_memzero(s, sizeof(*s));
 		return -1;
 	}
 	s->last = time(NULL);
