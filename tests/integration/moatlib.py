@@ -33,6 +33,12 @@ for _v in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTP_PROXY", "HTTPS_PROXY",
 BUILD = os.environ.get("MOAT_BUILD") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "build")
 MOATD = os.path.join(BUILD, "moatd")
+# Latency bounds hold for the optimized build; the sanitizer build
+# (`make SANITIZE=1 test`, build-asan) runs every instruction several
+# times slower, so its bounds are scaled (MOAT_TIME_SCALE overrides).
+TIME_SCALE = float(os.environ.get("MOAT_TIME_SCALE") or
+                   (4 if "asan" in os.path.basename(os.path.normpath(BUILD))
+                    else 1))
 MOATADM = os.path.join(BUILD, "moatadm")
 
 FQDN = "cluster.moat.test"
