@@ -156,3 +156,35 @@ def test_failed_create_cluster_leaves_no_identity(make_node):
     n.restart()
     after = n.log[mark:]
     assert "no cluster yet" in after and "node 1 of" not in after, after
+
+
+def test_a_sign_in_flood_is_told_to_come_back(node):
+    """More wrong sign-ins at once, from more addresses, than the hashing
+    queue takes: the excess gets 429 with Retry-After 1 (not counted as a
+    failure of that address), every other one 401, and a remembered
+    admin goes on meanwhile."""
+    import concurrent.futures
+    from moatlib import https_request
+    n = node
+    assert n.session.get(n.url("/v1/cluster"), timeout=30).status_code == 200
+
+    def bad(i):
+        return https_request(n.addr, n.port, "GET", "/v1/cluster",
+                             auth=(n.email, "wrong-password-%d" % i),
+                             source="127.0.%d.%d" % (2 + i // 200,
+                                                     10 + i % 200),
+                             cafile=n.ca, timeout=120)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=160) as pool:
+        futs = [pool.submit(bad, i) for i in range(160)]
+        ok = n.session.get(n.url("/v1/cluster"), timeout=30)
+        got = [f.result() for f in futs]
+    assert ok.status_code == 200
+    codes = sorted(set(r.status for r in got))
+    assert set(codes) <= {401, 429}, codes
+    busy = [r for r in got if r.status == 429]
+    assert busy, "160 sign-ins at once never met the queue's limit"
+    assert all(r.headers.get("Retry-After") == "1" for r in busy)
+    assert all("retry in 1 s" in r.json()["description"] for r in busy)
+    print("160 wrong sign-ins at once: %d refused at once (429), %d checked "
+          "(401)" % (len(busy), len(got) - len(busy)))

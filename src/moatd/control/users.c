@@ -33,6 +33,10 @@
 #define PASSWORD_MIN		8
 #define PASSWORD_MAX		256
 #define UPDATE_TRIES		5	/* a write that lost a race re-reads */
+/* Sign-ins waiting for a hashing thread: beyond this, a burst (from many
+ * addresses, which the per-address back-off does not slow) is told to
+ * come back instead of making every later sign-in wait behind it. */
+#define SIGN_IN_QUEUE_MAX	64
 
 #define P(x)	(1u << (x))
 
@@ -408,6 +412,18 @@ users_authenticate(struct node *n, const char *authz, const char *peer,
 	return rc;
 }
 
+static int
+sign_in_remembered(const char *email, const char *password,
+    const struct user_doc *u)
+{
+	unsigned char tag[32];
+
+	if (u->uid <= 0)
+		return 0;
+	auth_tag(email, password, u->password_hash, tag);
+	return auth_cached(tag, u->uid);
+}
+
 int
 users_sign_in(struct node *n, const char *email, const char *password,
     const char *peer, struct auth_user *u, int *retry_after,
@@ -434,6 +450,14 @@ users_sign_in(struct node *n, const char *email, const char *password,
 		if (user_doc_decode(d, &ud) == 0 && strcmp(ud.email,
 		    email) == 0)
 			found = ud;
+	/* A remembered sign-in costs no hash: it goes on regardless. */
+	if (workpool_pending(n->wp) >= SIGN_IN_QUEUE_MAX &&
+	    !sign_in_remembered(email, password, &found)) {
+		*retry_after = 1;
+		err_set(e, E_RATE_LIMITED, "too many sign-ins are being checked "
+		    "at the moment; retry in 1 s");
+		goto out;
+	}
 	if ((j = calloc(1, sizeof(*j))) == NULL ||
 	    (j->password = strdup(password)) == NULL) {
 		err_set(e, E_INTERNAL, "out of memory");

@@ -23,6 +23,7 @@ struct workpool {
 	pthread_mutex_t	 mu;
 	pthread_cond_t	 cv;
 	struct job	*todo, *todo_tail;	/* guarded by mu */
+	int		 ntodo;			/* guarded by mu */
 	struct job	*finished;		/* guarded by mu */
 	int		 stopping;		/* guarded by mu */
 	pthread_t	 threads[POOL_MAX_THREADS];
@@ -47,6 +48,7 @@ workpool_main(void *arg)
 		j = p->todo;
 		if ((p->todo = j->next) == NULL)
 			p->todo_tail = NULL;
+		p->ntodo--;
 		pthread_mutex_unlock(&p->mu);
 		j->work(j->arg);
 		pthread_mutex_lock(&p->mu);
@@ -154,6 +156,17 @@ workpool_free(struct workpool *p)
 }
 
 int
+workpool_pending(struct workpool *p)
+{
+	int n;
+
+	pthread_mutex_lock(&p->mu);
+	n = p->ntodo;
+	pthread_mutex_unlock(&p->mu);
+	return n;
+}
+
+int
 workpool_run(struct workpool *p, work_fn work, work_done_fn done, void *arg)
 {
 	struct job *j;
@@ -169,6 +182,7 @@ workpool_run(struct workpool *p, work_fn work, work_done_fn done, void *arg)
 	else
 		p->todo = j;
 	p->todo_tail = j;
+	p->ntodo++;
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	return 0;

@@ -23,6 +23,8 @@ struct workpool	*workpool_new(struct event_base *base, int nthreads,
 		    struct err *e);
 /* Waits for running jobs; queued jobs are dropped without their done. */
 void		 workpool_free(struct workpool *p);
+/* Jobs queued and not started yet. */
+int		 workpool_pending(struct workpool *p);
 /* Queue a job; 0, or -1 when out of memory.  arg stays the caller's. */
 int		 workpool_run(struct workpool *p, work_fn work,
 		    work_done_fn done, void *arg);
