@@ -180,3 +180,25 @@ def _stop_redis_leftovers(_stop_leftovers):
     # Depends on _stop_leftovers so that it runs after every moatd stopped.
     yield
     moatlib.kill_redis_leftovers()
+
+
+# Etcd members on 127.0.0.1-3 (free ports), stopped by PID at the end: for
+# tests of clusters and of moving to etcd.  (test_cluster.py has its own.)
+@pytest.fixture
+def etcd3():
+    e = moatlib.EtcdCluster(3)
+    try:
+        e.start_all()
+        yield e
+    finally:
+        e.close()
+
+
+@pytest.fixture
+def etcd1():
+    e = moatlib.EtcdCluster(1)
+    try:
+        e.start_all()
+        yield e
+    finally:
+        e.close()

@@ -486,6 +486,9 @@ def test_move_embedded_store_to_etcd(make_node, etcd, test_ca):
     assert p.returncode != 0
     n.restart()
     assert n.sock("GET", "/v1/cluster/store").json()["store"] == etcd
+    # moatd's restart restarted the shard too: wait for it, as a client
+    # reconnecting would.
+    wait_bdb_active(n, uid)
     assert redis_client(n, port).get("before") == b"move"
     # Now another node can join.
     other = make_node(addr="127.0.0.2", api_port=n.port, create=False)

@@ -36,26 +36,6 @@ SANS3 = certgen.service_sans(FQDN, ("127.0.0.1", "127.0.0.2", "127.0.0.3"))
 # -- fixtures -----------------------------------------------------------------
 
 @pytest.fixture
-def etcd3():
-    e = moatlib.EtcdCluster(3)
-    try:
-        e.start_all()
-        yield e
-    finally:
-        e.close()
-
-
-@pytest.fixture
-def etcd1():
-    e = moatlib.EtcdCluster(1)
-    try:
-        e.start_all()
-        yield e
-    finally:
-        e.close()
-
-
-@pytest.fixture
 def cluster3(etcd3, make_node):
     """Three nodes (uids 1, 2, 3 on 127.0.0.1/.2/.3) on three etcd members."""
     return make_cluster(make_node, etcd3.url, 3)

@@ -16,26 +16,6 @@ DBS = 20
 USER_ROLES = ("db_viewer", "cluster_viewer", "admin")
 
 
-@pytest.fixture
-def etcd3():
-    e = moatlib.EtcdCluster(3)
-    try:
-        e.start_all()
-        yield e
-    finally:
-        e.close()
-
-
-@pytest.fixture
-def etcd1():
-    e = moatlib.EtcdCluster(1)
-    try:
-        e.start_all()
-        yield e
-    finally:
-        e.close()
-
-
 def user_set(n):
     r = n.sock("GET", "/v1/users")
     assert r.status_code == 200, r.text
