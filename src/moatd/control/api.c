@@ -210,8 +210,10 @@ void
 api_finish(struct api_req *r, int rc, struct err *e)
 {
 	api_release(r);
+	if (rc == 0 && r->resp == NULL)
+		r->resp = json_object();	/* freed with r */
 	if (rc == 0)
-		api_send(r, 200, r->resp ? r->resp : json_object());
+		api_send(r, 200, r->resp);
 	else
 		api_send_error(r, e, r->resp);
 	err_clear(e);
