@@ -654,42 +654,9 @@ def test_ctrl_c_gives_up_a_request_and_keeps_the_prompt(stub, prompt_on):
 # rotate's "skipped" and "force", "unchanged", ?dry_run=true).
 
 @pytest.fixture
-def etcd():
-    if shutil.which("etcd") is None:
-        pytest.skip("etcd-server is not installed")
-    d = tempfile.mkdtemp(prefix="moat-etcd-", dir="/tmp")
-    cport, pport = free_port("127.0.0.1"), free_port("127.0.0.1")
-    log = open(os.path.join(d, "etcd.log"), "ab")
-    p = subprocess.Popen(
-        ["etcd", "--name", "t", "--data-dir", os.path.join(d, "t"),
-         "--listen-client-urls", "http://127.0.0.1:%d" % cport,
-         "--advertise-client-urls", "http://127.0.0.1:%d" % cport,
-         "--listen-peer-urls", "http://127.0.0.1:%d" % pport,
-         "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % pport,
-         "--initial-cluster", "t=http://127.0.0.1:%d" % pport],
-        stdout=log, stderr=log, start_new_session=True)
-    log.close()
-    try:
-        import requests
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                requests.post("http://127.0.0.1:%d/v3/kv/range" % cport,
-                              json={"key": "AA=="}, timeout=1)
-                break
-            except requests.RequestException:
-                assert time.monotonic() < deadline, \
-                    open(os.path.join(d, "etcd.log")).read()
-                time.sleep(0.1)
-        yield "etcd://127.0.0.1:%d" % cport
-    finally:
-        os.kill(p.pid, signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            os.kill(p.pid, signal.SIGKILL)
-            p.wait(10)
-        shutil.rmtree(d, ignore_errors=True)
+def etcd(etcd1):
+    """One etcd member (conftest's), by its URL."""
+    return etcd1.url
 
 
 @pytest.fixture
