@@ -562,6 +562,9 @@ apply_sessions_tick(evutil_socket_t fd, short what, void *arg)
 void
 apply_now(struct node *n)
 {
+	/* This run covers whatever was scheduled so far: not twice. */
+	if (n->ap != NULL && n->ap->ev != NULL)
+		event_del(n->ap->ev);
 	apply_run(-1, 0, n);
 }
 
