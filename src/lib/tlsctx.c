@@ -2,7 +2,9 @@
  * tlsctx.c — SSL_CTX construction from material + policy, and the trial
  * handshake that proves a new context works before anyone is served by it.
  */
+#include <arpa/inet.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +23,10 @@ struct tlsctx {
 	SSL_CTX		*ctx;	/* owned */
 	int		 min_version;
 	char		*label;	/* owned; the SSL_CTX's app data */
+	/* Client contexts only (all owned, NULL when unused). */
+	char		*pin;		/* pinned leaf: its SHA-256 fingerprint */
+	char		*verify_name;	/* CA form: the name checked */
+	char		*sni;
 };
 
 int
@@ -182,6 +188,9 @@ tlsctx_unref(struct tlsctx *c)
 		return;
 	SSL_CTX_free(c->ctx);
 	free(c->label);
+	free(c->pin);
+	free(c->verify_name);
+	free(c->sni);
 	free(c);
 }
 
@@ -360,4 +369,285 @@ tlsctx_trial_handshake(struct tlsctx *c, const struct x509_material *m,
 		if (tlsctx_trial_one(c, m, sni, v, e) == -1)
 			return -1;
 	return 0;
+}
+
+/* ---- client contexts: the syncer's link to a source database ---- */
+
+static void
+fingerprint_x509(X509 *x, char *out)
+{
+	unsigned char	 md[EVP_MAX_MD_SIZE];
+	unsigned int	 n = 0, i;
+
+	out[0] = '\0';
+	if (!X509_digest(x, EVP_sha256(), md, &n))
+		return;
+	for (i = 0; i < n; i++)
+		sprintf(out + i * 3, "%02X%s", md[i], i + 1 < n ? ":" : "");
+}
+
+/* Every certificate of pem, or NULL with E_INVALID_CERTIFICATE. */
+static STACK_OF(X509) *
+pem_certs(const char *pem, struct err *e)
+{
+	STACK_OF(X509)	*sk = sk_X509_new_null();
+	BIO		*bio = pem != NULL ? BIO_new_mem_buf(pem, -1) : NULL;
+	X509		*x;
+
+	while (bio != NULL && sk != NULL &&
+	    (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+		if (!sk_X509_push(sk, x))
+			X509_free(x);
+	BIO_free(bio);
+	ERR_clear_error();
+	if (sk == NULL || sk_X509_num(sk) == 0) {
+		sk_X509_pop_free(sk, X509_free);
+		err_set(e, E_INVALID_CERTIFICATE, "server_cert does not parse "
+		    "as a PEM certificate");
+		return NULL;
+	}
+	return sk;
+}
+
+int
+tlsctx_server_cert_form(const char *pem, struct err *e)
+{
+	STACK_OF(X509)	*sk;
+	int		 i, ca = 0;
+
+	if ((sk = pem_certs(pem, e)) == NULL)
+		return -1;
+	for (i = 0; i < sk_X509_num(sk); i++)
+		if (X509_check_ca(sk_X509_value(sk, i)) > 0)
+			ca = 1;
+	if (!ca && sk_X509_num(sk) > 1) {
+		sk_X509_pop_free(sk, X509_free);
+		return err_set(e, E_INVALID_CERTIFICATE, "server_cert holds "
+		    "several certificates and none is a CA: give one CA (the "
+		    "source's chain and name are checked) or the source's "
+		    "proxy leaf alone (pinned)");
+	}
+	sk_X509_pop_free(sk, X509_free);
+	return ca;
+}
+
+static int
+str_set(char **dst, const char *src)
+{
+	if (src == NULL || *src == '\0')
+		return 0;
+	return (*dst = strdup(src)) != NULL ? 0 : -1;
+}
+
+struct tlsctx *
+tlsctx_client_new(const struct x509_material *id, const struct tls_policy *p,
+    const struct tlsctx_client_opts *o, struct err *e)
+{
+	struct tlsctx	*c;
+	SSL_CTX		*ctx;
+	STACK_OF(X509)	*sk;
+	X509_STORE	*st;
+	char		 fp[100];
+	int		 i, form;
+
+	if ((form = tlsctx_server_cert_form(o->server_cert_pem, e)) == -1 ||
+	    (sk = pem_certs(o->server_cert_pem, e)) == NULL)
+		return NULL;
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
+	    (c = calloc(1, sizeof(*c))) == NULL) {
+		SSL_CTX_free(ctx);
+		sk_X509_pop_free(sk, X509_free);
+		err_set(e, E_INTERNAL, "out of memory");
+		return NULL;
+	}
+	atomic_init(&c->refs, 1);
+	c->ctx = ctx;
+	c->min_version = p->min_version;
+	SSL_CTX_set_min_proto_version(ctx, p->min_version);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if ((p->cipher_list != NULL &&
+	    !SSL_CTX_set_cipher_list(ctx, p->cipher_list)) ||
+	    (p->ciphersuites != NULL &&
+	    !SSL_CTX_set_ciphersuites(ctx, p->ciphersuites))) {
+		err_set(e, E_INVALID_CIPHER, "the cipher configuration is "
+		    "rejected by OpenSSL");
+		goto fail;
+	}
+	/* Our identity: the cluster's syncer certificate. */
+	if (id != NULL) {
+		if (SSL_CTX_use_certificate(ctx, id->leaf) != 1)
+			goto badcert;
+		for (i = 0; i < sk_X509_num(id->chain); i++)
+			if (SSL_CTX_add1_chain_cert(ctx,
+			    sk_X509_value(id->chain, i)) != 1)
+				goto badcert;
+		if (id->key == NULL || SSL_CTX_use_PrivateKey(ctx,
+		    id->key) != 1 || SSL_CTX_check_private_key(ctx) != 1)
+			goto badcert;
+	}
+	if (form == 1) {
+		/* CA form: the usual checks, chain and name. */
+		st = SSL_CTX_get_cert_store(ctx);
+		for (i = 0; i < sk_X509_num(sk); i++)
+			X509_STORE_add_cert(st, sk_X509_value(sk, i));
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		SSL_CTX_set_verify_depth(ctx, 8);
+		if (str_set(&c->verify_name, o->verify_name) == -1)
+			goto nomem;
+	} else {
+		/* Pinned leaf (RS's way): the chain is not what is trusted,
+		 * the exact certificate is; it is compared once the
+		 * handshake is done, before a byte is sent. */
+		fingerprint_x509(sk_X509_value(sk, 0), fp);
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+		if (str_set(&c->pin, fp) == -1)
+			goto nomem;
+	}
+	if (str_set(&c->sni, o->sni) == -1)
+		goto nomem;
+	sk_X509_pop_free(sk, X509_free);
+	ERR_clear_error();
+	return c;
+nomem:
+	err_set(e, E_INTERNAL, "out of memory");
+	goto fail;
+badcert:
+	err_set(e, E_HANDSHAKE, "OpenSSL refuses the syncer certificate or "
+	    "key for a TLS client context");
+fail:
+	sk_X509_pop_free(sk, X509_free);
+	ERR_clear_error();
+	tlsctx_unref(c);
+	return NULL;
+}
+
+SSL *
+tlsctx_client_ssl(struct tlsctx *c)
+{
+	SSL		*ssl;
+	X509_VERIFY_PARAM *vp;
+	unsigned char	 ip[16];
+
+	if ((ssl = SSL_new(c->ctx)) == NULL)
+		return NULL;
+	if (c->sni != NULL && !SSL_set_tlsext_host_name(ssl, c->sni))
+		goto fail;
+	if (c->verify_name != NULL) {
+		vp = SSL_get0_param(ssl);
+		/* An address is checked against IP SANs, a name against
+		 * DNS SANs (wildcards as browsers take them). */
+		if (inet_pton(AF_INET, c->verify_name, ip) == 1 ||
+		    inet_pton(AF_INET6, c->verify_name, ip) == 1) {
+			if (!X509_VERIFY_PARAM_set1_ip_asc(vp, c->verify_name))
+				goto fail;
+		} else {
+			X509_VERIFY_PARAM_set_hostflags(vp,
+			    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+			if (!X509_VERIFY_PARAM_set1_host(vp, c->verify_name, 0))
+				goto fail;
+		}
+	}
+	SSL_set_connect_state(ssl);
+	return ssl;
+fail:
+	SSL_free(ssl);
+	ERR_clear_error();
+	return NULL;
+}
+
+int
+tlsctx_client_check(struct tlsctx *c, SSL *ssl, char *why, size_t len)
+{
+	X509	*peer;
+	char	 fp[100];
+
+	if (c->pin == NULL)
+		return 0;	/* CA form: verified during the handshake */
+	if ((peer = SSL_get0_peer_certificate(ssl)) == NULL) {
+		snprintf(why, len, "the source presented no certificate");
+		return -1;
+	}
+	fingerprint_x509(peer, fp);
+	if (strcmp(fp, c->pin) == 0)
+		return 0;
+	snprintf(why, len, "the source's certificate is not the one "
+	    "server_cert pins: expected SHA-256 %s, the source presented %s "
+	    "(its proxy certificate changed? PUT the new one as server_cert, "
+	    "or give the source's CA to trust every certificate it issues)",
+	    c->pin, fp);
+	return -1;
+}
+
+/* TLS alerts that mean "your certificate": RFC 8446 6.2. */
+static int
+alert_about_our_cert(int alert)
+{
+	switch (alert) {
+	case SSL3_AD_BAD_CERTIFICATE:
+	case SSL3_AD_UNSUPPORTED_CERTIFICATE:
+	case SSL3_AD_CERTIFICATE_REVOKED:
+	case SSL3_AD_CERTIFICATE_EXPIRED:
+	case SSL3_AD_CERTIFICATE_UNKNOWN:
+	case TLS1_AD_UNKNOWN_CA:
+	case TLS1_AD_ACCESS_DENIED:
+	case TLS13_AD_CERTIFICATE_REQUIRED:
+		return 1;
+	}
+	return 0;
+}
+
+int
+tlsctx_client_why(struct tlsctx *c, SSL *ssl, unsigned long ec, char *why,
+    size_t len)
+{
+	long	 vr = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
+	int	 reason;
+	char	 buf[256];
+
+	if (ERR_GET_LIB(ec) == 0)
+		ec = 0;		/* an SSL_get_error() code, not an error */
+	reason = ERR_GET_REASON(ec);
+
+	if (c->pin == NULL && vr != X509_V_OK) {
+		if (vr == X509_V_ERR_HOSTNAME_MISMATCH ||
+		    vr == X509_V_ERR_IP_ADDRESS_MISMATCH)
+			snprintf(why, len, "the source's certificate does not "
+			    "verify against server_cert: it is not valid for "
+			    "\"%s\" (set replication_tls_sni to the name it "
+			    "carries)", c->verify_name ? c->verify_name : "");
+		else
+			snprintf(why, len, "the source's certificate does not "
+			    "verify against server_cert: %s",
+			    X509_verify_cert_error_string(vr));
+		return 1;
+	}
+	if (ERR_GET_LIB(ec) == ERR_LIB_SSL && reason >= SSL_AD_REASON_OFFSET &&
+	    reason < SSL_AD_REASON_OFFSET + 256) {
+		int alert = reason - SSL_AD_REASON_OFFSET;
+		if (alert_about_our_cert(alert))
+			snprintf(why, len, "the source refused this cluster's "
+			    "syncer certificate (TLS alert \"%s\"): its database "
+			    "must trust it in authentication_ssl_client_certs",
+			    SSL_alert_desc_string_long(alert));
+		else
+			snprintf(why, len, "the source ended the TLS handshake "
+			    "(TLS alert \"%s\")", SSL_alert_desc_string_long(
+			    alert));
+		return 1;
+	}
+	if (ec != 0) {
+		ERR_error_string_n(ec, buf, sizeof(buf));
+		snprintf(why, len, "TLS with the source failed: %s", buf);
+		return 1;
+	}
+	/* No ClientHello ever left: the TCP connection never was. */
+	if (ssl == NULL || SSL_get_wbio(ssl) == NULL ||
+	    BIO_number_written(SSL_get_wbio(ssl)) == 0)
+		return 0;
+	snprintf(why, len, "the source closed the connection during the TLS "
+	    "handshake");
+	return 1;
 }

@@ -57,6 +57,30 @@ struct tlsctx_data_opts {
 struct tlsctx	*tlsctx_data_new(const struct x509_material *m,
 		    const struct tls_policy *p,
 		    const struct tlsctx_data_opts *opts, struct err *e);
+/* Options of a client context (the syncer's link to a source). */
+struct tlsctx_client_opts {
+	/*
+	 * What the server must present.  A CA (or several certificates, one
+	 * of them a CA): its chain is verified and verify_name checked (the
+	 * source may rotate freely under that CA).  A single certificate
+	 * that is not a CA: pinned, the server must present exactly it.
+	 */
+	const char	*server_cert_pem;
+	const char	*verify_name;	/* DNS name or address; NULL: none */
+	const char	*sni;		/* NULL: none sent */
+};
+
+/* 1: server_cert is in CA form; 0: a pinned leaf; -1: neither
+ * (E_INVALID_CERTIFICATE). */
+int		 tlsctx_server_cert_form(const char *pem, struct err *e);
+/*
+ * New client context presenting id (certificate and key; NULL: none)
+ * under policy p, trusting the server as o says.  Immutable like the
+ * others: a rotation of id builds a new one, open links keep theirs.
+ */
+struct tlsctx	*tlsctx_client_new(const struct x509_material *id,
+		    const struct tls_policy *p,
+		    const struct tlsctx_client_opts *o, struct err *e);
 struct tlsctx	*tlsctx_ref(struct tlsctx *c);
 void		 tlsctx_unref(struct tlsctx *c);
 int		 tlsctx_min_version(const struct tlsctx *c);

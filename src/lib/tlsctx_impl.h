@@ -10,4 +10,21 @@
 /* Borrowed: valid while the caller holds a reference on c. */
 SSL_CTX	*tlsctx_ssl_ctx(struct tlsctx *c);
 
+/* A client connection of c (connect state, SNI and name check set), or
+ * NULL; the caller owns it. */
+SSL	*tlsctx_client_ssl(struct tlsctx *c);
+/*
+ * After a completed client handshake, before any byte is sent: 0 when
+ * the server is who c trusts (a pinned leaf is compared here), else -1
+ * with why naming the fingerprint expected and the one seen.
+ */
+int	 tlsctx_client_check(struct tlsctx *c, SSL *ssl, char *why,
+	    size_t len);
+/* Why a client handshake (or the first read after it: TLS 1.3 sends a
+ * refusal of our certificate then) failed, in plain words; ec is the
+ * OpenSSL error, 0 when none.  0 (why untouched) when no handshake byte
+ * ever left: the TCP connection did not open. */
+int	 tlsctx_client_why(struct tlsctx *c, SSL *ssl, unsigned long ec,
+	    char *why, size_t len);
+
 #endif

@@ -113,6 +113,71 @@ status_dbs_print(const json_t *dbs)
 	table_free(t);
 }
 
+#define REPL_COLS	5
+
+static const char *const repl_header[REPL_COLS] = {
+	"DB:ID", "SOURCE", "SYNC", "STATUS", "LAG(ms)"
+};
+
+/* host:port of a source uri (RS's redis://[user][:password]@host:port). */
+static const char *
+status_source_addr(const char *uri)
+{
+	const char *at;
+
+	if (uri == NULL)
+		return "?";
+	if ((at = strrchr(uri, '@')) != NULL)
+		return at + 1;
+	return strstr(uri, "://") != NULL ? strstr(uri, "://") + 3 : uri;
+}
+
+/*
+ * Replica Of: each replicating database with its source, status and lag;
+ * the errors follow the table, one line each (they hold blanks).
+ */
+static void
+status_replication_print(const json_t *dbs)
+{
+	struct table *t = NULL;
+	const json_t *db, *src;
+	const char *err;
+	char *uid;
+	size_t i;
+
+	json_array_foreach(dbs, i, db) {
+		if ((src = json_array_get(json_object_get(db,
+		    "replica_sources"), 0)) == NULL)
+			continue;
+		if (t == NULL && (t = table_new(repl_header, REPL_COLS)) == NULL)
+			return;
+		if (table_row_add(t) == -1)
+			break;
+		uid = json_member_format(db, "uid");
+		table_cell_printf(t, 0, "db:%s", uid != NULL ? uid : "?");
+		table_cell_printf(t, 1, "%s", status_source_addr(
+		    json_string_value(json_object_get(src, "uri"))));
+		table_cell_json(t, 2, db, "replica_sync");
+		table_cell_json(t, 3, src, "status");
+		table_cell_json(t, 4, src, "lag");
+		free(uid);
+	}
+	if (t == NULL)
+		return;
+	printf("\nREPLICA OF:\n");
+	table_print(t, stdout, "");
+	table_free(t);
+	json_array_foreach(dbs, i, db) {
+		src = json_array_get(json_object_get(db, "replica_sources"), 0);
+		err = json_string_value(json_object_get(src, "last_error"));
+		if (err == NULL || *err == '\0')
+			continue;
+		uid = json_member_format(db, "uid");
+		printf("db:%s last error: %s\n", uid != NULL ? uid : "?", err);
+		free(uid);
+	}
+}
+
 #define CERT_COLS	4
 
 static const char *const cert_header[CERT_COLS] = {
@@ -196,6 +261,7 @@ cmd_status_show(struct adm_session *sess, const struct cmd_args *args)
 	status_cluster_print(cluster);
 	status_nodes_print(nodes);
 	status_dbs_print(dbs);
+	status_replication_print(dbs);
 	status_certs_print(nodes);
 	json_decref(dbs);
  out:

@@ -1,6 +1,7 @@
 /*
  * schema.c — store keys and document codecs (see schema.h).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -393,7 +394,127 @@ node_report_encode(const struct node_report *r, const char *now)
 	    r->closed_proxy, "updated_at", now ? now : "");
 	if (doc != NULL && r->sessions != NULL)
 		json_object_set(doc, "sessions", r->sessions);
+	if (doc != NULL && r->replication != NULL)
+		json_object_set(doc, "replication", r->replication);
 	return doc;
+}
+
+/* ---- databases: Replica Of ---- */
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decode [s, s+n) into out (size len); -1 when it does not fit
+ * or decodes to a control character, a space or a quote. */
+static int
+uri_part(const char *s, size_t n, char *out, size_t len)
+{
+	size_t	i, o = 0;
+	int	c;
+
+	for (i = 0; i < n; i++) {
+		c = (unsigned char)s[i];
+		if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
+		    hexval(s[i + 2]) >= 0) {
+			c = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
+			i += 2;
+		}
+		if (c <= ' ' || c == '"' || c == '\\' || c >= 0x7f ||
+		    o + 1 >= len)
+			return -1;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+int
+replica_uri_parse(const char *uri, struct replica_uri *u, struct err *e)
+{
+	const char	*p, *at, *colon, *hostp, *end;
+	char		*num_end;
+	long		 port;
+
+	memset(u, 0, sizeof(*u));
+	if (uri == NULL || strlen(uri) > 1024)
+		return err_set(e, E_INVALID_SCHEMA, "replica_sources[0].uri "
+		    "must be a string like redis://:<password>@<host>:<port>");
+	if (strncmp(uri, "redis://", 8) == 0)
+		p = uri + 8;
+	else if (strncmp(uri, "rediss://", 9) == 0)
+		p = uri + 9;
+	else
+		return err_set(e, E_INVALID_SCHEMA, "replica_sources[0].uri "
+		    "must start with redis:// (RS's form: "
+		    "redis://:<password>@<host>:<port>)");
+	end = p + strlen(p);
+	if (end > p && end[-1] == '/')
+		end--;
+	if ((at = memrchr(p, '@', (size_t)(end - p))) != NULL) {
+		colon = memchr(p, ':', (size_t)(at - p));
+		if (uri_part(p, (size_t)((colon ? colon : at) - p), u->user,
+		    sizeof(u->user)) == -1 || (colon != NULL &&
+		    uri_part(colon + 1, (size_t)(at - colon - 1), u->password,
+		    sizeof(u->password)) == -1)) {
+			explicit_bzero(u->password, sizeof(u->password));
+			return err_set(e, E_INVALID_SCHEMA, "the user or "
+			    "password of replica_sources[0].uri is too long or "
+			    "holds spaces, quotes or control characters");
+		}
+		hostp = at + 1;
+	} else
+		hostp = p;
+	if (*hostp == '[') {	/* [v6]:port */
+		const char *rb = memchr(hostp, ']', (size_t)(end - hostp));
+		if (rb == NULL || rb[1] != ':' || (size_t)(rb - hostp - 1) >=
+		    sizeof(u->host))
+			goto badhost;
+		memcpy(u->host, hostp + 1, (size_t)(rb - hostp - 1));
+		colon = rb + 1;
+	} else {
+		if ((colon = memrchr(hostp, ':', (size_t)(end - hostp))) ==
+		    NULL || colon == hostp || (size_t)(colon - hostp) >=
+		    sizeof(u->host))
+			goto badhost;
+		memcpy(u->host, hostp, (size_t)(colon - hostp));
+		if (strpbrk(u->host, "/?#@ ") != NULL)
+			goto badhost;
+	}
+	errno = 0;
+	port = strtol(colon + 1, &num_end, 10);
+	if (num_end != end || port < 1 || port > 65535 || errno != 0)
+		goto badhost;
+	u->port = (int)port;
+	return 0;
+badhost:
+	explicit_bzero(u->password, sizeof(u->password));
+	return err_set(e, E_INVALID_SCHEMA, "replica_sources[0].uri must name "
+	    "the source endpoint as <host>:<port> (port 1 to 65535) after "
+	    "redis://[user][:password]@");
+}
+
+char *
+replica_uri_masked(const struct replica_uri *u)
+{
+	char	*s = NULL;
+	int	 v6 = strchr(u->host, ':') != NULL;
+
+	if (asprintf(&s, "redis://%s%s%s%s%s%s%s:%d", u->user,
+	    u->password[0] ? ":" : "",
+	    u->password[0] ? REPLICA_PASSWORD_MASK : "",
+	    u->user[0] || u->password[0] ? "@" : "",
+	    v6 ? "[" : "", u->host, v6 ? "]" : "", u->port) == -1)
+		return NULL;
+	return s;
 }
 
 /* ---- the layout version ---- */

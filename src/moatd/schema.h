@@ -154,6 +154,24 @@ struct user_doc {
 int		 user_doc_decode(const json_t *j, struct user_doc *u);
 json_t		*user_doc_encode(const struct user_doc *u);
 
+/* ---- databases: Replica Of ---- */
+
+/* A source's uri, RS's form: redis://[user][:password]@host:port. */
+struct replica_uri {
+	char	user[128];
+	char	password[513];	/* "" when none; wipe after use */
+	char	host[256];
+	int	port;
+};
+
+/* E_INVALID_SCHEMA naming what is wrong (never the password). */
+int		 replica_uri_parse(const char *uri, struct replica_uri *u,
+		    struct err *e);
+/* The uri with the password replaced by REPLICA_PASSWORD_MASK (freshly
+ * allocated), for answers. */
+char		*replica_uri_masked(const struct replica_uri *u);
+#define REPLICA_PASSWORD_MASK	"********"
+
 /* ---- nodes ---- */
 
 /* A node's own report, as apply writes it; see apply.c. */
@@ -171,6 +189,9 @@ struct node_report {
 	/* Sessions closed when policy_rev raised a minimum version. */
 	int		 closed_api, closed_proxy;
 	json_t		*sessions;	/* borrowed; may be NULL */
+	/* {"<bdb uid>": {status, lag, last_error}} of the databases that
+	 * replicate here (borrowed; may be NULL). */
+	json_t		*replication;
 };
 
 json_t		*node_report_encode(const struct node_report *r,

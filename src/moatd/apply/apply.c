@@ -48,6 +48,8 @@ struct applied {
 	/* Live sessions as last reported, for other nodes' dry runs. */
 	json_t			*sessions;
 	char			 sessions_at[32];
+	/* Replica Of links as last reported (apply_bdbs_replication). */
+	json_t			*replication;
 	struct event		*sess_ev;
 };
 
@@ -277,6 +279,7 @@ apply_snapshot(struct node *n, const struct snapshot *snap,
 	int64_t			 prev;
 	int			 i, ctl, data, raised_ctl, raised_data;
 	int			 first = !ap->have_cluster, proxy_changed = 0;
+	int			 syncer_changed = 0;
 
 	memset(res, 0, sizeof(*res));
 	if ((doc = snap_json(snap, schema_key(SK_CLUSTER), &prev)) == NULL)
@@ -307,6 +310,8 @@ apply_snapshot(struct node *n, const struct snapshot *snap,
 			res->any_cert = 1;
 			if (i == CERT_PROXY)
 				proxy_changed = 1;
+			if (i == CERT_SYNCER)
+				syncer_changed = 1;
 		}
 	}
 	if (res->any_cert)
@@ -314,8 +319,8 @@ apply_snapshot(struct node *n, const struct snapshot *snap,
 	/* Databases: every endpoint gets a context with the new certificate
 	 * or policy for its next handshake. */
 	apply_bdbs_run(ap->bdbs, n, snap->kv, snap->n,
-	    ap->served[CERT_PROXY].material, &ap->cluster.policy,
-	    proxy_changed || data);
+	    ap->served[CERT_PROXY].material, ap->served[CERT_SYNCER].material,
+	    &ap->cluster.policy, proxy_changed || syncer_changed || data);
 	if (prev != ap->policy_rev) {
 		ap->policy_rev = prev;
 		ap->closed_api = ap->closed_proxy = 0;
@@ -373,6 +378,9 @@ apply_report(struct node *n, const char *status)
 		    json_string(ap->sessions_at));
 		r.sessions = ap->sessions;
 	}
+	json_decref(ap->replication);
+	ap->replication = apply_bdbs_replication(ap->bdbs, 0);
+	r.replication = ap->replication;
 	for (i = 0; i < CERT__COUNT; i++) {
 		r.certs[i].version = ap->served[i].version;
 		r.certs[i].fingerprint = ap->served[i].fingerprint;
@@ -528,17 +536,23 @@ apply_sessions_counted_tick(json_t *counts, void *arg)
 {
 	struct node	*n = arg;
 	struct applied	*ap = n->ap;
-	json_t		*now = json_deep_copy(counts), *old;
+	json_t		*now = json_deep_copy(counts), *old, *repl;
 	char		*ts;
+	int		 repl_changed;
 
 	if (now == NULL || n->store == NULL || !ap->have_cluster) {
 		json_decref(now);
 		return;
 	}
+	repl = apply_bdbs_replication(ap->bdbs, 0);
+	repl_changed = !json_equal(repl, ap->replication);
+	json_decref(repl);
 	if ((old = ap->sessions) != NULL)
 		json_object_del(old, "as_of");
 	if (old != NULL && json_equal(old, now)) {
 		json_decref(now);
+		if (repl_changed)
+			apply_report(n, "active");
 		return;
 	}
 	json_decref(old);
@@ -612,6 +626,7 @@ apply_shutdown(struct node *n)
 	if (ap->sess_ev != NULL)
 		event_free(ap->sess_ev);
 	json_decref(ap->sessions);
+	json_decref(ap->replication);
 	for (i = 0; i < CERT__COUNT; i++) {
 		tlsctx_unref(ap->served[i].ctx);
 		x509_material_free(ap->served[i].material);
@@ -663,6 +678,13 @@ int
 apply_bdb_up(struct node *n, int uid)
 {
 	return apply_bdbs_up(n->ap->bdbs, uid);
+}
+
+json_t *
+apply_bdb_replication(struct node *n, int uid)
+{
+	return n->ap != NULL ? apply_bdbs_replication(n->ap->bdbs, uid) :
+	    NULL;
 }
 
 struct sessions_req {

@@ -44,6 +44,9 @@ const char	*apply_fingerprint(struct node *n, int id);
 int64_t		 apply_revision(struct node *n);
 /* 1 when this node's shard of database uid is up. */
 int		 apply_bdb_up(struct node *n, int uid);
+/* Replica Of state of database uid on this node, now: {status, lag,
+ * last_error}; NULL when it does not replicate here.  New reference. */
+json_t		*apply_bdb_replication(struct node *n, int uid);
 
 /* Live sessions by port kind and TLS version, this node, now:
  * {"api": {"TLSv1.2": n, ...}, "proxy": {...}} (borrowed by cb), counted

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "proxy.h"
 #include "shards.h"
+#include "syncer.h"
 
 #define MAX_BDBS	1024
 
@@ -24,6 +25,7 @@ struct bdb_run {
 struct apply_bdbs {
 	struct proxy	*proxy;
 	struct shards	*shards;
+	struct syncer	*syncer;	/* Replica Of links */
 	struct bdb_run	 run[MAX_BDBS];
 	int		 nrun;
 };
@@ -59,7 +61,9 @@ apply_bdbs_new(struct node *n, struct err *e)
 	}
 	if ((b->proxy = proxy_new_base(n->base, n->cfg.workers, e)) == NULL ||
 	    (b->shards = shards_new(n->base, n->cfg.data_dir,
-	    apply_bdbs_shard_state, b, e)) == NULL) {
+	    apply_bdbs_shard_state, b, e)) == NULL ||
+	    (b->syncer = syncer_new(n->base, e)) == NULL) {
+		shards_free(b->shards);
 		proxy_free(b->proxy);
 		free(b);
 		return NULL;
@@ -74,6 +78,7 @@ apply_bdbs_free(struct apply_bdbs *b)
 		return;
 	/* Endpoints first: no client is handed to a stopping shard. */
 	proxy_free(b->proxy);
+	syncer_free(b->syncer);
 	shards_free(b->shards);
 	free(b);
 }
@@ -106,9 +111,81 @@ str_is(json_t *d, const char *field, const char *want)
 	return v != NULL && strcmp(v, want) == 0;
 }
 
+static const char *
+str_of(json_t *o, const char *field)
+{
+	return json_string_value(json_object_get(o, field));
+}
+
+/*
+ * Replica Of: start, update or stop the link of database uid.  On return
+ * sc says what the shard replicates from (replica_port 0: nothing).
+ */
+static void
+bdb_replica(struct apply_bdbs *b, json_t *d, int uid,
+    const struct x509_material *syncer, const struct cluster_policy *policy,
+    struct shard_conf *sc)
+{
+	json_t			*src = json_array_get(json_object_get(d,
+				    "replica_sources"), 0);
+	struct replica_uri	 u;
+	struct tlsctx_client_opts o = { NULL, NULL, NULL };
+	struct syncer_conf	 c;
+	struct tls_policy	 tp;
+	struct tlsctx		*ctx = NULL;
+	struct err		 e = { 0 };
+	const char		*sync = str_of(d, "replica_sync");
+	char			 sock[108];
+
+	sc->replica_port = 0;
+	sc->replica_token = NULL;
+	if (src == NULL || sync == NULL || (strcmp(sync, "enabled") != 0 &&
+	    strcmp(sync, "paused") != 0)) {
+		syncer_del(b->syncer, uid);
+		return;
+	}
+	if (replica_uri_parse(str_of(src, "uri"), &u, &e) == -1)
+		goto fail;
+	if (syncer == NULL) {
+		err_set(&e, E_INTERNAL, "the cluster has no syncer certificate");
+		goto fail;
+	}
+	o.server_cert_pem = str_of(src, "server_cert");
+	o.sni = str_of(src, "replication_tls_sni");
+	o.verify_name = o.sni != NULL ? o.sni : u.host;
+	if ((ctx = tlsctx_client_new(syncer, cluster_tls_policy(policy,
+	    POLICY_DATA, &tp), &o, &e)) == NULL)
+		goto fail;
+	memset(&c, 0, sizeof(c));
+	c.host = u.host;
+	c.port = u.port;
+	c.user = u.user;
+	c.password = u.password;
+	c.ctx = ctx;
+	c.paused = strcmp(sync, "paused") == 0;
+	c.shard_sock = sock;
+	c.shard_password = sc->password;
+	if (shards_socket_path(b->shards, uid, sock, sizeof(sock)) == -1) {
+		err_set(&e, E_INTERNAL, "the shard's socket path is too long");
+		goto fail;
+	}
+	if (syncer_set(b->syncer, uid, &c, &sc->replica_port,
+	    &sc->replica_token, &e) == -1)
+		goto fail;
+	goto out;
+fail:
+	/* Keep what runs: an old link goes on rather than stop. */
+	log_error("db:%d cannot replicate: %s", uid, err_msg(&e));
+out:
+	explicit_bzero(u.password, sizeof(u.password));
+	tlsctx_unref(ctx);
+	err_clear(&e);
+}
+
 static int
 bdb_run_one(struct apply_bdbs *b, struct node *n, json_t *d,
-    const struct x509_material *proxy, const struct cluster_policy *policy)
+    const struct x509_material *proxy, const struct x509_material *syncer,
+    const struct cluster_policy *policy)
 {
 	struct shard_conf	 sc;
 	struct tlsctx		*ctx = NULL;
@@ -131,6 +208,9 @@ bdb_run_one(struct apply_bdbs *b, struct node *n, json_t *d,
 		if (str_is(d, "data_persistence", persistence_modes[k]))
 			sc.persistence = (enum shard_persistence)k;
 	snprintf(label, sizeof(label), "db:%d", uid);
+	/* The link first: a new replica starts as one, never as a
+	 * writable primary for a moment. */
+	bdb_replica(b, d, uid, syncer, policy, &sc);
 	if (shards_ensure(b->shards, &sc, &e) == -1)
 		goto out;
 	if (str_is(d, "tls_mode", "enabled")) {
@@ -159,7 +239,8 @@ out:
 void
 apply_bdbs_run(struct apply_bdbs *b, struct node *n, const struct store_kv *kv,
     size_t nkv, const struct x509_material *proxy,
-    const struct cluster_policy *policy, int data_changed)
+    const struct x509_material *syncer, const struct cluster_policy *policy,
+    int data_changed)
 {
 	json_t	*docs = json_array(), *d;
 	size_t	 i;
@@ -187,6 +268,7 @@ apply_bdbs_run(struct apply_bdbs *b, struct node *n, const struct store_kv *kv,
 		if (found)
 			continue;
 		proxy_endpoint_del_async(b->proxy, b->run[j].port, NULL, NULL);
+		syncer_del(b->syncer, b->run[j].uid);
 		shards_stop_async(b->shards, b->run[j].uid, 1, NULL, NULL);
 		log_info("db:%d removed", b->run[j].uid);
 		b->run[j--] = b->run[--b->nrun];
@@ -202,7 +284,7 @@ apply_bdbs_run(struct apply_bdbs *b, struct node *n, const struct store_kv *kv,
 				r = &b->run[j];
 		if (r != NULL && r->rev == rev && !data_changed)
 			continue;
-		if (bdb_run_one(b, n, d, proxy, policy) == -1)
+		if (bdb_run_one(b, n, d, proxy, syncer, policy) == -1)
 			continue;
 		if (r == NULL) {
 			if (b->nrun == MAX_BDBS)
@@ -224,6 +306,32 @@ apply_bdbs_close_below(struct apply_bdbs *b, int min_version,
 {
 	if (proxy_close_below_async(b->proxy, min_version, cb, arg) == -1)
 		cb(0, arg);
+}
+
+json_t *
+apply_bdbs_replication(struct apply_bdbs *b, int uid)
+{
+	struct syncer_state	 st;
+	json_t			*o;
+	char			 key[16];
+	int			 i;
+
+	if (uid > 0) {
+		if (b == NULL || syncer_state(b->syncer, uid, &st) == -1)
+			return NULL;
+		return json_pack("{s:s, s:I, s:s}", "status",
+		    syncer_status_name(st.status), "lag",
+		    (json_int_t)st.lag_ms, "last_error", st.last_error);
+	}
+	o = json_object();
+	for (i = 0; b != NULL && o != NULL && i < b->nrun; i++) {
+		json_t *one = apply_bdbs_replication(b, b->run[i].uid);
+		if (one == NULL)
+			continue;
+		snprintf(key, sizeof(key), "%d", b->run[i].uid);
+		json_object_set_new(o, key, one);
+	}
+	return o;
 }
 
 int

@@ -17,14 +17,20 @@ struct apply_bdbs *apply_bdbs_new(struct node *n, struct err *e);
 void	 apply_bdbs_free(struct apply_bdbs *b);
 /*
  * Make shards and endpoints match the database documents among kv[0..n).
- * proxy: the material of the proxy certificate (borrowed).  data_changed:
- * the proxy certificate or the data policy changed, so every endpoint
- * gets a new TLS context.
+ * proxy, syncer: the material of those certificates (borrowed).
+ * data_changed: one of them or the data policy changed, so every
+ * endpoint and replica link gets a new TLS context (for its next
+ * connections: open ones keep theirs).
  */
 void	 apply_bdbs_run(struct apply_bdbs *b, struct node *n,
 	    const struct store_kv *kv, size_t nkv,
 	    const struct x509_material *proxy,
+	    const struct x509_material *syncer,
 	    const struct cluster_policy *policy, int data_changed);
+/* Replica Of state of database uid ({status, lag, last_error}), or of
+ * every replicating database by uid when uid is 0; NULL when uid does
+ * not replicate here.  New reference. */
+json_t	*apply_bdbs_replication(struct apply_bdbs *b, int uid);
 /* Close database connections that negotiated below min_version; cb
  * gets how many (on the control thread, later). */
 void	 apply_bdbs_close_below(struct apply_bdbs *b, int min_version,

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "nodes.h"
 #include "schema.h"
+#include "tlsctx.h"
 #include "x509.h"
 
 #define PORT_MIN	10000
@@ -127,6 +128,179 @@ bdb_check_client_certs(json_t *list, struct err *e)
 	return 0;
 }
 
+static const char *const replica_sync_modes[] = { "enabled", "disabled",
+	"paused", "stopped", NULL };
+
+/* A DNS name as SNI: letters, digits, '-', '.', '*' (a wildcard label). */
+static int
+sni_valid(const char *s)
+{
+	size_t i, len = strlen(s);
+
+	if (len == 0 || len > 253)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' &&
+		    s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+		    s[i] == '-' || s[i] == '.'))
+			return 0;
+	return 1;
+}
+
+/*
+ * One entry of replica_sources, checked and normalized into *out (RS's
+ * fields; status, lag and last_error of a GET are accepted and dropped
+ * so that what was read can be written back).  old: the stored entry,
+ * whose password a masked uri keeps.
+ */
+static int
+bdb_check_source(struct node *n, json_t *src, json_t *old, int own_port,
+    json_t **out, struct err *e)
+{
+	struct replica_uri	 u, ou;
+	const char		*key, *pem = NULL, *sni = NULL, *uri = NULL;
+	json_t			*v;
+	char			*fixed = NULL;
+	int			 rc = -1;
+
+	memset(&u, 0, sizeof(u));
+	memset(&ou, 0, sizeof(ou));
+	*out = NULL;
+	if (!json_is_object(src))
+		return err_set(e, E_INVALID_SCHEMA, "replica_sources[0] must be "
+		    "an object {uri, encryption, server_cert, "
+		    "replication_tls_sni}");
+	json_object_foreach(src, key, v) {
+		if (strcmp(key, "uri") == 0 && json_is_string(v))
+			uri = json_string_value(v);
+		else if (strcmp(key, "server_cert") == 0 && json_is_string(v))
+			pem = json_string_value(v);
+		else if (strcmp(key, "replication_tls_sni") == 0 &&
+		    (json_is_string(v) || json_is_null(v)))
+			sni = json_string_value(v);
+		else if (strcmp(key, "encryption") == 0) {
+			if (!json_is_boolean(v))
+				return err_set(e, E_INVALID_SCHEMA, "replica_"
+				    "sources[0].encryption must be true or "
+				    "false");
+			if (!json_is_true(v))
+				return err_set(e, E_INVALID_CONFIG, "moat "
+				    "replicates over TLS only: set "
+				    "replica_sources[0].encryption to true and "
+				    "give server_cert");
+		} else if (strcmp(key, "compression") == 0) {
+			if (!json_is_integer(v) || json_integer_value(v) != 0)
+				return err_set(e, E_INVALID_CONFIG, "replica_"
+				    "sources[0].compression: only 0 is "
+				    "supported (the link carries Redis's own "
+				    "replication stream, uncompressed)");
+		} else if (strcmp(key, "client_cert") == 0 ||
+		    strcmp(key, "client_key") == 0) {
+			return err_set(e, E_INVALID_CONFIG, "replica_sources[0]."
+			    "%s is not supported: the link always presents "
+			    "the cluster's syncer certificate (rotate it with "
+			    "the certificate API)", key);
+		} else if (strcmp(key, "status") == 0 ||
+		    strcmp(key, "lag") == 0 || strcmp(key, "last_error") == 0) {
+			continue;	/* read-only, from a GET */
+		} else
+			return err_set(e, E_INVALID_SCHEMA, "replica_sources[0]."
+			    "%.64s is unknown or has the wrong type; settable: "
+			    "uri, encryption, server_cert, "
+			    "replication_tls_sni, compression (0)", key);
+	}
+	if (uri == NULL)
+		return err_set(e, E_INVALID_SCHEMA, "replica_sources[0].uri is "
+		    "required: redis://:<password>@<host>:<port> of the "
+		    "source database");
+	if (replica_uri_parse(uri, &u, e) == -1)
+		return -1;
+	if (strcmp(u.password, REPLICA_PASSWORD_MASK) == 0) {
+		/* Written back from a GET: the stored password stays, as
+		 * long as it is the same source. */
+		if (old == NULL || replica_uri_parse(json_string_value(
+		    json_object_get(old, "uri")), &ou, NULL) == -1 ||
+		    strcmp(ou.host, u.host) != 0 || ou.port != u.port) {
+			err_set(e, E_INVALID_SCHEMA, "the password in replica_"
+			    "sources[0].uri is the mask a GET shows; give the "
+			    "source's real password");
+			goto out;
+		}
+		if (asprintf(&fixed, "redis://%s%s%s@%s%s%s:%d", ou.user,
+		    ou.password[0] ? ":" : "", ou.password,
+		    strchr(ou.host, ':') ? "[" : "", ou.host,
+		    strchr(ou.host, ':') ? "]" : "", ou.port) == -1) {
+			err_set(e, E_INTERNAL, "out of memory");
+			goto out;
+		}
+		uri = fixed;
+	}
+	if (pem == NULL) {
+		err_set(e, E_INVALID_CONFIG, "replica_sources[0].server_cert is "
+		    "required: the source's CA (its chain and name are "
+		    "checked) or its proxy certificate (pinned)");
+		goto out;
+	}
+	if (tlsctx_server_cert_form(pem, e) == -1)
+		goto out;
+	if (sni != NULL && !sni_valid(sni)) {
+		err_set(e, E_INVALID_SCHEMA, "replica_sources[0].replication_"
+		    "tls_sni must be a DNS name");
+		goto out;
+	}
+	if (u.port == own_port && (strcmp(u.host, n->cfg.addr) == 0 ||
+	    strcmp(u.host, "localhost") == 0)) {
+		err_set(e, E_INVALID_CONFIG, "a database cannot replicate from "
+		    "its own endpoint");
+		goto out;
+	}
+	*out = json_pack("{s:s, s:b, s:s, s:i}", "uri", uri, "encryption", 1,
+	    "server_cert", pem, "compression", 0);
+	if (*out != NULL && sni != NULL)
+		json_object_set_new(*out, "replication_tls_sni",
+		    json_string(sni));
+	rc = *out != NULL ? 0 : err_set(e, E_INTERNAL, "out of memory");
+out:
+	if (fixed != NULL) {
+		explicit_bzero(fixed, strlen(fixed));
+		free(fixed);
+	}
+	explicit_bzero(&u, sizeof(u));
+	explicit_bzero(&ou, sizeof(ou));
+	return rc;
+}
+
+static int
+bdb_check_sources(struct node *n, json_t *doc, json_t *list, json_t **out,
+    struct err *e)
+{
+	json_t	*one;
+	int	 port = (int)json_integer_value(json_object_get(doc, "port"));
+
+	*out = NULL;
+	if (!json_is_array(list))
+		return err_set(e, E_INVALID_SCHEMA, "replica_sources must be a "
+		    "list of {uri, encryption, server_cert, "
+		    "replication_tls_sni}");
+	if (json_array_size(list) > 1)
+		return err_set(e, E_INVALID_SCHEMA, "replica_sources holds %zu "
+		    "sources; moat replicates a database from one source "
+		    "(give one entry, or none to stop)",
+		    json_array_size(list));
+	if ((*out = json_array()) == NULL)
+		return err_set(e, E_INTERNAL, "out of memory");
+	if (json_array_size(list) == 0)
+		return 0;
+	if (bdb_check_source(n, json_array_get(list, 0), json_array_get(
+	    json_object_get(doc, "replica_sources"), 0), port, &one, e) == -1) {
+		json_decref(*out);
+		*out = NULL;
+		return -1;
+	}
+	json_array_append_new(*out, one);
+	return 0;
+}
+
 /* Merge body into doc (a new database when doc is empty) and check it. */
 static int
 bdb_merge(struct node *n, json_t *doc, json_t *body, int creating,
@@ -137,7 +311,8 @@ bdb_merge(struct node *n, json_t *doc, json_t *body, int creating,
 	static const char *const fields[] = { "name", "port", "memory_size",
 	    "tls_mode", "authentication_redis_pass",
 	    "enforce_client_authentication", "authentication_ssl_client_certs",
-	    "data_persistence", NULL };
+	    "data_persistence", "replica_sources", "replica_sync", NULL };
+	json_t		*srcs = NULL;
 
 	json_object_foreach(body, key, v) {
 		if (!one_of(key, fields))
@@ -146,7 +321,8 @@ bdb_merge(struct node *n, json_t *doc, json_t *body, int creating,
 			    "memory_size, tls_mode, data_persistence, "
 			    "authentication_redis_pass, "
 			    "enforce_client_authentication, "
-			    "authentication_ssl_client_certs", key);
+			    "authentication_ssl_client_certs, replica_sources, "
+			    "replica_sync", key);
 		if (strcmp(key, "port") == 0) {
 			if (!creating)
 				return err_set(e, E_INVALID_CONFIG, "the port of "
@@ -165,6 +341,9 @@ bdb_merge(struct node *n, json_t *doc, json_t *body, int creating,
 		} else if (strcmp(key, "authentication_ssl_client_certs") == 0) {
 			if (bdb_check_client_certs(v, e) == -1)
 				return -1;
+		} else if (strcmp(key, "replica_sources") == 0) {
+			/* The port may come later in body: checked below. */
+			continue;
 		} else if (!json_is_string(v)) {
 			return err_set(e, E_INVALID_SCHEMA, "%s must be a string",
 			    key);
@@ -182,6 +361,10 @@ bdb_merge(struct node *n, json_t *doc, json_t *body, int creating,
 			return err_set(e, E_INVALID_CONFIG, "data_persistence "
 			    "\"%.32s\" is not one of aof, snapshot, disabled",
 			    json_string_value(v));
+		} else if (strcmp(key, "replica_sync") == 0 &&
+		    !one_of(json_string_value(v), replica_sync_modes)) {
+			return err_set(e, E_INVALID_SCHEMA, "replica_sync must be "
+			    "enabled, disabled, paused or stopped");
 		} else if (strcmp(key, "enforce_client_authentication") == 0 &&
 		    !one_of(json_string_value(v), on_off)) {
 			return err_set(e, E_INVALID_SCHEMA, "enforce_client_"
@@ -196,6 +379,28 @@ bdb_merge(struct node *n, json_t *doc, json_t *body, int creating,
 	}
 	if (creating && json_object_get(doc, "name") == NULL)
 		return err_set(e, E_INVALID_SCHEMA, "name is required");
+	if ((v = json_object_get(body, "replica_sources")) != NULL) {
+		if (bdb_check_sources(n, doc, v, &srcs, e) == -1)
+			return -1;
+		/* A new list starts replicating unless told otherwise. */
+		if (json_array_size(srcs) > 0 && json_array_size(
+		    json_object_get(doc, "replica_sources")) == 0 &&
+		    json_object_get(body, "replica_sync") == NULL)
+			json_object_set_new(doc, "replica_sync",
+			    json_string("enabled"));
+		json_object_set_new(doc, "replica_sources", srcs);
+	}
+	if (json_object_get(doc, "replica_sync") == NULL)
+		json_object_set_new(doc, "replica_sync", json_string(
+		    json_array_size(json_object_get(doc, "replica_sources")) ?
+		    "enabled" : "disabled"));
+	if (json_array_size(json_object_get(doc, "replica_sources")) == 0 &&
+	    (strcmp(json_string_value(json_object_get(doc, "replica_sync")),
+	    "enabled") == 0 || strcmp(json_string_value(json_object_get(doc,
+	    "replica_sync")), "paused") == 0))
+		return err_set(e, E_INVALID_CONFIG, "replica_sync \"%s\" needs "
+		    "a source in replica_sources",
+		    json_string_value(json_object_get(doc, "replica_sync")));
 	if (strcmp(json_string_value(json_object_get(doc,
 	    "enforce_client_authentication")), "enabled") == 0) {
 		if (strcmp(json_string_value(json_object_get(doc, "tls_mode")),
@@ -391,6 +596,46 @@ bdbs_delete(struct node *n, int uid, const char *who, struct err *e)
 	return rc;
 }
 
+/*
+ * replica_sources as answers show them: the password masked, and each
+ * source's state from the node that runs the database (this node's live
+ * state, or what that node last reported).
+ */
+static void
+bdb_public_sources(struct node *n, json_t *o, json_t *nd, int uid)
+{
+	json_t			*list = json_object_get(o, "replica_sources");
+	json_t			*src = json_array_get(list, 0), *st = NULL;
+	struct replica_uri	 u;
+	const char		*sync = json_string_value(json_object_get(o,
+				    "replica_sync"));
+	char			*masked, key[16];
+
+	if (src == NULL)
+		return;
+	if (replica_uri_parse(json_string_value(json_object_get(src, "uri")),
+	    &u, NULL) == 0 && (masked = replica_uri_masked(&u)) != NULL) {
+		json_object_set_new(src, "uri", json_string(masked));
+		free(masked);
+	}
+	explicit_bzero(&u, sizeof(u));
+	if (nd == NULL)
+		st = apply_bdb_replication(n, uid);
+	else {
+		snprintf(key, sizeof(key), "%d", uid);
+		st = json_incref(json_object_get(json_object_get(nd,
+		    "replication"), key));
+	}
+	if (st == NULL)
+		st = json_pack("{s:s, s:i, s:s}", "status", "out-of-sync",
+		    "lag", 0, "last_error", sync != NULL &&
+		    (strcmp(sync, "enabled") == 0 || strcmp(sync,
+		    "paused") == 0) ? "the node that runs this database has "
+		    "not reported the link yet" : "");
+	json_object_update(src, st);
+	json_decref(st);
+}
+
 static json_t *
 bdb_public(struct node *n, json_t *d)
 {
@@ -431,9 +676,14 @@ bdb_public(struct node *n, json_t *d)
 	 * is alive. */
 	if (nd != NULL)
 		json_object_set(o, "status", json_object_get(nd, "status"));
-	json_decref(nd);
 	json_object_set_new(o, "ssl", json_boolean(strcmp(json_string_value(
 	    json_object_get(d, "tls_mode")), "enabled") == 0));
+	if (json_object_get(o, "replica_sync") == NULL)
+		json_object_set_new(o, "replica_sync", json_string("disabled"));
+	if (json_object_get(o, "replica_sources") == NULL)
+		json_object_set_new(o, "replica_sources", json_array());
+	bdb_public_sources(n, o, nd, uid);
+	json_decref(nd);
 	return o;
 }
 

@@ -44,7 +44,7 @@
 #define CFG_TIMEOUT_SECS 5	/* for the replies to CONFIG SET */
 #define CFG_RETRY_MS	1000
 #endif
-#define CFG_MAX		5	/* AUTH + four CONFIG SET */
+#define CFG_MAX		7	/* AUTH + five CONFIG SET + REPLICAOF */
 
 enum shard_state {
 	SH_STALE,	/* a leftover redis-server holds the directory */
@@ -60,6 +60,7 @@ enum {
 	CFG_MAXMEMORY	= 1 << 0,
 	CFG_PERSISTENCE	= 1 << 1,
 	CFG_PASSWORD	= 1 << 2,
+	CFG_REPLICA	= 1 << 3,
 };
 
 struct shard_waiter {
@@ -87,6 +88,8 @@ struct shard {
 	char		*password;	/* wanted; owned, wiped */
 	char		*live_password;	/* what the process has: for AUTH */
 	enum shard_persistence persistence;
+	int		 replica_port;	/* 0: a primary */
+	char		*replica_token;	/* owned, wiped */
 	/* CONFIG SET in the background: one connection at a time, so that
 	 * changes reach the process in the order they were made. */
 	unsigned	 cfg_dirty;	/* CFG_*: not sent yet */
@@ -170,12 +173,28 @@ static const struct {
 	[PERSIST_DISABLED] =	{ "no", "" },
 };
 
+/* The replication backlog: a tenth of the memory, 1 MiB to 512 MiB. */
+static long long
+shard_backlog(const struct shard *sh)
+{
+	long long b = sh->maxmemory / 10;
+
+	if (b < 1024 * 1024)
+		b = 1024 * 1024;
+	if (b > 512LL * 1024 * 1024)
+		b = 512LL * 1024 * 1024;
+	return b;
+}
+
 /* redis.conf for the shard: mode 0600, it may hold requirepass. */
 static int
 shard_write_conf(struct shard *sh, struct err *e)
 {
-	char	 path[4200], *conf = NULL;
+	char	 path[4200], *conf = NULL, replica[200];
 	int	 rc;
+
+	snprintf(replica, sizeof(replica), "%d\nmasterauth \"%s\"",
+	    sh->replica_port, sh->replica_token ? sh->replica_token : "");
 
 	snprintf(path, sizeof(path), "%s/redis.conf", sh->dir);
 	if (asprintf(&conf,
@@ -193,13 +212,24 @@ shard_write_conf(struct shard *sh, struct err *e)
 	    "appendonly %s\n"
 	    "appendfsync everysec\n"
 	    "save \"%s\"\n"
+	    /* A replica (Replica Of) starts its first sync at once, and
+	     * finds the stream it missed in a backlog that outlives a
+	     * link cut or a pause of any length. */
+	    "repl-diskless-sync-delay 0\n"
+	    "repl-backlog-size %lld\n"
+	    "repl-backlog-ttl 0\n"
+	    "%s%s%s"
 	    "%s%s%s",
 	    sh->sock, sh->dir, sh->dir, sh->dir, sh->maxmemory,
 	    persist_table[sh->persistence].appendonly,
 	    persist_table[sh->persistence].save,
+	    shard_backlog(sh),
 	    sh->password ? "requirepass \"" : "",
 	    sh->password ? sh->password : "",
-	    sh->password ? "\"\n" : "") == -1)
+	    sh->password ? "\"\n" : "",
+	    sh->replica_port ? "replicaof 127.0.0.1 " : "",
+	    sh->replica_port ? replica : "",
+	    sh->replica_port ? "\n" : "") == -1)
 		return err_set(e, E_INTERNAL, "out of memory");
 	rc = fs_write_atomic(path, conf, strlen(conf), 0600, e);
 	explicit_bzero(conf, strlen(conf));
@@ -365,6 +395,19 @@ shard_cfg_flush(struct shard *sh)
 			rc = -1;
 		rc |= resp_append(out, 4, a);
 		sh->cfg_what[sh->cfg_n++] = "requirepass";
+	}
+	if (sh->cfg_sent & CFG_REPLICA) {
+		/* masterauth first: the relay wants it from the start. */
+		const char *a1[] = { "CONFIG", "SET", "masterauth",
+		    sh->replica_token ? sh->replica_token : "" };
+		const char *a2[] = { "REPLICAOF", "127.0.0.1", num };
+		const char *a3[] = { "REPLICAOF", "NO", "ONE" };
+		snprintf(num, sizeof(num), "%d", sh->replica_port);
+		rc |= resp_append(out, 4, a1);
+		rc |= sh->replica_port ? resp_append(out, 3, a2) :
+		    resp_append(out, 3, a3);
+		sh->cfg_what[sh->cfg_n++] = "masterauth";
+		sh->cfg_what[sh->cfg_n++] = "REPLICAOF";
 	}
 	if (rc != 0) {
 		shard_cfg_retry(sh, "out of memory");
@@ -559,6 +602,7 @@ shard_free(struct shard *sh)
 		event_free(sh->timer);
 	str_free(&sh->password);
 	str_free(&sh->live_password);
+	str_free(&sh->replica_token);
 	free(sh);
 }
 
@@ -755,10 +799,21 @@ shard_update(struct shard *sh, const struct shard_conf *c, const char *pw,
 	int pw_changed = (pw == NULL) != (sh->password == NULL) ||
 	    (pw != NULL && strcmp(pw, sh->password) != 0);
 	int stopping = sh->state == SH_STOPPING || sh->state == SH_REMOVING;
+	const char *tok = c->replica_port ? c->replica_token : NULL;
+	int repl_changed = c->replica_port != sh->replica_port ||
+	    (tok == NULL) != (sh->replica_token == NULL) ||
+	    (tok != NULL && strcmp(tok, sh->replica_token) != 0);
 
-	if (!stopping && !pw_changed && c->maxmemory == sh->maxmemory &&
-	    c->persistence == sh->persistence)
+	if (!stopping && !pw_changed && !repl_changed &&
+	    c->maxmemory == sh->maxmemory && c->persistence == sh->persistence)
 		return 0;
+	if (repl_changed) {
+		sh->cfg_dirty |= CFG_REPLICA;
+		sh->replica_port = c->replica_port;
+		str_free(&sh->replica_token);
+		if (tok != NULL && (sh->replica_token = strdup(tok)) == NULL)
+			return err_set(e, E_INTERNAL, "out of memory");
+	}
 	if (c->maxmemory != sh->maxmemory)
 		sh->cfg_dirty |= CFG_MAXMEMORY;
 	if (c->persistence != sh->persistence)
@@ -801,14 +856,16 @@ shards_ensure(struct shards *s, const struct shard_conf *c, struct err *e)
 	sh->maxmemory = c->maxmemory;
 	sh->persistence = c->persistence;
 	sh->backoff_ms = BACKOFF_MIN_MS;
-	if ((pw != NULL && (sh->password = strdup(pw)) == NULL) ||
+	sh->replica_port = c->replica_port;
+	if ((c->replica_port && c->replica_token != NULL &&
+	    (sh->replica_token = strdup(c->replica_token)) == NULL) ||
+	    (pw != NULL && (sh->password = strdup(pw)) == NULL) ||
 	    (sh->timer = evtimer_new(s->base, shard_timer, sh)) == NULL) {
 		shard_free(sh);
 		return err_set(e, E_INTERNAL, "out of memory");
 	}
 	snprintf(sh->dir, sizeof(sh->dir), "%s/dbs/%d", s->data_dir, c->uid);
-	if ((size_t)snprintf(sh->sock, sizeof(sh->sock), "%s/redis.sock",
-	    sh->dir) >= sizeof(sh->sock)) {
+	if (shards_socket_path(s, c->uid, sh->sock, sizeof(sh->sock)) == -1) {
 		shard_free(sh);
 		return err_set(e, E_INTERNAL, "the data directory path is too "
 		    "long for a unix socket (%zu bytes max)", sizeof(sh->sock) -
@@ -998,6 +1055,13 @@ shards_socket(struct shards *s, int uid)
 	struct shard *sh = shard_find(s, uid);
 
 	return sh != NULL ? sh->sock : NULL;
+}
+
+int
+shards_socket_path(struct shards *s, int uid, char *buf, size_t len)
+{
+	return (size_t)snprintf(buf, len, "%s/dbs/%d/redis.sock", s->data_dir,
+	    uid) >= len ? -1 : 0;
 }
 
 int

@@ -10,6 +10,8 @@
 #ifndef MOATD_SHARDS_H
 #define MOATD_SHARDS_H
 
+#include <stddef.h>
+
 #include <event2/event.h>
 
 #include "err.h"
@@ -24,6 +26,10 @@ struct shard_conf {
 	long long		 maxmemory;	/* bytes */
 	const char		*password;	/* NULL or "": none */
 	enum shard_persistence	 persistence;
+	/* Replica Of: replicate from the syncer's relay on 127.0.0.1 at
+	 * this port, authenticating with token (0: a primary). */
+	int			 replica_port;
+	const char		*replica_token;
 };
 
 /* on_state is called when a shard comes up (up=1) or goes down (0). */
@@ -69,6 +75,10 @@ void		 shards_cancel(struct shards *s, void *arg);
 /* The unix socket path of the shard (valid while it exists, which
  * includes while it is stopping). */
 const char	*shards_socket(struct shards *s, int uid);
+/* Where the socket of shard uid is (or will be), whether it exists or
+ * not; -1 when the path does not fit in len. */
+int		 shards_socket_path(struct shards *s, int uid, char *buf,
+		    size_t len);
 int		 shards_is_up(struct shards *s, int uid);
 
 #endif
