@@ -118,10 +118,74 @@ t_user_doc(void)
 	json_decref(j);
 }
 
+/* RS's uri form, and what must never reach redis.conf or the wire. */
+static void
+t_replica_uri(void)
+{
+	static const struct {
+		const char	*uri;
+		int		 ok;
+		const char	*user, *password, *host;
+		int		 port;
+		const char	*masked;
+	} rows[] = {
+		{ "redis://:pw@127.0.0.1:12000", 1, "", "pw", "127.0.0.1",
+		    12000, "redis://:********@127.0.0.1:12000" },
+		{ "redis://admin:p%40ss@db.example:6379/", 1, "admin", "p@ss",
+		    "db.example", 6379, "redis://admin:********@db.example:6379" },
+		/* The last '@' ends the credentials. */
+		{ "redis://:a@b@h:1", 1, "", "a@b", "h", 1,
+		    "redis://:********@h:1" },
+		{ "redis://h:2", 1, "", "", "h", 2, "redis://h:2" },
+		{ "rediss://:x@[::1]:3", 1, "", "x", "::1", 3,
+		    "redis://:********@[::1]:3" },
+		{ "http://h:1", 0, NULL, NULL, NULL, 0, NULL },
+		{ "redis://h", 0, NULL, NULL, NULL, 0, NULL },
+		{ "redis://h:0", 0, NULL, NULL, NULL, 0, NULL },
+		{ "redis://h:70000", 0, NULL, NULL, NULL, 0, NULL },
+		{ "redis://h:12x", 0, NULL, NULL, NULL, 0, NULL },
+		{ "redis://:pw@:5", 0, NULL, NULL, NULL, 0, NULL },
+		/* A quote or a space would escape redis.conf's quoting. */
+		{ "redis://:a%22b@h:1", 0, NULL, NULL, NULL, 0, NULL },
+		{ "redis://:a b@h:1", 0, NULL, NULL, NULL, 0, NULL },
+		{ "redis://:a%0Ab@h:1", 0, NULL, NULL, NULL, 0, NULL },
+		{ "redis://h/x:1", 0, NULL, NULL, NULL, 0, NULL },
+		{ "", 0, NULL, NULL, NULL, 0, NULL },
+	};
+	struct replica_uri	 u;
+	struct err		 e = { 0 };
+	size_t			 i;
+	char			*m;
+
+	for (i = 0; i < NELEMS(rows); i++) {
+		T_CASE(rows[i].uri);
+		CHECK_INT(replica_uri_parse(rows[i].uri, &u, &e),
+		    rows[i].ok ? 0 : -1);
+		if (!rows[i].ok) {
+			CHECK_INT(e.code, E_INVALID_SCHEMA);
+			/* The error never repeats the password. */
+			CHECK(strstr(err_msg(&e), "pw") == NULL);
+			err_clear(&e);
+			continue;
+		}
+		CHECK_STR(u.user, rows[i].user);
+		CHECK_STR(u.password, rows[i].password);
+		CHECK_STR(u.host, rows[i].host);
+		CHECK_INT(u.port, rows[i].port);
+		m = replica_uri_masked(&u);
+		CHECK_STR(m, rows[i].masked);
+		free(m);
+	}
+	T_CASE("NULL uri");
+	CHECK_INT(replica_uri_parse(NULL, &u, &e), -1);
+	err_clear(&e);
+}
+
 int
 main(void)
 {
 	t_classify();
+	t_replica_uri();
 	t_round_trip_keys();
 	t_cluster_doc();
 	t_user_doc();
