@@ -6,4 +6,8 @@
  * or -1 with errno set. */
 int	net_unix_connect(const char *path, int nonblock);
 
+/* Send small writes at once (no Nagle): a relay of a request/reply or
+ * replication stream must not wait for the peer's delayed ACK. */
+void	net_nodelay(int fd);
+
 #endif

@@ -39,8 +39,8 @@
 
 #define MAX_LINKS	1024
 #define MAX_PAIRS	4	/* the shard opens one; a few to spare */
-#define TICK_MS		500
-#define HIST		64	/* source offsets: 32 s at TICK_MS */
+#define TICK_MS		100	/* the lag's resolution */
+#define HIST		1024	/* source offsets the shard still lacks */
 #define CONNECT_SECS	10
 #define LOCAL_SECS	2
 #define PIPE_HIGH	(4 * 1024 * 1024)
@@ -88,15 +88,21 @@ struct link {
 	struct event		*tick;
 	struct bufferevent	*local;		/* INFO of the shard */
 	int			 local_auth;	/* an AUTH reply comes first */
-	/* Source offsets as the probe saw them, oldest first. */
+	/*
+	 * Source offsets the probe saw that the shard had not reached when
+	 * last asked, oldest first, each with when it was first seen: the
+	 * oldest one tells since when the shard lacks something.
+	 */
 	struct {
 		long long	 off;
-		long long	 t;
+		long long	 t;	/* ms, monotonic */
 	}			 hist[HIST];
 	int			 nhist;
 	/* The shard, as its last INFO said. */
 	int			 dst_known, dst_up, dst_syncing;
 	long long		 dst_off;
+	long long		 local_sent;	/* ms: that INFO was asked */
+	long long		 behind_since;	/* ms; 0: caught up */
 	char			 relay_err[512], probe_err[512];
 	struct syncer_state	 st;
 	int			 logged;	/* st was logged once */
@@ -267,16 +273,29 @@ link_reached(struct link *l, struct sconn *c)
 static long long
 link_lag(struct link *l)
 {
-	int i;
+	return l->behind_since != 0 ? now_ms() - l->behind_since : 0;
+}
 
-	if (l->nhist == 0 || !l->dst_known)
-		return 0;
-	if (l->dst_off >= l->hist[l->nhist - 1].off)
-		return 0;
-	for (i = 0; i < l->nhist; i++)
-		if (l->hist[i].off > l->dst_off)
-			return now_ms() - l->hist[i].t;
-	return 0;
+/*
+ * The shard reported its offset (asked at l->local_sent): forget what it
+ * reached; what it still lacks and the source already had when the shard
+ * was asked is the lag.  A source offset seen after that cannot be
+ * judged by this answer.
+ */
+static void
+link_lag_update(struct link *l)
+{
+	int i = 0;
+
+	while (i < l->nhist && l->hist[i].off <= l->dst_off)
+		i++;
+	if (i > 0) {
+		memmove(&l->hist[0], &l->hist[i], sizeof(l->hist[0]) *
+		    (size_t)(l->nhist - i));
+		l->nhist -= i;
+	}
+	l->behind_since = l->nhist > 0 && l->hist[0].t <= l->local_sent ?
+	    l->hist[0].t : 0;
 }
 
 static void
@@ -393,10 +412,17 @@ probe_parse(struct link *l, const char *info)
 	/* A restarted source starts again from lower offsets. */
 	if (l->nhist > 0 && off < l->hist[l->nhist - 1].off)
 		l->nhist = 0;
+	/* Already reached, or already known since earlier. */
+	if ((l->dst_known && off <= l->dst_off) ||
+	    (l->nhist > 0 && off == l->hist[l->nhist - 1].off))
+		return;
 	if (l->nhist == HIST) {
-		memmove(&l->hist[0], &l->hist[1], sizeof(l->hist[0]) *
-		    (HIST - 1));
-		l->nhist--;
+		/* A long way behind: halve the resolution of all but the
+		 * oldest, which alone says since when. */
+		int i, j = 1;
+		for (i = 2; i < HIST; i += 2)
+			l->hist[j++] = l->hist[i];
+		l->nhist = j;
 	}
 	l->hist[l->nhist].off = off;
 	l->hist[l->nhist].t = t;
@@ -538,6 +564,8 @@ up_event(struct bufferevent *bev, short what, void *arg)
 	char		 why[512];
 
 	if (what & BEV_EVENT_CONNECTED) {
+		/* The stream is many small writes: none may wait for an ACK. */
+		net_nodelay(bufferevent_getfd(bev));
 		if (tlsctx_client_check(c->ctx, ssl, why, sizeof(why)) == -1) {
 			conn_fail(c, why);
 			return;
@@ -734,6 +762,7 @@ relay_accept(struct evconnlistener *lis, evutil_socket_t fd,
 		return;
 	}
 	evutil_make_socket_nonblocking(fd);
+	net_nodelay(fd);
 	if ((c = conn_open(l, fd)) == NULL)
 		return;
 	/* Nothing from the shard is read until the source is ready. */
@@ -800,6 +829,7 @@ local_read(struct bufferevent *bev, void *arg)
 		else if (info_field(info, "master_repl_offset", v,
 		    sizeof(v)) != NULL)
 			l->dst_off = strtoll(v, NULL, 10);
+		link_lag_update(l);
 	} else
 		l->dst_known = 0;
 	free(info);
@@ -839,6 +869,7 @@ local_poll(struct link *l)
 		return;
 	}
 	out = bufferevent_get_output(l->local);
+	l->local_sent = now_ms();
 	l->local_auth = l->shard_password != NULL;
 	if (l->local_auth) {
 		const char *a[] = { "AUTH", l->shard_password };
@@ -979,6 +1010,7 @@ syncer_set(struct syncer *s, int uid, const struct syncer_conf *c,
 		/* Another source: nothing of the old one carries over. */
 		link_close_conns(l, 1);
 		l->nhist = 0;
+		l->behind_since = 0;
 		l->relay_err[0] = l->probe_err[0] = '\0';
 	}
 	if (!fresh && (!str_eq(l->password, c->password) ||

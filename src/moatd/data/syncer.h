@@ -15,7 +15,7 @@
  * the context it was opened with until it ends.
  *
  * A second connection to the source (the probe) reads the source's
- * replication offset every half second; with the shard's own offset it
+ * replication offset ten times a second; with the shard's own offset it
  * gives the lag, and it finds a broken link (down source, refused
  * certificate, wrong password) even when the shard is not trying.
  *
