@@ -417,8 +417,10 @@ tlsctx_server_cert_form(const char *pem, struct err *e)
 
 	if ((sk = pem_certs(pem, e)) == NULL)
 		return -1;
+	/* Only basicConstraints CA:TRUE makes a CA here: a self-signed
+	 * leaf (RS's pinned way) stays a leaf. */
 	for (i = 0; i < sk_X509_num(sk); i++)
-		if (X509_check_ca(sk_X509_value(sk, i)) > 0)
+		if (X509_get_extension_flags(sk_X509_value(sk, i)) & EXFLAG_CA)
 			ca = 1;
 	if (!ca && sk_X509_num(sk) > 1) {
 		sk_X509_pop_free(sk, X509_free);

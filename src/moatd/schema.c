@@ -475,18 +475,25 @@ replica_uri_parse(const char *uri, struct replica_uri *u, struct err *e)
 		hostp = p;
 	if (*hostp == '[') {	/* [v6]:port */
 		const char *rb = memchr(hostp, ']', (size_t)(end - hostp));
-		if (rb == NULL || rb[1] != ':' || (size_t)(rb - hostp - 1) >=
-		    sizeof(u->host))
+		if (rb == NULL || rb[1] != ':' || rb == hostp + 1 ||
+		    (size_t)(rb - hostp - 1) >= sizeof(u->host))
 			goto badhost;
 		memcpy(u->host, hostp + 1, (size_t)(rb - hostp - 1));
 		colon = rb + 1;
+		/* The host goes into log lines: only what an address has. */
+		if (strspn(u->host, "0123456789abcdefABCDEF:.") !=
+		    strlen(u->host))
+			goto badhost;
 	} else {
 		if ((colon = memrchr(hostp, ':', (size_t)(end - hostp))) ==
 		    NULL || colon == hostp || (size_t)(colon - hostp) >=
 		    sizeof(u->host))
 			goto badhost;
 		memcpy(u->host, hostp, (size_t)(colon - hostp));
-		if (strpbrk(u->host, "/?#@ ") != NULL)
+		/* A DNS name or an IPv4 address, nothing else. */
+		if (strspn(u->host, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
+		    strlen(u->host))
 			goto badhost;
 	}
 	errno = 0;

@@ -765,3 +765,75 @@ def test_moatadm_status_shows_source(clusters, dbs):
     assert any("db:%d" % d["uid"] in l and "in-sync" in l for l in lines), \
         p.stdout
     assert PASSWORD not in p.stdout + p.stderr
+
+
+def relay_port(node, uid):
+    """The loopback port the destination shard replicates from (its
+    redis.conf: `replicaof 127.0.0.1 <port>`)."""
+    with open(os.path.join(bdb_dir(node, uid), "redis.conf")) as f:
+        m = re.search(r"^replicaof 127\.0\.0\.1 (\d+)$", f.read(), re.M)
+    assert m, "no replicaof line in the destination's redis.conf"
+    return int(m.group(1))
+
+
+def test_relay_refuses_other_local_processes(clusters, dbs):
+    """Only the shard (which holds the token) gets through the relay: a
+    local process without it never reaches the source, a silent one is
+    dropped after a few seconds, and neither disturbs the link."""
+    import socket
+    src, dst = clusters
+    s, d = make_pair(dbs, src, dst, "gate")
+    suid, duid = s["uid"], d["uid"]
+    port = relay_port(dst, duid)
+    ids = replica_ids(src, suid)
+    with shard(src, suid, PASSWORD) as c:
+        clients_before = len(c.client_list())
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+        c.sendall(b"*1\r\n$4\r\nPING\r\n")
+        assert c.recv(64) == b"+PONG\r\n"
+        c.sendall(b"*2\r\n$4\r\nAUTH\r\n$5\r\nwrong\r\n")
+        assert c.recv(64) == b"", "a wrong token was answered"
+    # Nothing reached the source for it: no new client there.
+    with shard(src, suid, PASSWORD) as c:
+        assert len(c.client_list()) <= clients_before
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
+        t0 = time.monotonic()
+        assert c.recv(64) == b"", "a silent local connection got data"
+        assert time.monotonic() - t0 < 15, "a silent connection was kept"
+
+    assert replica_ids(src, suid) == ids, "the open link was disturbed"
+    assert "did not give the shard's token" in dst.log
+    set_on_source(src, suid, "after-gate", "ok")
+    wait_key(dst, duid, "after-gate", b"ok")
+
+
+def test_masked_uri_round_trip_keeps_an_encoded_password(clusters, dbs):
+    """GET shows the uri with ******** for the password; writing that back
+    (to pause, then resume) keeps the stored password exactly, even one
+    that is percent-encoded in the uri."""
+    src, dst = clusters
+    password = "p%41ss-1"            # literal '%41', not 'A'
+    s = dbs.make(src, name="enc-src", authentication_redis_pass=password,
+                 enforce_client_authentication="enabled",
+                 authentication_ssl_client_certs=[{"client_cert":
+                                                   read(dst.ca)}])
+    entry = source_entry(src, s["port"], read(src.ca),
+                         password="p%2541ss-1")
+    d = dbs.replica(dst, "enc-dst", entry)
+    wait_source(dst, d["uid"], caught_up, "in-sync with an encoded password")
+    got = the_source(dst, d["uid"])
+    assert got["uri"] == "redis://:********@%s:%d" % (src.addr, s["port"])
+    assert password not in repr(bdb_get(dst, d["uid"]))
+    body = {"replica_sync": "paused", "replica_sources": [
+        {k: v for k, v in got.items()}]}
+    r = dst.sock("PUT", "/v1/bdbs/%d" % d["uid"], body)
+    assert r.status_code == 200, r.text
+    body["replica_sync"] = "enabled"
+    r = dst.sock("PUT", "/v1/bdbs/%d" % d["uid"], body)
+    assert r.status_code == 200, r.text
+    with shard(src, s["uid"], password) as c:
+        assert c.set("after-round-trip", "1")
+    wait_key(dst, d["uid"], "after-round-trip", b"1")
+    assert the_source(dst, d["uid"])["last_error"] == ""

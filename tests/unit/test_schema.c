@@ -150,6 +150,11 @@ t_replica_uri(void)
 		{ "redis://:a b@h:1", 0, NULL, NULL, NULL, 0, NULL },
 		{ "redis://:a%0Ab@h:1", 0, NULL, NULL, NULL, 0, NULL },
 		{ "redis://h/x:1", 0, NULL, NULL, NULL, 0, NULL },
+		/* The host reaches log lines: no line break, no control. */
+		{ "redis://h%0A:1", 0, NULL, NULL, NULL, 0, NULL },
+		{ "redis://h\nx:1", 0, NULL, NULL, NULL, 0, NULL },
+		{ "redis://[::1\n]:1", 0, NULL, NULL, NULL, 0, NULL },
+		{ "redis://[]:1", 0, NULL, NULL, NULL, 0, NULL },
 		{ "", 0, NULL, NULL, NULL, 0, NULL },
 	};
 	struct replica_uri	 u;

@@ -119,9 +119,12 @@ str_of(json_t *o, const char *field)
 
 /*
  * Replica Of: start, update or stop the link of database uid.  On return
- * sc says what the shard replicates from (replica_port 0: nothing).
+ * sc says what the shard replicates from (replica_port 0: nothing).  -1
+ * when the link the document asks for could not be set: sc then keeps
+ * what runs (a replica never turns into a writable primary because of a
+ * failure here), or, with no link yet, the shard must not start.
  */
-static void
+static int
 bdb_replica(struct apply_bdbs *b, json_t *d, int uid,
     const struct x509_material *syncer, const struct cluster_policy *policy,
     struct shard_conf *sc)
@@ -137,12 +140,15 @@ bdb_replica(struct apply_bdbs *b, json_t *d, int uid,
 	const char		*sync = str_of(d, "replica_sync");
 	char			 sock[108];
 
+	int			 rc = -1;
+
 	sc->replica_port = 0;
 	sc->replica_token = NULL;
+	memset(&u, 0, sizeof(u));
 	if (src == NULL || sync == NULL || (strcmp(sync, "enabled") != 0 &&
 	    strcmp(sync, "paused") != 0)) {
 		syncer_del(b->syncer, uid);
-		return;
+		return 0;
 	}
 	if (replica_uri_parse(str_of(src, "uri"), &u, &e) == -1)
 		goto fail;
@@ -172,14 +178,17 @@ bdb_replica(struct apply_bdbs *b, json_t *d, int uid,
 	if (syncer_set(b->syncer, uid, &c, &sc->replica_port,
 	    &sc->replica_token, &e) == -1)
 		goto fail;
+	rc = 0;
 	goto out;
 fail:
 	/* Keep what runs: an old link goes on rather than stop. */
 	log_error("db:%d cannot replicate: %s", uid, err_msg(&e));
+	syncer_relay(b->syncer, uid, &sc->replica_port, &sc->replica_token);
 out:
 	explicit_bzero(u.password, sizeof(u.password));
 	tlsctx_unref(ctx);
 	err_clear(&e);
+	return rc;
 }
 
 static int
@@ -197,7 +206,7 @@ bdb_run_one(struct apply_bdbs *b, struct node *n, json_t *d,
 				    "uid"));
 	int			 port = (int)json_integer_value(json_object_get(d,
 				    "port"));
-	int			 k, rc = -1;
+	int			 k, rc = -1, repl_rc;
 
 	sc.uid = uid;
 	sc.maxmemory = json_integer_value(json_object_get(d, "memory_size"));
@@ -209,8 +218,13 @@ bdb_run_one(struct apply_bdbs *b, struct node *n, json_t *d,
 			sc.persistence = (enum shard_persistence)k;
 	snprintf(label, sizeof(label), "db:%d", uid);
 	/* The link first: a new replica starts as one, never as a
-	 * writable primary for a moment. */
-	bdb_replica(b, d, uid, syncer, policy, &sc);
+	 * writable primary for a moment.  A link that could not be set
+	 * leaves the document to be applied again next time. */
+	repl_rc = bdb_replica(b, d, uid, syncer, policy, &sc);
+	if (repl_rc == -1 && sc.replica_port == 0) {
+		err_set(&e, E_INTERNAL, "its replication link cannot start");
+		goto out;
+	}
 	if (shards_ensure(b->shards, &sc, &e) == -1)
 		goto out;
 	if (str_is(d, "tls_mode", "enabled")) {
@@ -225,9 +239,10 @@ bdb_run_one(struct apply_bdbs *b, struct node *n, json_t *d,
 	if (proxy_endpoint_set_async(b->proxy, n->cfg.addr, port, ctx,
 	    shards_socket(b->shards, uid), label, &e) == -1)
 		goto out;
-	rc = 0;
+	rc = repl_rc;
 out:
-	if (rc == -1)
+	/* (A link that failed but keeps running said why already.) */
+	if (rc == -1 && e.code != E_OK)
 		log_error("db:%d cannot serve port %d: %s", uid, port,
 		    err_msg(&e));
 	free(trust);

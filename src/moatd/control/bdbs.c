@@ -226,10 +226,15 @@ bdb_check_source(struct node *n, json_t *src, json_t *old, int own_port,
 			    "source's real password");
 			goto out;
 		}
-		if (asprintf(&fixed, "redis://%s%s%s@%s%s%s:%d", ou.user,
-		    ou.password[0] ? ":" : "", ou.password,
-		    strchr(ou.host, ':') ? "[" : "", ou.host,
-		    strchr(ou.host, ':') ? "]" : "", ou.port) == -1) {
+		if (strcmp(ou.user, u.user) != 0) {
+			err_set(e, E_INVALID_SCHEMA, "the password in replica_"
+			    "sources[0].uri is the mask a GET shows, with "
+			    "another user; give the real password");
+			goto out;
+		}
+		/* The stored uri as it was written (its encoding too). */
+		if ((fixed = strdup(json_string_value(json_object_get(old,
+		    "uri")))) == NULL) {
 			err_set(e, E_INTERNAL, "out of memory");
 			goto out;
 		}
@@ -613,11 +618,13 @@ bdb_public_sources(struct node *n, json_t *o, json_t *nd, int uid)
 
 	if (src == NULL)
 		return;
+	/* Never the stored uri as it is: it holds the password. */
 	if (replica_uri_parse(json_string_value(json_object_get(src, "uri")),
 	    &u, NULL) == 0 && (masked = replica_uri_masked(&u)) != NULL) {
 		json_object_set_new(src, "uri", json_string(masked));
 		free(masked);
-	}
+	} else
+		json_object_set_new(src, "uri", json_string(""));
 	explicit_bzero(&u, sizeof(u));
 	if (nd == NULL)
 		st = apply_bdb_replication(n, uid);

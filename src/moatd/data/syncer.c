@@ -38,18 +38,22 @@
 #include "tlsctx_impl.h"
 
 #define MAX_LINKS	1024
-#define MAX_PAIRS	4	/* the shard opens one; a few to spare */
+#define MAX_PAIRS	8	/* the shard opens one; a few to spare */
 #define TICK_MS		100	/* the lag's resolution */
 #define HIST		1024	/* source offsets the shard still lacks */
 #define CONNECT_SECS	10
+#define GATE_SECS	5	/* for a local connection to give the token */
 #define LOCAL_SECS	2
 #define PIPE_HIGH	(4 * 1024 * 1024)
 #define PROBE_BACKOFF_MIN_MS 1000
 #define PROBE_BACKOFF_MAX_MS 10000
+#define PROBE_STALE_MS	2000	/* no answer for that long: lag grows */
 #define INFO_MAX	(64 * 1024)
 
 enum up_phase { UP_CONNECTING, UP_AUTH, UP_READY };
-enum gate { GATE_PING, GATE_AUTH, GATE_PIPE };
+/* A relay pair: the shard's PING, its AUTH (the token), the source
+ * being reached, then bytes both ways. */
+enum gate { GATE_PING, GATE_AUTH, GATE_UPSTREAM, GATE_PIPE };
 
 struct link;
 
@@ -62,6 +66,7 @@ struct sconn {
 	enum up_phase		 phase;
 	enum gate		 gate;
 	int			 info_pending;	/* probe: INFO on the wire */
+	int			 watch;		/* relay: PSYNC not answered */
 	TAILQ_ENTRY(sconn)	 entry;
 };
 TAILQ_HEAD(sconn_list, sconn);
@@ -84,6 +89,7 @@ struct link {
 	int			 npairs;
 	struct sconn		*probe;
 	int			 probe_backoff_ms;
+	long long		 probe_ok;	/* ms: its last answer */
 	long long		 probe_next;	/* ms, monotonic */
 	struct event		*tick;
 	struct bufferevent	*local;		/* INFO of the shard */
@@ -244,27 +250,47 @@ argv_free(char **argv, int argc)
 
 /* ---- errors and status ---- */
 
+/* Replace every occurrence of the password in s by the mask: a source
+ * may echo what it was sent (a renamed AUTH: "unknown command ... with
+ * args beginning with"), and last_error is logged and answered. */
+static void
+mask_password(struct link *l, char *s, size_t len)
+{
+	static const char	 mask[] = "********";
+	char			*p, tmp[512];
+	size_t			 pl;
+
+	if (l->password == NULL || (pl = strlen(l->password)) == 0)
+		return;
+	while ((p = strstr(s, l->password)) != NULL) {
+		snprintf(tmp, sizeof(tmp), "%s", p + pl);
+		*p = '\0';
+		snprintf(p, len - (size_t)(p - s), "%s%s", mask, tmp);
+	}
+}
+
 static void
 link_error(struct link *l, struct sconn *c, const char *why)
 {
 	char *dst = c->down != NULL ? l->relay_err : l->probe_err;
 
 	snprintf(dst, sizeof(l->relay_err), "%s", why);
+	mask_password(l, dst, sizeof(l->relay_err));
 	link_update_state(l);
 }
 
-/* A connection reached the source with the current settings: what the
- * other kind of connection said last is out of date too. */
+/* A connection did what it is for: its kind of error is over.  (The
+ * probe retries at once when the settings change, so neither kind
+ * speaks for the other.) */
 static void
 link_reached(struct link *l, struct sconn *c)
 {
-	if (c->ctx == l->ctx) {
-		l->relay_err[0] = l->probe_err[0] = '\0';
-		l->probe_backoff_ms = PROBE_BACKOFF_MIN_MS;
-	} else if (c->down != NULL)
+	if (c->down != NULL)
 		l->relay_err[0] = '\0';
-	else
+	else {
 		l->probe_err[0] = '\0';
+		l->probe_backoff_ms = PROBE_BACKOFF_MIN_MS;
+	}
 	link_update_state(l);
 }
 
@@ -273,7 +299,15 @@ link_reached(struct link *l, struct sconn *c)
 static long long
 link_lag(struct link *l)
 {
-	return l->behind_since != 0 ? now_ms() - l->behind_since : 0;
+	long long now = now_ms(), lag;
+
+	lag = l->behind_since != 0 ? now - l->behind_since : 0;
+	/* A source we cannot hear from: nothing newer than its last answer
+	 * is known to have reached the shard. */
+	if (l->probe_ok != 0 && now - l->probe_ok > PROBE_STALE_MS &&
+	    now - l->probe_ok > lag)
+		lag = now - l->probe_ok;
+	return lag;
 }
 
 /*
@@ -305,7 +339,8 @@ link_update_state(struct link *l)
 
 	if (l->paused)
 		st->status = SYNC_OUT_OF_SYNC;
-	else if (l->dst_known && l->dst_up && !l->dst_syncing)
+	else if (l->dst_known && l->dst_up && !l->dst_syncing &&
+	    l->probe_err[0] == '\0')
 		st->status = SYNC_IN_SYNC;
 	else if (l->dst_known && l->dst_syncing)
 		st->status = SYNC_SYNCING;
@@ -472,6 +507,7 @@ resp_take_bulk(struct evbuffer *b, char **out)
 }
 
 /* The source answered our AUTH (or PING). */
+/* The source answered our AUTH (or PING). */
 static int
 up_auth_reply(struct sconn *c, const char *line)
 {
@@ -481,9 +517,19 @@ up_auth_reply(struct sconn *c, const char *line)
 	if (line[0] == '+') {
 		c->phase = UP_READY;
 		bufferevent_set_timeouts(c->up, NULL, NULL);
-		link_reached(l, c);
-		if (c->down != NULL)
-			bufferevent_enable(c->down, EV_READ);
+		if (c->down == NULL) {
+			l->probe_ok = now_ms();
+			link_reached(l, c);
+			return 0;
+		}
+		/* The shard's AUTH is answered now, and what it sent after
+		 * it (REPLCONF, PSYNC) goes on to the source. */
+		evbuffer_add_printf(bufferevent_get_output(c->down), "+OK\r\n");
+		c->gate = GATE_PIPE;
+		c->watch = 1;
+		bufferevent_set_timeouts(c->down, NULL, NULL);
+		bufferevent_enable(c->down, EV_READ);
+		pipe_bytes(c->down, c->up);
 		return 0;
 	}
 	if (strncmp(line, "-NOAUTH", 7) == 0)
@@ -502,6 +548,51 @@ up_auth_reply(struct sconn *c, const char *line)
 	return -1;
 }
 
+/*
+ * Until the source accepted the shard's PSYNC (+FULLRESYNC, +CONTINUE),
+ * read its replies on their way: a refusal (an ACL without +psync, a
+ * proxy that will not replicate) is an error the shard alone would only
+ * retry.  Returns how many bytes may go on (complete lines read so far,
+ * or all once the stream started).
+ */
+static size_t
+up_watch(struct sconn *c, struct evbuffer *in)
+{
+	struct link		*l = c->l;
+	struct evbuffer_ptr	 p, eol;
+	size_t			 eol_len, n;
+	char			 line[200], why[512];
+
+	evbuffer_ptr_set(in, &p, 0, EVBUFFER_PTR_SET);
+	while (c->watch) {
+		eol = evbuffer_search_eol(in, &p, &eol_len, EVBUFFER_EOL_CRLF);
+		if (eol.pos < 0) {
+			/* A reply line is short; a long one is not one. */
+			if (evbuffer_get_length(in) - (size_t)p.pos >
+			    sizeof(line))
+				c->watch = 0;
+			break;
+		}
+		n = (size_t)(eol.pos - p.pos);
+		if (n >= sizeof(line))
+			n = sizeof(line) - 1;
+		evbuffer_copyout_from(in, &p, line, n);
+		line[n] = '\0';
+		if (line[0] == '-') {
+			snprintf(why, sizeof(why), "the source refused to "
+			    "replicate: %.150s", line + 1);
+			link_error(l, c, why);
+		} else if (strncmp(line, "+FULLRESYNC", 11) == 0 ||
+		    strncmp(line, "+CONTINUE", 9) == 0) {
+			c->watch = 0;
+			link_reached(l, c);
+		}
+		evbuffer_ptr_set(in, &p, (size_t)eol.pos + eol_len,
+		    EVBUFFER_PTR_SET);
+	}
+	return c->watch ? (size_t)p.pos : evbuffer_get_length(in);
+}
+
 static void
 up_read(struct bufferevent *bev, void *arg)
 {
@@ -509,6 +600,7 @@ up_read(struct bufferevent *bev, void *arg)
 	struct link	*l = c->l;
 	struct evbuffer	*in = bufferevent_get_input(bev);
 	char		*line;
+	size_t		 n;
 	int		 rc;
 
 	if (c->phase == UP_AUTH) {
@@ -523,8 +615,16 @@ up_read(struct bufferevent *bev, void *arg)
 	if (c->phase != UP_READY)
 		return;
 	if (c->down != NULL) {
-		if (c->gate == GATE_PIPE)
-			pipe_bytes(c->up, c->down);
+		if (c->gate != GATE_PIPE)
+			return;
+		if (c->watch) {
+			n = up_watch(c, in);
+			evbuffer_remove_buffer(in, bufferevent_get_output(
+			    c->down), n);
+			if (c->watch)
+				return;
+		}
+		pipe_bytes(c->up, c->down);
 		return;
 	}
 	/* The probe: INFO replication replies. */
@@ -533,8 +633,10 @@ up_read(struct bufferevent *bev, void *arg)
 		if (rc == 0)
 			return;
 		c->info_pending = 0;
-		if (rc == 1)
+		if (rc == 1) {
+			l->probe_ok = now_ms();
 			probe_parse(l, line);
+		}
 		free(line);
 		if (rc == -1) {
 			conn_fail(c, "the source answered INFO with something "
@@ -587,15 +689,22 @@ up_event(struct bufferevent *bev, short what, void *arg)
 		bufferevent_enable(bev, EV_READ | EV_WRITE);
 		return;
 	}
-	if (c->phase == UP_READY) {
+	if (c->phase == UP_READY && c->down != NULL) {
 		/* An established link ended (the source cut it, or went
 		 * away): the shard notices and comes back through us. */
-		if (c->down != NULL)
-			log_info("db:%d replication from %s:%d: the source "
-			    "closed the link", l->uid, l->host, l->port);
-		else
-			probe_failed(l);
+		log_info("db:%d replication from %s:%d: the source closed the "
+		    "link", l->uid, l->host, l->port);
 		conn_free(c);
+		return;
+	}
+	if (c->phase == UP_READY) {
+		/* The probe lost a source that answered: say so (the
+		 * shard's own link may take a minute to notice). */
+		snprintf(why, sizeof(why), "the source %s:%d stopped "
+		    "answering (%s)", l->host, l->port, what &
+		    BEV_EVENT_TIMEOUT ? "no reply within 10 s" :
+		    "connection closed");
+		conn_fail(c, why);
 		return;
 	}
 	/* libevent queues SSL_get_error()'s code (library 0) after
@@ -623,59 +732,52 @@ up_event(struct bufferevent *bev, short what, void *arg)
 	conn_fail(c, why);
 }
 
-/* Open a connection to the source with the link's current context; a
- * relay pair with the shard's down_fd, which is ours from here on (closed
- * on failure), or the probe (down_fd -1).  NULL when it failed at once. */
-static struct sconn *
-conn_open(struct link *l, evutil_socket_t down_fd)
+/* Open c's connection to the source with the link's current context.
+ * -1 when it failed at once (c is then freed). */
+static int
+conn_connect(struct sconn *c)
 {
-	struct sconn	*c;
+	struct link	*l = c->l;
 	SSL		*ssl;
 	struct timeval	 tv = { CONNECT_SECS, 0 };
 
-	if ((c = calloc(1, sizeof(*c))) == NULL)
-		goto nomem;
-	c->l = l;
 	c->ctx = tlsctx_ref(l->ctx);
 	if ((ssl = tlsctx_client_ssl(c->ctx)) == NULL) {
-		tlsctx_unref(c->ctx);
-		free(c);
-		goto nomem;
+		conn_fail(c, "out of memory");
+		return -1;
 	}
+	/* On failure libevent frees ssl (BEV_OPT_CLOSE_ON_FREE). */
 	c->up = bufferevent_openssl_socket_new(l->s->base, -1, ssl,
 	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE |
 	    BEV_OPT_DEFER_CALLBACKS);
 	if (c->up == NULL) {
-		SSL_free(ssl);
-		tlsctx_unref(c->ctx);
-		free(c);
-		goto nomem;
+		conn_fail(c, "out of memory");
+		return -1;
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(c->up, 1);
 	bufferevent_setcb(c->up, up_read, up_write, up_event, c);
 	bufferevent_set_timeouts(c->up, &tv, &tv);
-	if (down_fd != -1) {
-		if ((c->down = bufferevent_socket_new(l->s->base, down_fd,
-		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)) == NULL) {
-			bufferevent_free(c->up);
-			tlsctx_unref(c->ctx);
-			free(c);
-			goto nomem;
-		}
-		TAILQ_INSERT_TAIL(&l->pairs, c, entry);
-		l->npairs++;
-	}
 	/* Events (and a refused connect) come from the loop. */
 	if (bufferevent_socket_connect_hostname(c->up, l->s->dns, AF_UNSPEC,
 	    l->host, l->port) == -1) {
 		conn_fail(c, "cannot open a socket to the source");
-		return NULL;
+		return -1;
 	}
-	return c;
-nomem:
-	if (down_fd != -1)
-		evutil_closesocket(down_fd);
-	return NULL;
+	return 0;
+}
+
+/* The probe: a connection to the source of its own. */
+static void
+probe_open(struct link *l)
+{
+	struct sconn *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return;
+	c->l = l;
+	l->probe = c;
+	if (conn_connect(c) == -1)
+		l->probe = NULL;	/* freed */
 }
 
 /* ---- the relay: the shard's side ---- */
@@ -689,7 +791,16 @@ down_read(struct bufferevent *bev, void *arg)
 	char		*argv[3];
 	int		 argc, rc, ok;
 
-	while (c->gate != GATE_PIPE) {
+	if (c->gate == GATE_PIPE) {
+		pipe_bytes(c->down, c->up);
+		return;
+	}
+	/*
+	 * The shard's PING and AUTH are answered here, and nothing goes to
+	 * the source (no TLS, no password) before the token proved that
+	 * this is our shard.
+	 */
+	while (c->gate == GATE_PING || c->gate == GATE_AUTH) {
 		if ((rc = resp_take_command(in, argv, 3, &argc)) == 0)
 			return;
 		if (rc == -1) {
@@ -700,33 +811,27 @@ down_read(struct bufferevent *bev, void *arg)
 			evbuffer_add_printf(bufferevent_get_output(bev),
 			    "+PONG\r\n");
 			c->gate = GATE_AUTH;
-		} else if (strcasecmp(argv[0], "AUTH") == 0 && argc >= 2) {
-			/* Only our shard knows the token (its masterauth). */
-			ok = strlen(argv[argc - 1]) == strlen(l->token) &&
-			    CRYPTO_memcmp(argv[argc - 1], l->token,
-			    strlen(l->token)) == 0;
 			argv_free(argv, argc);
-			if (!ok) {
-				log_warn("db:%d replication relay: a local "
-				    "connection gave a wrong token; closed",
-				    l->uid);
-				conn_free(c);
-				return;
-			}
-			evbuffer_add_printf(bufferevent_get_output(bev),
-			    "+OK\r\n");
-			c->gate = GATE_PIPE;
-			/* Anything the source said meanwhile goes first. */
-			pipe_bytes(c->up, c->down);
-			break;
-		} else {
-			argv_free(argv, argc);
+			continue;
+		}
+		ok = strcasecmp(argv[0], "AUTH") == 0 && argc >= 2 &&
+		    strlen(argv[argc - 1]) == strlen(l->token) &&
+		    CRYPTO_memcmp(argv[argc - 1], l->token,
+		    strlen(l->token)) == 0;
+		argv_free(argv, argc);
+		if (!ok) {
+			log_warn("db:%d replication relay: a local connection "
+			    "did not give the shard's token; closed", l->uid);
 			conn_free(c);
 			return;
 		}
-		argv_free(argv, argc);
+		/* The rest waits until the source is ready. */
+		c->gate = GATE_UPSTREAM;
+		bufferevent_disable(c->down, EV_READ);
+		bufferevent_set_timeouts(c->down, NULL, NULL);
+		conn_connect(c);	/* on failure, c is gone */
+		return;
 	}
-	pipe_bytes(c->down, c->up);
 }
 
 static void
@@ -753,22 +858,32 @@ relay_accept(struct evconnlistener *lis, evutil_socket_t fd,
 {
 	struct link	*l = arg;
 	struct sconn	*c;
+	struct timeval	 tv = { GATE_SECS, 0 };
 
 	(void)lis;
 	(void)sa;
 	(void)salen;
-	if (l->paused || l->npairs >= MAX_PAIRS) {
+	if (l->paused || l->npairs >= MAX_PAIRS ||
+	    (c = calloc(1, sizeof(*c))) == NULL) {
 		evutil_closesocket(fd);
 		return;
 	}
 	evutil_make_socket_nonblocking(fd);
 	net_nodelay(fd);
-	if ((c = conn_open(l, fd)) == NULL)
+	c->l = l;
+	if ((c->down = bufferevent_socket_new(l->s->base, fd,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)) == NULL) {
+		evutil_closesocket(fd);
+		free(c);
 		return;
-	/* Nothing from the shard is read until the source is ready. */
+	}
+	TAILQ_INSERT_TAIL(&l->pairs, c, entry);
+	l->npairs++;
+	/* A connection that does not prove itself soon gives its place
+	 * back. */
 	bufferevent_setcb(c->down, down_read, down_write, down_event, c);
-	bufferevent_disable(c->down, EV_READ);
-	bufferevent_enable(c->down, EV_WRITE);
+	bufferevent_set_timeouts(c->down, &tv, NULL);
+	bufferevent_enable(c->down, EV_READ | EV_WRITE);
 }
 
 /* ---- the shard's replication state ---- */
@@ -892,7 +1007,7 @@ link_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (l->probe == NULL && now_ms() >= l->probe_next)
-		l->probe = conn_open(l, -1);
+		probe_open(l);
 	if (l->probe != NULL && l->probe->phase == UP_READY &&
 	    !l->probe->info_pending) {
 		const char *a[] = { "INFO", "replication" };
@@ -1065,6 +1180,18 @@ syncer_del(struct syncer *s, int uid)
 			s->v[i] = s->v[--s->n];
 			return;
 		}
+}
+
+int
+syncer_relay(struct syncer *s, int uid, int *relay_port, const char **token)
+{
+	struct link *l = link_find(s, uid);
+
+	if (l == NULL)
+		return -1;
+	*relay_port = l->relay_port;
+	*token = l->token;
+	return 0;
 }
 
 int

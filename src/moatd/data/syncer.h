@@ -61,6 +61,9 @@ void		 syncer_free(struct syncer *s);
 int		 syncer_set(struct syncer *s, int uid,
 		    const struct syncer_conf *c, int *relay_port,
 		    const char **token, struct err *e);
+/* Where the shard of uid replicates from now: 0, or -1 without a link. */
+int		 syncer_relay(struct syncer *s, int uid, int *relay_port,
+		    const char **token);
 /* Close the link of uid, if any. */
 void		 syncer_del(struct syncer *s, int uid);
 /* 0 and *out, or -1 when uid has no link. */
