@@ -837,3 +837,34 @@ def test_masked_uri_round_trip_keeps_an_encoded_password(clusters, dbs):
         assert c.set("after-round-trip", "1")
     wait_key(dst, d["uid"], "after-round-trip", b"1")
     assert the_source(dst, d["uid"])["last_error"] == ""
+
+
+def test_destination_restart_with_aof_resumes_partially(clusters, dbs):
+    """The default persistence (aof): a destination moatd restart still
+    resumes with a partial resync (Redis 7.0 keeps a replica's position
+    only in an RDB: moat has the replica save one at shutdown and load it
+    first), and the destination keeps appending to its AOF afterwards."""
+    src, dst = clusters
+    s, d = make_pair(dbs, src, dst, "aof")
+    suid, duid = s["uid"], d["uid"]
+    assert bdb_get(dst, duid)["data_persistence"] == "aof"
+    for i in range(200):
+        set_on_source(src, suid, "k%d" % i, "v%d" % i)
+    wait_key(dst, duid, "k199", b"v199")
+    base = sync_counters(src, suid)
+    assert dst.restart() == 0
+    wait_bdb_active(dst, duid, ACTIVE_TIMEOUT)
+    set_on_source(src, suid, "after-restart", "1")
+    wait_key(dst, duid, "after-restart", b"1")
+    wait_source(dst, duid, caught_up, "in-sync after the restart")
+    after = sync_counters(src, suid)
+    print("aof restart: counters before %s, after %s" % (base, after))
+    assert after["full"] == base["full"], (base, after)
+    assert after["partial_ok"] == base["partial_ok"] + 1, (base, after)
+    assert "loads the RDB it saved at shutdown" in dst.log
+
+    def aof_on():
+        with shard(dst, duid) as c:
+            return c.config_get("appendonly").get("appendonly") == "yes"
+    assert wait_for(aof_on, SYNC_TIMEOUT, 0.2), "the AOF stayed off"
+    assert dump(dst, duid)[b"k7"] == b"v7"

@@ -132,7 +132,7 @@ ask(struct shards *s, int uid, const char *resp, const char *want)
 static struct shard_conf
 conf(int uid, long long mem, const char *pw)
 {
-	struct shard_conf c = { uid, mem, pw, PERSIST_DISABLED };
+	struct shard_conf c = { uid, mem, pw, PERSIST_DISABLED, 0, NULL };
 
 	return c;
 }

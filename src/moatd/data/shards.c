@@ -16,6 +16,8 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <dirent.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +41,7 @@
 #ifndef STALE_WAIT_MS
 #define STALE_WAIT_MS	5000	/* the same for a leftover process */
 #endif
+#define TERM_AGAIN_MS	250	/* SIGTERM again while it runs */
 #define POLL_MS		50	/* readiness, and a leftover being gone */
 #ifndef CFG_TIMEOUT_SECS
 #define CFG_TIMEOUT_SECS 5	/* for the replies to CONFIG SET */
@@ -78,6 +81,7 @@ struct shard {
 	pid_t		 stale_pid;	/* SH_STALE: not our child */
 	int		 stale_killed;
 	long long	 stale_deadline;	/* ms, monotonic */
+	long long	 stop_deadline;	/* SH_STOPPING: SIGKILL then */
 	int		 remove;	/* delete dir once the process exited */
 	int		 restart;	/* ensured again while stopping */
 	int		 need_conf;	/* dir and redis.conf to be made first */
@@ -89,6 +93,7 @@ struct shard {
 	char		*live_password;	/* what the process has: for AUTH */
 	enum shard_persistence persistence;
 	int		 replica_port;	/* 0: a primary */
+	int		 aof_deferred;	/* started from its RDB, AOF off */
 	char		*replica_token;	/* owned, wiped */
 	/* CONFIG SET in the background: one connection at a time, so that
 	 * changes reach the process in the order they were made. */
@@ -173,6 +178,72 @@ static const struct {
 	[PERSIST_DISABLED] =	{ "no", "" },
 };
 
+/*
+ * A replica must find its replication position again after a restart,
+ * and Redis 7.0 restores it only from an RDB file (an AOF has none).  So
+ * a replica with AOF persistence also saves an RDB at shutdown (any save
+ * point makes SIGTERM save; a day's is the only periodic cost), and a
+ * restart that finds that RDB newer than the AOF loads it, then turns
+ * the AOF back on (see shard_start, shard_poll_ready).
+ */
+static const char *
+shard_save(const struct shard *sh)
+{
+	if (sh->replica_port && sh->persistence == PERSIST_AOF)
+		return "86400 1";
+	return persist_table[sh->persistence].save;
+}
+
+static const char *
+shard_appendonly(const struct shard *sh)
+{
+	return sh->aof_deferred ? "no" : persist_table[sh->persistence].appendonly;
+}
+
+/* Newest modification time under dir/appendonlydir (0: none). */
+static long long
+aof_mtime(const struct shard *sh)
+{
+	char		 path[4200];
+	struct stat	 st;
+	struct dirent	*de;
+	DIR		*d;
+	long long	 t = 0, m;
+
+	snprintf(path, sizeof(path), "%s/appendonlydir", sh->dir);
+	if ((d = opendir(path)) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, 0) == 0) {
+			m = (long long)st.st_mtim.tv_sec * 1000000000LL +
+			    st.st_mtim.tv_nsec;
+			if (m > t)
+				t = m;
+		}
+	}
+	closedir(d);
+	return t;
+}
+
+/* 1 when this start should load the RDB a replica saved at shutdown. */
+static int
+shard_rdb_first(const struct shard *sh)
+{
+	char		 path[4200];
+	struct stat	 st;
+	long long	 m;
+
+	if (!sh->replica_port || sh->persistence != PERSIST_AOF)
+		return 0;
+	snprintf(path, sizeof(path), "%s/dump.rdb", sh->dir);
+	if (stat(path, &st) == -1)
+		return 0;
+	m = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+	return m >= aof_mtime(sh);
+}
+
 /* The replication backlog: a tenth of the memory, 1 MiB to 512 MiB. */
 static long long
 shard_backlog(const struct shard *sh)
@@ -221,9 +292,7 @@ shard_write_conf(struct shard *sh, struct err *e)
 	    "%s%s%s"
 	    "%s%s%s",
 	    sh->sock, sh->dir, sh->dir, sh->dir, sh->maxmemory,
-	    persist_table[sh->persistence].appendonly,
-	    persist_table[sh->persistence].save,
-	    shard_backlog(sh),
+	    shard_appendonly(sh), shard_save(sh), shard_backlog(sh),
 	    sh->password ? "requirepass \"" : "",
 	    sh->password ? sh->password : "",
 	    sh->password ? "\"\n" : "",
@@ -282,6 +351,12 @@ shard_cfg_read(struct bufferevent *bev, void *arg)
 			}
 			free(line);
 			continue;
+		}
+		if (strncmp(line, "-LOADING", 8) == 0) {
+			/* Still reading its data: the change waits. */
+			free(line);
+			shard_cfg_retry(sh, "loading its data");
+			return;
 		}
 		if (strcmp(what, "AUTH") == 0 ||
 		    strncmp(line, "-NOAUTH", 7) == 0) {
@@ -379,9 +454,9 @@ shard_cfg_flush(struct shard *sh)
 	}
 	if (sh->cfg_sent & CFG_PERSISTENCE) {
 		const char *a1[] = { "CONFIG", "SET", "appendonly",
-		    persist_table[sh->persistence].appendonly };
+		    shard_appendonly(sh) };
 		const char *a2[] = { "CONFIG", "SET", "save",
-		    persist_table[sh->persistence].save };
+		    shard_save(sh) };
 		rc |= resp_append(out, 4, a1);
 		rc |= resp_append(out, 4, a2);
 		sh->cfg_what[sh->cfg_n++] = "appendonly";
@@ -491,6 +566,18 @@ shard_start(struct shard *sh)
 	pid_t	 pid;
 
 	snprintf(conf, sizeof(conf), "%s/redis.conf", sh->dir);
+	if (shard_rdb_first(sh)) {
+		struct err e = { 0 };
+		sh->aof_deferred = 1;
+		if (shard_write_conf(sh, &e) == -1) {
+			log_warn("db:%d %s", sh->uid, err_msg(&e));
+			err_clear(&e);
+			sh->aof_deferred = 0;
+		} else
+			log_info("db:%d loads the RDB it saved at shutdown, "
+			    "which has its replication position; the AOF is "
+			    "turned back on once it is up", sh->uid);
+	}
 	if ((pid = fork()) == -1) {
 		log_error("db:%d cannot fork: %s; trying again in %d ms",
 		    sh->uid, strerror(errno), sh->backoff_ms);
@@ -583,6 +670,15 @@ shard_poll_ready(struct shard *sh)
 	log_info("db:%d shard up (redis-server pid %d)", sh->uid,
 	    (int)sh->pid);
 	shards_notify(sh->s, sh->uid, 1);
+	if (sh->aof_deferred) {
+		struct err e = { 0 };
+		sh->aof_deferred = 0;
+		sh->cfg_dirty |= CFG_PERSISTENCE;
+		if (shard_write_conf(sh, &e) == -1) {
+			log_warn("db:%d %s", sh->uid, err_msg(&e));
+			err_clear(&e);
+		}
+	}
 	/* Changes made while it was starting (it may have read the old
 	 * redis.conf). */
 	shard_cfg_flush(sh);
@@ -702,6 +798,14 @@ shard_timer(evutil_socket_t fd, short what, void *arg)
 			shard_stopped(sh);	/* nothing ran */
 			break;
 		}
+		if (now_ms() < sh->stop_deadline) {
+			/* Redis refuses to stop while it writes its first AOF
+			 * (after a full sync, say), and does not try again by
+			 * itself: ask again until the deadline. */
+			kill(sh->pid, SIGTERM);
+			shard_arm(sh, TERM_AGAIN_MS);
+			break;
+		}
 		log_warn("db:%d redis-server pid %d did not stop in %d ms: "
 		    "SIGKILL", sh->uid, (int)sh->pid, STOP_WAIT_MS);
 		kill(sh->pid, SIGKILL);
@@ -808,7 +912,7 @@ shard_update(struct shard *sh, const struct shard_conf *c, const char *pw,
 	    c->maxmemory == sh->maxmemory && c->persistence == sh->persistence)
 		return 0;
 	if (repl_changed) {
-		sh->cfg_dirty |= CFG_REPLICA;
+		sh->cfg_dirty |= CFG_REPLICA | CFG_PERSISTENCE;
 		sh->replica_port = c->replica_port;
 		str_free(&sh->replica_token);
 		if (tok != NULL && (sh->replica_token = strdup(tok)) == NULL)
@@ -916,7 +1020,8 @@ shards_stop_async(struct shards *s, int uid, int remove, shard_stop_cb cb,
 	sh->state = SH_STOPPING;
 	if (sh->pid > 0) {
 		kill(sh->pid, SIGTERM);
-		shard_arm(sh, STOP_WAIT_MS);
+		sh->stop_deadline = now_ms() + STOP_WAIT_MS;
+		shard_arm(sh, TERM_AGAIN_MS);
 	} else
 		shard_arm(sh, 0);	/* done, from the loop */
 	if (was_up)
@@ -1041,7 +1146,13 @@ shards_free(struct shards *s)
 			deadline = now + 2000;
 			continue;
 		}
-		shards_wait_children(s, (int)(deadline - now));
+		shards_wait_children(s, deadline - now < TERM_AGAIN_MS ?
+		    (int)(deadline - now) : TERM_AGAIN_MS);
+		/* A shutdown Redis refused (its first AOF is being written)
+		 * is asked for again. */
+		for (i = 0; !killed && i < s->n; i++)
+			if (s->v[i]->pid > 0)
+				kill(s->v[i]->pid, SIGTERM);
 	}
 	for (i = 0; i < s->n; i++)
 		shard_free(s->v[i]);
