@@ -7,6 +7,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+
 #include "net.h"
 
 int
@@ -41,4 +43,16 @@ net_nodelay(int fd)
 
 	if (fd >= 0)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+int
+net_resp_command(struct evbuffer *b, int argc, const char *const *argv)
+{
+	int i, rc;
+
+	rc = evbuffer_add_printf(b, "*%d\r\n", argc);
+	for (i = 0; rc != -1 && i < argc; i++)
+		rc = evbuffer_add_printf(b, "$%zu\r\n%s\r\n", strlen(argv[i]),
+		    argv[i]);
+	return rc == -1 ? -1 : 0;
 }

@@ -373,19 +373,6 @@ tlsctx_trial_handshake(struct tlsctx *c, const struct x509_material *m,
 
 /* ---- client contexts: the syncer's link to a source database ---- */
 
-static void
-fingerprint_x509(X509 *x, char *out)
-{
-	unsigned char	 md[EVP_MAX_MD_SIZE];
-	unsigned int	 n = 0, i;
-
-	out[0] = '\0';
-	if (!X509_digest(x, EVP_sha256(), md, &n))
-		return;
-	for (i = 0; i < n; i++)
-		sprintf(out + i * 3, "%02X%s", md[i], i + 1 < n ? ":" : "");
-}
-
 /* Every certificate of pem, or NULL with E_INVALID_CERTIFICATE. */
 static STACK_OF(X509) *
 pem_certs(const char *pem, struct err *e)
@@ -503,7 +490,7 @@ tlsctx_client_new(const struct x509_material *id, const struct tls_policy *p,
 		/* Pinned leaf (RS's way): the chain is not what is trusted,
 		 * the exact certificate is; it is compared once the
 		 * handshake is done, before a byte is sent. */
-		fingerprint_x509(sk_X509_value(sk, 0), fp);
+		x509_fingerprint(sk_X509_value(sk, 0), fp);
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 		if (str_set(&c->pin, fp) == -1)
 			goto nomem;
@@ -572,7 +559,7 @@ tlsctx_client_check(struct tlsctx *c, SSL *ssl, char *why, size_t len)
 		snprintf(why, len, "the source presented no certificate");
 		return -1;
 	}
-	fingerprint_x509(peer, fp);
+	x509_fingerprint(peer, fp);
 	if (strcmp(fp, c->pin) == 0)
 		return 0;
 	snprintf(why, len, "the source's certificate is not the one "

@@ -454,16 +454,22 @@ x509_material_validate(const struct x509_material *m,
 }
 
 void
-x509_material_fingerprint(const struct x509_material *m, char *out)
+x509_fingerprint(X509 *x, char *out)
 {
 	unsigned char	 md[EVP_MAX_MD_SIZE];
 	unsigned int	 n = 0, i;
 
 	out[0] = '\0';
-	if (!X509_digest(m->leaf, EVP_sha256(), md, &n))
+	if (!X509_digest(x, EVP_sha256(), md, &n))
 		return;
 	for (i = 0; i < n; i++)
 		sprintf(out + i * 3, "%02X%s", md[i], i + 1 < n ? ":" : "");
+}
+
+void
+x509_material_fingerprint(const struct x509_material *m, char *out)
+{
+	x509_fingerprint(m->leaf, out);
 }
 
 static json_t *

@@ -14,4 +14,7 @@ struct x509_material {
 	EVP_PKEY	*key;		/* owned; NULL for a certificate only */
 };
 
+/* SHA-256 of x's DER as "AB:CD:...", into out (>= 96 bytes). */
+void	x509_fingerprint(X509 *x, char *out);
+
 #endif

@@ -398,18 +398,6 @@ shard_cfg_event(struct bufferevent *bev, short what, void *arg)
 	    "no answer" : "connection lost");
 }
 
-static int
-resp_append(struct evbuffer *b, int argc, const char *const *argv)
-{
-	int i, rc;
-
-	rc = evbuffer_add_printf(b, "*%d\r\n", argc);
-	for (i = 0; rc != -1 && i < argc; i++)
-		rc = evbuffer_add_printf(b, "$%zu\r\n%s\r\n", strlen(argv[i]),
-		    argv[i]);
-	return rc == -1 ? -1 : 0;
-}
-
 /*
  * Send what changed (cfg_dirty) to the running process, pipelined on one
  * non-blocking connection; the replies are read from the loop.  Nothing
@@ -443,13 +431,13 @@ shard_cfg_flush(struct shard *sh)
 	/* AUTH with what the process has now, not what we want it to. */
 	if (sh->live_password != NULL) {
 		const char *a[] = { "AUTH", sh->live_password };
-		rc |= resp_append(out, 2, a);
+		rc |= net_resp_command(out, 2, a);
 		sh->cfg_what[sh->cfg_n++] = "AUTH";
 	}
 	if (sh->cfg_sent & CFG_MAXMEMORY) {
 		const char *a[] = { "CONFIG", "SET", "maxmemory", num };
 		snprintf(num, sizeof(num), "%lld", sh->maxmemory);
-		rc |= resp_append(out, 4, a);
+		rc |= net_resp_command(out, 4, a);
 		sh->cfg_what[sh->cfg_n++] = "maxmemory";
 	}
 	if (sh->cfg_sent & CFG_PERSISTENCE) {
@@ -457,8 +445,8 @@ shard_cfg_flush(struct shard *sh)
 		    shard_appendonly(sh) };
 		const char *a2[] = { "CONFIG", "SET", "save",
 		    shard_save(sh) };
-		rc |= resp_append(out, 4, a1);
-		rc |= resp_append(out, 4, a2);
+		rc |= net_resp_command(out, 4, a1);
+		rc |= net_resp_command(out, 4, a2);
 		sh->cfg_what[sh->cfg_n++] = "appendonly";
 		sh->cfg_what[sh->cfg_n++] = "save";
 	}
@@ -468,7 +456,7 @@ shard_cfg_flush(struct shard *sh)
 		if (sh->password != NULL &&
 		    (sh->cfg_password = strdup(sh->password)) == NULL)
 			rc = -1;
-		rc |= resp_append(out, 4, a);
+		rc |= net_resp_command(out, 4, a);
 		sh->cfg_what[sh->cfg_n++] = "requirepass";
 	}
 	if (sh->cfg_sent & CFG_REPLICA) {
@@ -478,9 +466,9 @@ shard_cfg_flush(struct shard *sh)
 		const char *a2[] = { "REPLICAOF", "127.0.0.1", num };
 		const char *a3[] = { "REPLICAOF", "NO", "ONE" };
 		snprintf(num, sizeof(num), "%d", sh->replica_port);
-		rc |= resp_append(out, 4, a1);
-		rc |= sh->replica_port ? resp_append(out, 3, a2) :
-		    resp_append(out, 3, a3);
+		rc |= net_resp_command(out, 4, a1);
+		rc |= sh->replica_port ? net_resp_command(out, 3, a2) :
+		    net_resp_command(out, 3, a3);
 		sh->cfg_what[sh->cfg_n++] = "masterauth";
 		sh->cfg_what[sh->cfg_n++] = "REPLICAOF";
 	}

@@ -159,18 +159,6 @@ str_dup0(const char *s)
 	return s != NULL && *s != '\0' ? strdup(s) : NULL;
 }
 
-static int
-resp_append(struct evbuffer *b, int argc, const char *const *argv)
-{
-	int i, rc;
-
-	rc = evbuffer_add_printf(b, "*%d\r\n", argc);
-	for (i = 0; rc != -1 && i < argc; i++)
-		rc = evbuffer_add_printf(b, "$%zu\r\n%s\r\n", strlen(argv[i]),
-		    argv[i]);
-	return rc == -1 ? -1 : 0;
-}
-
 /*
  * One RESP array of bulk strings from b, as a client sends a command.
  * 1: argv[0..*argc) are freshly allocated (free with argv_free) and the
@@ -507,7 +495,6 @@ resp_take_bulk(struct evbuffer *b, char **out)
 }
 
 /* The source answered our AUTH (or PING). */
-/* The source answered our AUTH (or PING). */
 static int
 up_auth_reply(struct sconn *c, const char *line)
 {
@@ -679,12 +666,12 @@ up_event(struct bufferevent *bev, short what, void *arg)
 			const char *a2[] = { "AUTH", l->password };
 			const char *a3[] = { "AUTH", l->user, l->password };
 			if (l->user != NULL)
-				resp_append(bufferevent_get_output(bev), 3, a3);
+				net_resp_command(bufferevent_get_output(bev), 3, a3);
 			else
-				resp_append(bufferevent_get_output(bev), 2, a2);
+				net_resp_command(bufferevent_get_output(bev), 2, a2);
 		} else {
 			const char *a[] = { "PING" };
-			resp_append(bufferevent_get_output(bev), 1, a);
+			net_resp_command(bufferevent_get_output(bev), 1, a);
 		}
 		bufferevent_enable(bev, EV_READ | EV_WRITE);
 		return;
@@ -988,11 +975,11 @@ local_poll(struct link *l)
 	l->local_auth = l->shard_password != NULL;
 	if (l->local_auth) {
 		const char *a[] = { "AUTH", l->shard_password };
-		resp_append(out, 2, a);
+		net_resp_command(out, 2, a);
 	}
 	{
 		const char *a[] = { "INFO", "replication" };
-		resp_append(out, 2, a);
+		net_resp_command(out, 2, a);
 	}
 	bufferevent_setcb(l->local, local_read, NULL, local_event, l);
 	bufferevent_set_timeouts(l->local, &tv, &tv);
@@ -1012,7 +999,7 @@ link_tick(evutil_socket_t fd, short what, void *arg)
 	    !l->probe->info_pending) {
 		const char *a[] = { "INFO", "replication" };
 		struct timeval tv = { CONNECT_SECS, 0 };
-		resp_append(bufferevent_get_output(l->probe->up), 2, a);
+		net_resp_command(bufferevent_get_output(l->probe->up), 2, a);
 		bufferevent_set_timeouts(l->probe->up, &tv, NULL);
 		l->probe->info_pending = 1;
 	}
