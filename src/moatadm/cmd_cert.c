@@ -1,4 +1,4 @@
-/* cluster certificate set | show | rotate */
+/* cluster certificate set | show | rotate | rollback */
 #include <stdlib.h>
 #include <string.h>
 
@@ -275,6 +275,48 @@ cmd_cert_rotate(struct adm_session *sess, const struct cmd_args *args)
 		printf("Skipped certificates stay as they are. To replace "
 		    "them with certificates from\nthe cluster CA anyway: "
 		    "cluster certificate rotate [<name>] force\n");
+	json_decref(resp);
+	return ADM_EXIT_OK;
+}
+
+int
+cmd_cert_rollback(struct adm_session *sess, const struct cmd_args *args)
+{
+	const char *name = args->arg[ARG_CERT_NAME], *v = args->arg[ARG_VERSION];
+	json_t *body, *resp = NULL;
+	char *path, *end = NULL, *version, *fp;
+	long n = 0;
+	int rc;
+
+	if (v != NULL) {
+		n = strtol(v, &end, 10);
+		if (end == v || *end != '\0' || n <= 0 || n > 100000000) {
+			fprintf(stderr, "Error: version must be a positive "
+			    "number\n");
+			return ADM_EXIT_USAGE;
+		}
+	}
+	body = v != NULL ? json_pack("{s:I}", "version", (json_int_t)n) :
+	    json_object();
+	path = str_printf("/v1/cluster/certificates/%s/rollback", name);
+	if (body == NULL || path == NULL) {
+		json_decref(body);
+		free(path);
+		fprintf(stderr, "Error: out of memory\n");
+		return ADM_EXIT_SERVER;
+	}
+	rc = session_api_call(sess, "POST", path, body, &resp);
+	json_decref(body);
+	free(path);
+	if (rc != ADM_EXIT_OK)
+		return rc;
+	version = json_member_format(resp, "version");
+	fp = json_member_format(resp, "fingerprint_sha256");
+	printf("Rolled back certificate %s: now served as version %s, "
+	    "fingerprint %s\n", name, version != NULL ? version : "?",
+	    fp != NULL ? fp : "?");
+	free(version);
+	free(fp);
 	json_decref(resp);
 	return ADM_EXIT_OK;
 }

@@ -157,6 +157,25 @@ static const struct token t_rotate[] = {
 	  .hints = adm_cert_names, .next = t_rotate_force },
 	{ 0 }
 };
+/* rollback <name> [version <n>]: the newest earlier version by default */
+static const struct token t_rollback_version_value[] = {
+	{ .type = TOK_VALUE, .keyword = "n", .slot = ARG_VERSION,
+	  .next = t_end },
+	{ 0 }
+};
+static const struct token t_rollback_opt[] = {
+	{ .type = TOK_ENDTOKEN },
+	{ .type = TOK_KEYWORD, .keyword = "version", .slot = NO_SLOT,
+	  .next = t_rollback_version_value,
+	  .help = "the version to serve again (see cluster certificate "
+	  "history)" },
+	{ 0 }
+};
+static const struct token t_rollback[] = {
+	{ .type = TOK_NAME, .keyword = "name", .slot = ARG_CERT_NAME,
+	  .hints = adm_cert_names, .next = t_rollback_opt },
+	{ 0 }
+};
 static const struct token t_cert[] = {
 	{ .type = TOK_KEYWORD, .keyword = "set", .slot = NO_SLOT,
 	  .action = cmd_cert_set, .next = t_cert_set },
@@ -164,6 +183,8 @@ static const struct token t_cert[] = {
 	  .action = cmd_cert_show, .next = t_cert_opt_name },
 	{ .type = TOK_KEYWORD, .keyword = "rotate", .slot = NO_SLOT,
 	  .action = cmd_cert_rotate, .next = t_rotate },
+	{ .type = TOK_KEYWORD, .keyword = "rollback", .slot = NO_SLOT,
+	  .action = cmd_cert_rollback, .next = t_rollback },
 	{ 0 }
 };
 

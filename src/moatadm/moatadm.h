@@ -111,6 +111,7 @@ enum arg_slot {
 	ARG_STORE,		/* cluster store move <url> */
 	ARG_FORCE,		/* the word force was given */
 	ARG_DRY_RUN,		/* the word dry_run was given */
+	ARG_VERSION,		/* certificate rollback <name> version <n> */
 	ARG_MAX
 };
 
@@ -200,6 +201,7 @@ int cmd_status_show(struct adm_session *, const struct cmd_args *);
 int cmd_cert_set(struct adm_session *, const struct cmd_args *);
 int cmd_cert_show(struct adm_session *, const struct cmd_args *);
 int cmd_cert_rotate(struct adm_session *, const struct cmd_args *);
+int cmd_cert_rollback(struct adm_session *, const struct cmd_args *);
 
 /* ---- rollout.c: what the nodes did with a change ---- */
 

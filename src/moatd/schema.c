@@ -52,6 +52,8 @@ static const struct {
 	{ SK_NODE,	SCHEMA_ROOT "nodes/",	1, 0 },
 	{ SK_ALIVE,	SCHEMA_ROOT "alive/",	1, 0 },
 	{ SK_CLAIM,	SCHEMA_ROOT "claim",	0, 0 },
+	/* Only a rollback reads it, through a certificate write. */
+	{ SK_CERT_HIST,	SCHEMA_ROOT "certs_history/", 1, 0 },
 };
 #define NKEYS (sizeof(schema_keys) / sizeof(schema_keys[0]))
 
@@ -92,6 +94,23 @@ schema_key_of(enum schema_kind k, int id, char *buf)
 	return buf;
 }
 
+char *
+schema_cert_hist_prefix(int id, char *buf)
+{
+	snprintf(buf, SCHEMA_KEY_MAX, "%s%s/", schema_prefix(SK_CERT_HIST),
+	    id >= 0 && id < CERT__COUNT ? cert_services[id].name : "?");
+	return buf;
+}
+
+char *
+schema_cert_hist_key(int id, int version, char *buf)
+{
+	snprintf(buf, SCHEMA_KEY_MAX, "%s%s/%d", schema_prefix(SK_CERT_HIST),
+	    id >= 0 && id < CERT__COUNT ? cert_services[id].name : "?",
+	    version % 100000000);
+	return buf;
+}
+
 enum schema_kind
 schema_classify(const char *key, int *id)
 {
@@ -108,7 +127,13 @@ schema_classify(const char *key, int *id)
 		}
 		if (strncmp(key, schema_keys[i].key, len) != 0)
 			continue;
-		if (id != NULL)
+		if (id != NULL && schema_keys[i].kind == SK_CERT_HIST) {
+			/* "<name>/<version>": the certificate's id */
+			char name[32];
+			snprintf(name, sizeof(name), "%.*s", (int)strcspn(key +
+			    len, "/"), key + len);
+			*id = cert_id_of(name);
+		} else if (id != NULL)
 			*id = schema_keys[i].kind == SK_CERT ?
 			    cert_id_of(key + len) : atoi(key + len);
 		return schema_keys[i].kind;

@@ -62,7 +62,17 @@ enum schema_kind {
 	SK_NODE,	/* what each node reports about itself */
 	SK_ALIVE,	/* presence: exists while the node lives */
 	SK_CLAIM,	/* a store being filled by a move (see bootstrap.c) */
+	SK_CERT_HIST,	/* earlier versions of the certificates */
 };
+
+/* How many earlier versions of each certificate are kept. */
+#define CERT_HISTORY_KEEP	10
+
+/* The key of version of certificate id in its history, into buf
+ * (SCHEMA_KEY_MAX bytes); returns buf. */
+char		*schema_cert_hist_key(int id, int version, char *buf);
+/* The prefix of certificate id's history, into buf; returns buf. */
+char		*schema_cert_hist_prefix(int id, char *buf);
 
 /* The key of a singleton (SK_CLUSTER, SK_CA, SK_VERSION). */
 const char	*schema_key(enum schema_kind k);

@@ -154,7 +154,7 @@ api_cluster_put(struct api_req *r, struct err *e)
 int
 api_update_cert(struct api_req *r, struct err *e)
 {
-	struct cert_change	 c;
+	struct cert_change	 c = { NULL, NULL, NULL, 0 };
 	json_t			*b;
 	json_error_t		 je;
 	int			 rc = -1;
@@ -225,6 +225,32 @@ api_cert_get(struct api_req *r, struct err *e)
 {
 	r->resp = certs_describe_json(r->n, r->param, e);
 	return r->resp != NULL ? 0 : -1;
+}
+
+int
+api_cert_history(struct api_req *r, struct err *e)
+{
+	r->resp = certs_history_json(r->n, r->param, e);
+	return r->resp != NULL ? 0 : -1;
+}
+
+int
+api_cert_rollback(struct api_req *r, struct err *e)
+{
+	json_t		*b;
+	json_error_t	 je;
+	json_int_t	 version = 0;
+
+	if ((b = api_body(r, 1, e)) == NULL)
+		return -1;
+	if (json_unpack_ex(b, &je, JSON_STRICT, "{s?I}", "version",
+	    &version) != 0)
+		return schema_error(e, &je, "{} (the newest earlier version) or "
+		    "{\"version\": <n>}");
+	if (version < 0 || version > 100000000)
+		return err_set(e, E_INVALID_SCHEMA, "version must be a positive "
+		    "integer");
+	return certs_rollback(r, r->param, (int)version, e);
 }
 
 int

@@ -14,6 +14,8 @@ int	 api_update_cert(struct api_req *, struct err *);
 int	 api_certs_get(struct api_req *, struct err *);
 int	 api_certs_put(struct api_req *, struct err *);
 int	 api_cert_get(struct api_req *, struct err *);
+int	 api_cert_history(struct api_req *, struct err *);
+int	 api_cert_rollback(struct api_req *, struct err *);
 int	 api_cert_delete(struct api_req *, struct err *);
 int	 api_certs_rotate(struct api_req *, struct err *);
 int	 api_nodes_get(struct api_req *, struct err *);

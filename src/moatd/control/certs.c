@@ -65,6 +65,27 @@ out:
 	return rc;
 }
 
+/*
+ * The document being replaced (old, with its key: a rollback needs it)
+ * joins its certificate's history, and the version that falls out of the
+ * last CERT_HISTORY_KEEP goes.
+ */
+static int
+certs_keep_old(struct store_txn *t, int id, json_t *old, int old_version)
+{
+	char key[SCHEMA_KEY_MAX];
+
+	if (old_version <= 0)
+		return 0;
+	if (store_txn_put_json(t, schema_cert_hist_key(id, old_version, key),
+	    old) == -1)
+		return -1;
+	if (old_version > CERT_HISTORY_KEEP)
+		store_txn_del(t, schema_cert_hist_key(id, old_version -
+		    CERT_HISTORY_KEEP, key));
+	return 0;
+}
+
 /* The cluster document as stored, with its revision. */
 static int
 certs_read_cluster(struct node *n, struct cluster_doc *c, int64_t *rev,
@@ -288,10 +309,14 @@ certs_update(struct api_req *r, const struct cert_change *ch, size_t nch,
 		nd.version = versions[id];
 		nd.updated_at = now;
 		nd.updated_by = r->who;
-		nd.by_cluster_ca = 0;
+		nd.by_cluster_ca = ch[k].by_cluster_ca;
 		ndoc = cert_doc_encode(id, &nd);
 		store_txn_put_json(t, skey, ndoc);
 		json_decref(ndoc);
+		if (certs_keep_old(t, id, doc[id], cd.version) == -1) {
+			err_set(e, E_INTERNAL, "out of memory");
+			goto out;
+		}
 	}
 	if (puts == 0) {
 		/* Everything is already in place: nothing to write. */
@@ -408,6 +433,11 @@ certs_rotate(struct api_req *r, const char *name, int force, struct err *e)
 			    "cluster CA (rotate it with \"force\": true)"));
 			continue;
 		}
+		if (certs_keep_old(t, i, doc, cd.version) == -1) {
+			json_decref(doc);
+			err_set(e, E_INTERNAL, "out of memory");
+			goto out;
+		}
 		json_decref(doc);
 		store_txn_cmp(t, skey, rev);
 		if (certs_issue_into(t, i, ca_cert, ca_key, c.name,
@@ -491,4 +521,161 @@ certs_describe_json(struct node *n, const char *name, struct err *e)
 	x509_material_free(m);
 	json_decref(doc);
 	return out;
+}
+
+/* One version described: x509 facts plus who and when; never the key. */
+static json_t *
+certs_version_json(json_t *doc, int current)
+{
+	struct x509_material	*m = NULL;
+	struct cert_doc		 cd;
+	json_t			*o;
+
+	if (cert_doc_decode(doc, &cd, NULL) == -1 ||
+	    x509_material_parse(cd.certificate, NULL, &m, NULL) == -1)
+		return NULL;
+	o = x509_material_describe(m);
+	json_object_set_new(o, "version", json_integer(cd.version));
+	json_object_set_new(o, "current", json_boolean(current));
+	json_object_set_new(o, "updated_at", json_string(cd.updated_at ?
+	    cd.updated_at : ""));
+	json_object_set_new(o, "updated_by", json_string(cd.updated_by ?
+	    cd.updated_by : ""));
+	json_object_set_new(o, "issued_by_cluster_ca",
+	    json_boolean(cd.by_cluster_ca));
+	json_object_set_new(o, "expired", json_boolean(
+	    x509_material_seconds_left(m) <= 0));
+	x509_material_free(m);
+	return o;
+}
+
+static int
+version_desc(const void *a, const void *b)
+{
+	json_t *const *x = a, *const *y = b;
+
+	return (int)(json_integer_value(json_object_get(*y, "version")) -
+	    json_integer_value(json_object_get(*x, "version")));
+}
+
+/* The kept documents of certificate id (with keys), as stored. */
+static int
+certs_history_docs(struct node *n, int id, struct store_kv **kv, size_t *nkv,
+    struct err *e)
+{
+	char prefix[SCHEMA_KEY_MAX];
+
+	return store_list(n->store, schema_cert_hist_prefix(id, prefix), kv,
+	    nkv, e);
+}
+
+json_t *
+certs_history_json(struct node *n, const char *name, struct err *e)
+{
+	struct store_kv	*kv = NULL;
+	size_t		 nkv = 0, i;
+	json_t		*doc, *arr, *one, **v;
+	char		 skey[SCHEMA_KEY_MAX];
+	int		 id = cert_id_of(name);
+
+	if (id == -1) {
+		err_set(e, E_UNKNOWN_CERT_404, "unknown certificate name "
+		    "\"%.64s\"", name);
+		return NULL;
+	}
+	if ((doc = schema_get(n->store, schema_key_of(SK_CERT, id, skey), NULL,
+	    e)) == NULL)
+		return NULL;
+	if (certs_history_docs(n, id, &kv, &nkv, e) == -1) {
+		json_decref(doc);
+		return NULL;
+	}
+	arr = json_array();
+	if ((one = certs_version_json(doc, 1)) != NULL)
+		json_array_append_new(arr, one);
+	json_decref(doc);
+	for (i = 0; i < nkv; i++) {
+		if ((doc = json_loads(kv[i].value, 0, NULL)) == NULL)
+			continue;
+		if ((one = certs_version_json(doc, 0)) != NULL)
+			json_array_append_new(arr, one);
+		json_decref(doc);
+	}
+	store_kvs_free(kv, nkv);
+	/* Newest first. */
+	if ((v = calloc(json_array_size(arr) + 1, sizeof(*v))) != NULL) {
+		for (i = 0; i < json_array_size(arr); i++)
+			v[i] = json_incref(json_array_get(arr, i));
+		qsort(v, json_array_size(arr), sizeof(*v), version_desc);
+		json_array_clear(arr);
+		for (i = 0; v[i] != NULL; i++)
+			json_array_append_new(arr, v[i]);
+		free(v);
+	}
+	return json_pack("{s:s, s:i, s:o}", "name", name, "kept",
+	    CERT_HISTORY_KEEP, "versions", arr);
+}
+
+int
+certs_rollback(struct api_req *r, const char *name, int version,
+    struct err *e)
+{
+	struct store_kv		*kv = NULL;
+	struct cert_doc		 cd, cur;
+	struct cert_change	 ch;
+	json_t			*doc = NULL, *pick = NULL, *curdoc = NULL;
+	size_t			 nkv = 0, i;
+	char			 skey[SCHEMA_KEY_MAX];
+	int			 id = cert_id_of(name), best = 0, rc = -1;
+
+	if (id == -1)
+		return err_set(e, E_UNKNOWN_CERT_404, "unknown certificate name "
+		    "\"%.64s\"", name);
+	if ((curdoc = schema_get(r->n->store, schema_key_of(SK_CERT, id,
+	    skey), NULL, e)) == NULL || cert_doc_decode(curdoc, &cur, e) == -1)
+		goto out;
+	if (version != 0 && version == cur.version) {
+		err_set(e, E_INVALID_CONFIG, "version %d of %s is the one "
+		    "served; give an earlier version", version, name);
+		goto out;
+	}
+	if (certs_history_docs(r->n, id, &kv, &nkv, e) == -1)
+		goto out;
+	for (i = 0; i < nkv; i++) {
+		if ((doc = json_loads(kv[i].value, 0, NULL)) == NULL)
+			continue;
+		if (cert_doc_decode(doc, &cd, NULL) == 0 && (version != 0 ?
+		    cd.version == version : cd.version > best)) {
+			best = cd.version;
+			json_decref(pick);
+			pick = doc;
+			continue;
+		}
+		json_decref(doc);
+	}
+	if (pick == NULL) {
+		if (version != 0)
+			err_set(e, E_NOT_FOUND, "version %d of %s is not kept "
+			    "(the last %d are: GET /v1/cluster/certificates/%s/"
+			    "history)", version, name, CERT_HISTORY_KEEP, name);
+		else
+			err_set(e, E_NOT_FOUND, "%s has no earlier version to "
+			    "roll back to", name);
+		goto out;
+	}
+	cert_doc_decode(pick, &cd, NULL);
+	ch.name = name;
+	ch.cert_pem = cd.certificate;
+	ch.key_pem = cd.key;
+	ch.by_cluster_ca = cd.by_cluster_ca;
+	/* The same checks and rollout as any update: an expired or no
+	 * longer valid version is refused with the usual error. */
+	if ((rc = certs_update(r, &ch, 1, 1, e)) != -1)
+		log_audit("%s rolled certificate %s back to version %d (served "
+		    "as version %d)", r->who, name, cd.version, cur.version + 1);
+out:
+	store_kvs_free(kv, nkv);
+	json_decref(pick);
+	json_decref(curdoc);
+	return rc;
 }

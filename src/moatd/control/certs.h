@@ -16,6 +16,7 @@ struct cert_change {
 	const char	*name;
 	const char	*cert_pem;
 	const char	*key_pem;
+	int		 by_cluster_ca;	/* a rollback to one the CA issued */
 };
 
 /* Issue certificate id from the CA and add its document to t; fp (100
@@ -35,6 +36,18 @@ int	 certs_update(struct api_req *r, const struct cert_change *ch,
 /* Re-issue name (or every certificate the cluster CA issued when NULL)
  * from the cluster CA; force: operator certificates too. */
 int	 certs_rotate(struct api_req *r, const char *name, int force,
+	    struct err *e);
+/*
+ * The versions of certificate name this cluster keeps, newest first: the
+ * one served, then up to CERT_HISTORY_KEEP earlier ones, each described
+ * (never its key).
+ */
+json_t	*certs_history_json(struct node *n, const char *name, struct err *e);
+/*
+ * Serve an earlier version of name again (version 0: the newest one
+ * kept): validated and rolled out like any update, as a new version.
+ */
+int	 certs_rollback(struct api_req *r, const char *name, int version,
 	    struct err *e);
 /* RS shape {"<name>_cert": PEM, ...}; never keys. */
 json_t	*certs_list_json(struct node *n, struct err *e);
