@@ -262,8 +262,9 @@ store_txn_free(struct store_txn *t)
 	free(t);
 }
 
-/* Each watcher once per change set, for the first key under its prefix:
- * watchers re-read what they care about anyway. */
+/* Each watcher for every key of the change set under its prefix, as
+ * etcd's watch reports them: a watcher may act on the kind of key, and
+ * the first key of a transaction need not be the one that matters. */
 static void
 store_notify(struct store *s, char *const *keys, size_t n)
 {
@@ -272,12 +273,9 @@ store_notify(struct store *s, char *const *keys, size_t n)
 
 	for (w = 0; w < s->nwatch; w++) {
 		size_t plen = strlen(s->watch[w].prefix);
-		for (i = 0; i < n; i++) {
-			if (strncmp(keys[i], s->watch[w].prefix, plen) != 0)
-				continue;
-			s->watch[w].cb(keys[i], s->watch[w].arg);
-			break;
-		}
+		for (i = 0; i < n; i++)
+			if (strncmp(keys[i], s->watch[w].prefix, plen) == 0)
+				s->watch[w].cb(keys[i], s->watch[w].arg);
 	}
 }
 

@@ -28,7 +28,7 @@ struct store_kv {
 	int64_t	 mod_rev;
 };
 
-/* Called after a commit that touched a key under the watched prefix. */
+/* Called for each key under the watched prefix that a commit touched. */
 typedef void (*store_watch_cb)(const char *key, void *arg);
 
 /*

@@ -136,3 +136,19 @@ def test_moatadm_rollback(node, test_ca):
                  "999")
     assert p.returncode != 0
     assert "not kept" in (p.stderr + p.stdout)
+
+
+def test_rotate_keeps_history_and_is_served(node):
+    """A rotation writes the history too, in the same transaction, and the
+    node serves the new certificate (the history key must not hide the
+    certificate's own key from the store watch)."""
+    before = node.served_fp()
+    r = node.sock("POST", "/v1/cluster/certificates/rotate", {"name": "api"})
+    assert r.status_code == 200, r.text
+    assert node.served_fp() != before
+    vs = history(node, "api")["versions"]
+    assert [v["version"] for v in vs] == [2, 1]
+    assert vs[1]["fingerprint_sha256"] == before
+    r = node.sock("POST", "/v1/cluster/certificates/api/rollback",
+                  {"version": 0})
+    assert_error(r, 400, "invalid_schema")

@@ -239,7 +239,7 @@ api_cert_rollback(struct api_req *r, struct err *e)
 {
 	json_t		*b;
 	json_error_t	 je;
-	json_int_t	 version = 0;
+	json_int_t	 version = -1;
 
 	if ((b = api_body(r, 1, e)) == NULL)
 		return -1;
@@ -247,7 +247,9 @@ api_cert_rollback(struct api_req *r, struct err *e)
 	    &version) != 0)
 		return schema_error(e, &je, "{} (the newest earlier version) or "
 		    "{\"version\": <n>}");
-	if (version < 0 || version > 100000000)
+	if (version == -1 && json_object_get(b, "version") == NULL)
+		version = 0;	/* not given: the newest earlier one */
+	else if (version <= 0 || version > 100000000)
 		return err_set(e, E_INVALID_SCHEMA, "version must be a positive "
 		    "integer");
 	return certs_rollback(r, r->param, (int)version, e);

@@ -433,17 +433,19 @@ certs_rotate(struct api_req *r, const char *name, int force, struct err *e)
 			    "cluster CA (rotate it with \"force\": true)"));
 			continue;
 		}
+		store_txn_cmp(t, skey, rev);
+		if (certs_issue_into(t, i, ca_cert, ca_key, c.name,
+		    (const char *const *)ips, versions[i], r->who, now, fp,
+		    e) == -1) {
+			json_decref(doc);
+			goto out;
+		}
 		if (certs_keep_old(t, i, doc, cd.version) == -1) {
 			json_decref(doc);
 			err_set(e, E_INTERNAL, "out of memory");
 			goto out;
 		}
 		json_decref(doc);
-		store_txn_cmp(t, skey, rev);
-		if (certs_issue_into(t, i, ca_cert, ca_key, c.name,
-		    (const char *const *)ips, versions[i], r->who, now, fp,
-		    e) == -1)
-			goto out;
 		json_array_append_new(s->list, json_pack("{s:s, s:i, s:s}",
 		    "name", cert_services[i].name, "version", versions[i],
 		    "fingerprint_sha256", fp));
@@ -670,9 +672,12 @@ certs_rollback(struct api_req *r, const char *name, int version,
 	ch.by_cluster_ca = cd.by_cluster_ca;
 	/* The same checks and rollout as any update: an expired or no
 	 * longer valid version is refused with the usual error. */
-	if ((rc = certs_update(r, &ch, 1, 1, e)) != -1)
-		log_audit("%s rolled certificate %s back to version %d (served "
-		    "as version %d)", r->who, name, cd.version, cur.version + 1);
+	/* (Rolling back to what is served already changes nothing: the
+	 * update says so itself.) */
+	if ((rc = certs_update(r, &ch, 1, 1, e)) != -1 &&
+	    strcmp(cd.certificate, cur.certificate) != 0)
+		log_audit("%s rolled certificate %s back to version %d", r->who,
+		    name, cd.version);
 out:
 	store_kvs_free(kv, nkv);
 	json_decref(pick);
