@@ -121,39 +121,58 @@ tls_ciphersuites_check(const char *list, struct err *e)
 	return rc;
 }
 
+/* What every context of ours has: the policy's floor and ciphers, no
+ * renegotiation, no compression.  E_INVALID_CIPHER. */
+static int
+ctx_use_policy(SSL_CTX *ctx, const struct tls_policy *p, struct err *e)
+{
+	SSL_CTX_set_min_proto_version(ctx, p->min_version);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_NO_COMPRESSION);
+	if ((p->cipher_list != NULL &&
+	    !SSL_CTX_set_cipher_list(ctx, p->cipher_list)) ||
+	    (p->ciphersuites != NULL &&
+	    !SSL_CTX_set_ciphersuites(ctx, p->ciphersuites)))
+		return err_set(e, E_INVALID_CIPHER, "the cipher configuration "
+		    "is rejected by OpenSSL");
+	return 0;
+}
+
+/* The certificate, its chain and its key, which must match. */
+static int
+ctx_use_material(SSL_CTX *ctx, const struct x509_material *m)
+{
+	int i;
+
+	if (SSL_CTX_use_certificate(ctx, m->leaf) != 1)
+		return -1;
+	for (i = 0; i < sk_X509_num(m->chain); i++)
+		if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(m->chain, i)) != 1)
+			return -1;
+	if (m->key == NULL || SSL_CTX_use_PrivateKey(ctx, m->key) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1)
+		return -1;
+	return 0;
+}
+
 struct tlsctx *
 tlsctx_server_new(const struct x509_material *m, const struct tls_policy *p,
     struct err *e)
 {
 	struct tlsctx	*c;
 	SSL_CTX		*ctx;
-	int		 i;
 
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
 		err_set(e, E_INTERNAL, "cannot create a TLS context");
 		return NULL;
 	}
-	SSL_CTX_set_min_proto_version(ctx, p->min_version);
 	/* Release read/write buffers while a connection is idle: an idle
 	 * client costs OpenSSL's state only. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
-	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
-	if ((p->cipher_list != NULL &&
-	    !SSL_CTX_set_cipher_list(ctx, p->cipher_list)) ||
-	    (p->ciphersuites != NULL &&
-	    !SSL_CTX_set_ciphersuites(ctx, p->ciphersuites))) {
-		err_set(e, E_INVALID_CIPHER, "the cipher configuration is "
-		    "rejected by OpenSSL");
+	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+	if (ctx_use_policy(ctx, p, e) == -1)
 		goto fail;
-	}
-	if (SSL_CTX_use_certificate(ctx, m->leaf) != 1)
-		goto badcert;
-	for (i = 0; i < sk_X509_num(m->chain); i++)
-		if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(m->chain, i)) != 1)
-			goto badcert;
-	if (m->key == NULL || SSL_CTX_use_PrivateKey(ctx, m->key) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1)
+	if (ctx_use_material(ctx, m) == -1)
 		goto badcert;
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		err_set(e, E_INTERNAL, "out of memory");
@@ -452,31 +471,13 @@ tlsctx_client_new(const struct x509_material *id, const struct tls_policy *p,
 	atomic_init(&c->refs, 1);
 	c->ctx = ctx;
 	c->min_version = p->min_version;
-	SSL_CTX_set_min_proto_version(ctx, p->min_version);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
-	    SSL_OP_NO_COMPRESSION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	if ((p->cipher_list != NULL &&
-	    !SSL_CTX_set_cipher_list(ctx, p->cipher_list)) ||
-	    (p->ciphersuites != NULL &&
-	    !SSL_CTX_set_ciphersuites(ctx, p->ciphersuites))) {
-		err_set(e, E_INVALID_CIPHER, "the cipher configuration is "
-		    "rejected by OpenSSL");
+	if (ctx_use_policy(ctx, p, e) == -1)
 		goto fail;
-	}
 	/* Our identity: the cluster's syncer certificate. */
-	if (id != NULL) {
-		if (SSL_CTX_use_certificate(ctx, id->leaf) != 1)
-			goto badcert;
-		for (i = 0; i < sk_X509_num(id->chain); i++)
-			if (SSL_CTX_add1_chain_cert(ctx,
-			    sk_X509_value(id->chain, i)) != 1)
-				goto badcert;
-		if (id->key == NULL || SSL_CTX_use_PrivateKey(ctx,
-		    id->key) != 1 || SSL_CTX_check_private_key(ctx) != 1)
-			goto badcert;
-	}
+	if (id != NULL && ctx_use_material(ctx, id) == -1)
+		goto badcert;
 	if (form == 1) {
 		/* CA form: the usual checks, chain and name. */
 		st = SSL_CTX_get_cert_store(ctx);

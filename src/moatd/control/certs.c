@@ -487,22 +487,32 @@ certs_list_json(struct node *n, struct err *e)
 	return out;
 }
 
+/* The stored document of certificate name (with its key: callers keep
+ * it to themselves), or NULL: 404 unknown_certificate for a name that
+ * is not one of the five. */
+static json_t *
+certs_doc_of(struct node *n, const char *name, int *id, struct err *e)
+{
+	char skey[SCHEMA_KEY_MAX];
+
+	if ((*id = cert_id_of(name)) == -1) {
+		err_set(e, E_UNKNOWN_CERT_404, "unknown certificate name "
+		    "\"%.64s\"", name);
+		return NULL;
+	}
+	return schema_get(n->store, schema_key_of(SK_CERT, *id, skey), NULL,
+	    e);
+}
+
 json_t *
 certs_describe_json(struct node *n, const char *name, struct err *e)
 {
 	struct x509_material	*m = NULL;
 	struct cert_doc		 cd;
 	json_t			*doc, *out;
-	char			 skey[SCHEMA_KEY_MAX];
-	int			 id = cert_id_of(name);
+	int			 id;
 
-	if (id == -1) {
-		err_set(e, E_UNKNOWN_CERT_404, "unknown certificate name "
-		    "\"%.64s\"", name);
-		return NULL;
-	}
-	if ((doc = schema_get(n->store, schema_key_of(SK_CERT, id, skey), NULL,
-	    e)) == NULL)
+	if ((doc = certs_doc_of(n, name, &id, e)) == NULL)
 		return NULL;
 	if (cert_doc_decode(doc, &cd, e) == -1 ||
 	    x509_material_parse(cd.certificate, NULL, &m, e) == -1) {
@@ -577,16 +587,9 @@ certs_history_json(struct node *n, const char *name, struct err *e)
 	struct store_kv	*kv = NULL;
 	size_t		 nkv = 0, i;
 	json_t		*doc, *arr, *one, **v;
-	char		 skey[SCHEMA_KEY_MAX];
-	int		 id = cert_id_of(name);
+	int		 id;
 
-	if (id == -1) {
-		err_set(e, E_UNKNOWN_CERT_404, "unknown certificate name "
-		    "\"%.64s\"", name);
-		return NULL;
-	}
-	if ((doc = schema_get(n->store, schema_key_of(SK_CERT, id, skey), NULL,
-	    e)) == NULL)
+	if ((doc = certs_doc_of(n, name, &id, e)) == NULL)
 		return NULL;
 	if (certs_history_docs(n, id, &kv, &nkv, e) == -1) {
 		json_decref(doc);
@@ -627,14 +630,10 @@ certs_rollback(struct api_req *r, const char *name, int version,
 	struct cert_change	 ch;
 	json_t			*doc = NULL, *pick = NULL, *curdoc = NULL;
 	size_t			 nkv = 0, i;
-	char			 skey[SCHEMA_KEY_MAX];
-	int			 id = cert_id_of(name), best = 0, rc = -1;
+	int			 id, best = 0, rc = -1;
 
-	if (id == -1)
-		return err_set(e, E_UNKNOWN_CERT_404, "unknown certificate name "
-		    "\"%.64s\"", name);
-	if ((curdoc = schema_get(r->n->store, schema_key_of(SK_CERT, id,
-	    skey), NULL, e)) == NULL || cert_doc_decode(curdoc, &cur, e) == -1)
+	if ((curdoc = certs_doc_of(r->n, name, &id, e)) == NULL ||
+	    cert_doc_decode(curdoc, &cur, e) == -1)
 		goto out;
 	if (version != 0 && version == cur.version) {
 		err_set(e, E_INVALID_CONFIG, "version %d of %s is the one "
