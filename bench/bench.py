@@ -1004,7 +1004,7 @@ def table(header, rows, numeric=True):
            "|" + "|".join("---:" if i and numeric else "---"
                           for i in range(len(header))) + "|"]
     for r in rows:
-        out.append("| " + " | ".join(r) + " |")
+        out.append("| " + " | ".join(str(x) for x in r) + " |")
     return "\n".join(out)
 
 

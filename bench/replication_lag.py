@@ -39,6 +39,8 @@ import sys
 import tempfile
 import time
 
+from bench import cmd_out, log, table  # the side-by-side bench's helpers
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
@@ -59,10 +61,6 @@ PHASES = [
 
 class SetupError(Exception):
     """The bench could not get to the point of measuring; says why."""
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
 
 
 def oneline(text, most=400):
@@ -1220,23 +1218,6 @@ def fmt(v, how="f1"):
     if how == "f3":
         return "%.3f" % v
     return str(v)
-
-
-def table(header, rows, numeric=True):
-    out = ["| " + " | ".join(header) + " |",
-           "|" + "|".join("---:" if i and numeric else "---"
-                          for i in range(len(header))) + "|"]
-    for r in rows:
-        out.append("| " + " | ".join(str(x) for x in r) + " |")
-    return "\n".join(out)
-
-
-def cmd_out(argv):
-    try:
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
-        return (r.stdout + r.stderr).strip()
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return "unavailable (%s)" % e
 
 
 def machine_info(args):

@@ -22,6 +22,7 @@
 
 #include "curlbuf.h"
 #include "store_impl.h"
+#include "util.h"
 
 #define ETCD_MAX_EP	8
 #define ETCD_TIMEOUT_MS	3000
@@ -154,20 +155,6 @@ etcd_call_with(struct etcd_store *es, CURL *c, const char *path,
     json_t *body, struct err *e);
 
 /*
- * A handle from the idle list (or a new one) for one call: the lock only
- * guards the list, so a slow member never makes another thread wait for
- * the lock, only for its own request.
- */
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/*
  * Calls of the control thread.  A store without quorum holds each request
  * until it times out; once one call found that, the next ones fail at
  * once for ETCD_DOWN_MS instead of holding the control thread again, and
@@ -179,7 +166,7 @@ etcd_call(struct etcd_store *es, const char *path, json_t *body,
 {
 	CURL		*c = NULL;
 	json_t		*j;
-	int64_t		 now = now_ms();
+	int64_t		 now = mono_ms();
 	struct err	 le = { 0 };
 
 	pthread_mutex_lock(&es->mu);
@@ -201,7 +188,7 @@ etcd_call(struct etcd_store *es, const char *path, json_t *body,
 	pthread_mutex_lock(&es->mu);
 	if (j == NULL && le.code == E_STORE &&
 	    strstr(err_msg(&le), "unavailable") != NULL) {
-		es->down_until = now_ms() + ETCD_DOWN_MS;
+		es->down_until = mono_ms() + ETCD_DOWN_MS;
 		snprintf(es->down_why, sizeof(es->down_why), "%.150s",
 		    err_msg(&le));
 	} else if (j != NULL)

@@ -210,20 +210,10 @@ static void
 cert_rotated_print(const json_t *resp)
 {
 	const json_t *c;
-	char *name, *version, *fp;
 	size_t i;
 
-	json_array_foreach(json_object_get(resp, "certificates"), i, c) {
-		name = json_member_format(c, "name");
-		version = json_member_format(c, "version");
-		fp = json_member_format(c, "fingerprint_sha256");
-		printf("Rotated certificate %s: version %s, fingerprint %s\n",
-		    name != NULL ? name : "?", version != NULL ? version : "?",
-		    fp != NULL ? fp : "?");
-		free(name);
-		free(version);
-		free(fp);
-	}
+	json_array_foreach(json_object_get(resp, "certificates"), i, c)
+		rollout_cert_print("Rotated", c);
 }
 
 /* Returns how many certificates the server left in place. */
@@ -284,7 +274,7 @@ cmd_cert_rollback(struct adm_session *sess, const struct cmd_args *args)
 {
 	const char *name = args->arg[ARG_CERT_NAME], *v = args->arg[ARG_VERSION];
 	json_t *body, *resp = NULL;
-	char *path, *end = NULL, *version, *fp;
+	char *path, *esc, *end = NULL;
 	long n = 0;
 	int rc;
 
@@ -298,7 +288,10 @@ cmd_cert_rollback(struct adm_session *sess, const struct cmd_args *args)
 	}
 	body = v != NULL ? json_pack("{s:I}", "version", (json_int_t)n) :
 	    json_object();
-	path = str_printf("/v1/cluster/certificates/%s/rollback", name);
+	esc = http_path_escape(name);
+	path = esc != NULL ? str_printf("/v1/cluster/certificates/%s/rollback",
+	    esc) : NULL;
+	free(esc);
 	if (body == NULL || path == NULL) {
 		json_decref(body);
 		free(path);
@@ -310,13 +303,7 @@ cmd_cert_rollback(struct adm_session *sess, const struct cmd_args *args)
 	free(path);
 	if (rc != ADM_EXIT_OK)
 		return rc;
-	version = json_member_format(resp, "version");
-	fp = json_member_format(resp, "fingerprint_sha256");
-	printf("Rolled back certificate %s: now served as version %s, "
-	    "fingerprint %s\n", name, version != NULL ? version : "?",
-	    fp != NULL ? fp : "?");
-	free(version);
-	free(fp);
+	rollout_cert_print("Rolled back", resp);
 	json_decref(resp);
 	return ADM_EXIT_OK;
 }

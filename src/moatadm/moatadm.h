@@ -210,6 +210,9 @@ int cmd_cert_rollback(struct adm_session *, const struct cmd_args *);
  * stored, which nodes did not confirm it and what each of them serves.
  */
 void rollout_report_print(const json_t *body);
+/* "<verb> certificate <name>: version <n>, fingerprint <fp>" for one
+ * {name, version, fingerprint_sha256} of an answer. */
+void rollout_cert_print(const char *verb, const json_t *c);
 
 /* ---- table.c: columns aligned on their content, as rladmin prints ---- */
 

@@ -45,25 +45,30 @@ rollout_node_lagging(const json_t *node)
 	return st == NULL || strcmp(st, "updated") != 0;
 }
 
+void
+rollout_cert_print(const char *verb, const json_t *c)
+{
+	char *name = json_member_format(c, "name");
+	char *version = json_member_format(c, "version");
+	char *fp = json_member_format(c, "fingerprint_sha256");
+
+	printf("%s certificate %s: version %s, fingerprint %s\n", verb,
+	    name != NULL ? name : "?", version != NULL ? version : "?",
+	    fp != NULL ? fp : "?");
+	free(name);
+	free(version);
+	free(fp);
+}
+
 /* What the lagging nodes will serve once they converge. */
 static void
 rollout_stored_print(const json_t *certs)
 {
 	const json_t *c;
-	char *name, *version, *fp;
 	size_t i;
 
-	json_array_foreach(certs, i, c) {
-		name = json_member_format(c, "name");
-		version = json_member_format(c, "version");
-		fp = json_member_format(c, "fingerprint_sha256");
-		printf("Stored certificate %s: version %s, fingerprint %s\n",
-		    name != NULL ? name : "?", version != NULL ? version : "?",
-		    fp != NULL ? fp : "?");
-		free(name);
-		free(version);
-		free(fp);
-	}
+	json_array_foreach(certs, i, c)
+		rollout_cert_print("Stored", c);
 }
 
 /* One row per lagging node, or per lagging node and changed certificate. */

@@ -868,3 +868,23 @@ def test_destination_restart_with_aof_resumes_partially(clusters, dbs):
             return c.config_get("appendonly").get("appendonly") == "yes"
     assert wait_for(aof_on, SYNC_TIMEOUT, 0.2), "the AOF stayed off"
     assert dump(dst, duid)[b"k7"] == b"v7"
+
+
+def test_destination_with_a_password_and_a_new_one(clusters, dbs):
+    """The link reads the destination shard's state with the
+    destination's own password, and keeps reading it after that password
+    changes (a new one reaches the shard live)."""
+    src, dst = clusters
+    s, d = make_pair(dbs, src, dst, "dstpw",
+                     authentication_redis_pass="Dst-pass-1")
+    r = dst.sock("PUT", "/v1/bdbs/%d" % d["uid"],
+                 {"authentication_redis_pass": "Dst-pass-2"})
+    assert r.status_code == 200, r.text
+    set_on_source(src, s["uid"], "after-dst-password", "1")
+
+    def arrived():
+        with shard(dst, d["uid"], "Dst-pass-2") as c:
+            return c.get("after-dst-password") == b"1"
+    assert wait_for(arrived, SYNC_TIMEOUT, 0.1)
+    time.sleep(SETTLE)
+    wait_source(dst, d["uid"], caught_up, "in-sync with its new password")

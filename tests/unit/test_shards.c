@@ -39,7 +39,7 @@ on_state(int uid, int up, void *arg)
 static void
 tick(evutil_socket_t fd, short what, void *arg)
 {
-	long long now = now_ms();
+	long long now = mono_ms();
 
 	if (last_tick != 0 && now - last_tick > max_gap)
 		max_gap = now - last_tick;
@@ -50,9 +50,9 @@ tick(evutil_socket_t fd, short what, void *arg)
 static int
 run_until(const int *flag, int ms)
 {
-	long long deadline = now_ms() + ms;
+	long long deadline = mono_ms() + ms;
 
-	while (!*flag && now_ms() < deadline)
+	while (!*flag && mono_ms() < deadline)
 		event_base_loop(base, EVLOOP_ONCE);
 	return *flag != 0;
 }
@@ -61,9 +61,9 @@ run_until(const int *flag, int ms)
 static int
 run_until_n(const int *v, int n, int ms)
 {
-	long long deadline = now_ms() + ms;
+	long long deadline = mono_ms() + ms;
 
-	while (*v < n && now_ms() < deadline)
+	while (*v < n && mono_ms() < deadline)
 		event_base_loop(base, EVLOOP_ONCE);
 	return *v >= n;
 }
@@ -169,7 +169,7 @@ on_stopped(int uid, void *arg)
 	st->uid = uid;
 	st->old_gone = pid_gone(st->old);
 	st->dir_left = dir_exists(uid);
-	st->at = now_ms();
+	st->at = mono_ms();
 }
 
 /* A shard whose process ignores SIGTERM (stopped) is deleted: the call
@@ -189,9 +189,9 @@ test_stop_stuck(struct shards *s)
 	CHECK(pid > 0);
 	st.old = pid;
 	kill(pid, SIGSTOP);
-	t0 = now_ms();
+	t0 = mono_ms();
 	CHECK_INT(shards_stop_async(s, 1, 1, on_stopped, &st), 1);
-	dt = now_ms() - t0;
+	dt = mono_ms() - t0;
 	CHECKF(dt < FAST_MS, "shards_stop_async took %lld ms", dt);
 	CHECK_INT(st.called, 0);	/* never from inside the call */
 	CHECK_INT(shards_is_up(s, 1), 0);
@@ -235,10 +235,10 @@ test_stop_then_ensure(struct shards *s)
 	st.old = restart_old = pid;
 	kill(pid, SIGSTOP);
 	CHECK_INT(shards_stop_async(s, 2, 1, on_stopped, &st), 1);
-	t0 = now_ms();
+	t0 = mono_ms();
 	CHECK_INT(ensure(s, 2, 32 << 20, NULL), 0);
-	CHECKF(now_ms() - t0 < FAST_MS, "shards_ensure took %lld ms",
-	    now_ms() - t0);
+	CHECKF(mono_ms() - t0 < FAST_MS, "shards_ensure took %lld ms",
+	    mono_ms() - t0);
 	CHECK_INT(pid_of(s, 2), pid);		/* still the old one */
 	CHECK_INT(shards_is_up(s, 2), 0);
 	s->cb = on_up_check_old;
@@ -306,16 +306,16 @@ test_stale(struct shards *s)
 		poll(NULL, 0, 10);
 	CHECK(stat(path, &sb) == 0);
 	kill(old, SIGSTOP);
-	t0 = now_ms();
+	t0 = mono_ms();
 	CHECK_INT(ensure(s, 3, 64 << 20, NULL), 0);
-	dt = now_ms() - t0;
+	dt = mono_ms() - t0;
 	CHECKF(dt < FAST_MS, "shards_ensure took %lld ms", dt);
 	CHECK_INT(shard_find(s, 3)->state, SH_STALE);
 	max_gap = 0;
 	last_tick = 0;
 	CHECK(run_until(&ups[3], STALE_WAIT_MS + 5000));
-	CHECKF(now_ms() - t0 >= STALE_WAIT_MS - 20,
-	    "up after %lld ms, before the leftover was killed", now_ms() - t0);
+	CHECKF(mono_ms() - t0 >= STALE_WAIT_MS - 20,
+	    "up after %lld ms, before the leftover was killed", mono_ms() - t0);
 	CHECKF(max_gap < 100, "the loop stood still for %lld ms", max_gap);
 	/* The leftover is our child here (a zombie until we reap it). */
 	CHECK_INT(waitpid(old, &status, 0), old);
@@ -340,10 +340,10 @@ test_config_stuck(struct shards *s)
 	CHECK(run_until(&ups[4], 5000));
 	pid = pid_of(s, 4);
 	kill(pid, SIGSTOP);
-	t0 = now_ms();
+	t0 = mono_ms();
 	CHECK_INT(ensure(s, 4, 48 << 20, "pw-one"), 0);
 	CHECK_INT(ensure(s, 4, 40 << 20, "pw-one"), 0);
-	dt = now_ms() - t0;
+	dt = mono_ms() - t0;
 	CHECKF(dt < FAST_MS, "shards_ensure took %lld ms", dt);
 	max_gap = 0;
 	last_tick = 0;
@@ -395,9 +395,9 @@ test_free_reaps(void)
 	kill(a, SIGSTOP);
 	/* One already stopping, with removal asked. */
 	CHECK_INT(shards_stop_async(s, 6, 1, NULL, NULL), 1);
-	t0 = now_ms();
+	t0 = mono_ms();
 	shards_free(s);
-	dt = now_ms() - t0;
+	dt = mono_ms() - t0;
 	CHECK(pid_gone(a));
 	CHECK(pid_gone(b));
 	CHECK(!dir_exists(6));

@@ -27,19 +27,23 @@
 
 /* ---- validation ---- */
 
+#define ALNUM	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+/* 1 when s is 1 to max characters, all of ALNUM or extra. */
+static int
+chars_valid(const char *s, size_t max, const char *extra)
+{
+	size_t len = strlen(s), n = strspn(s, ALNUM);
+
+	while (n < len && strchr(extra, s[n]) != NULL)
+		n += 1 + strspn(s + n + 1, ALNUM);
+	return len > 0 && len <= max && n == len;
+}
+
 static int
 name_valid(const char *s)
 {
-	size_t i, len = strlen(s);
-
-	if (len == 0 || len > 63)
-		return 0;
-	for (i = 0; i < len; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' &&
-		    s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
-		    s[i] == '-' || s[i] == '_'))
-			return 0;
-	return 1;
+	return chars_valid(s, 63, "-_");
 }
 
 /* The password goes into redis.conf between quotes: no quote, backslash,
@@ -131,20 +135,11 @@ bdb_check_client_certs(json_t *list, struct err *e)
 static const char *const replica_sync_modes[] = { "enabled", "disabled",
 	"paused", "stopped", NULL };
 
-/* A DNS name as SNI: letters, digits, '-', '.', '*' (a wildcard label). */
+/* A DNS name as SNI. */
 static int
 sni_valid(const char *s)
 {
-	size_t i, len = strlen(s);
-
-	if (len == 0 || len > 253)
-		return 0;
-	for (i = 0; i < len; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' &&
-		    s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
-		    s[i] == '-' || s[i] == '.'))
-			return 0;
-	return 1;
+	return chars_valid(s, 253, "-.");
 }
 
 /*

@@ -504,23 +504,19 @@ certs_doc_of(struct node *n, const char *name, int *id, struct err *e)
 	    e);
 }
 
-json_t *
-certs_describe_json(struct node *n, const char *name, struct err *e)
+/* A stored certificate document as answers show it: the x509 facts
+ * plus version, who and when, and time left; never its key. */
+static json_t *
+certs_doc_describe(json_t *doc, struct err *e)
 {
 	struct x509_material	*m = NULL;
 	struct cert_doc		 cd;
-	json_t			*doc, *out;
-	int			 id;
+	json_t			*out;
 
-	if ((doc = certs_doc_of(n, name, &id, e)) == NULL)
-		return NULL;
 	if (cert_doc_decode(doc, &cd, e) == -1 ||
-	    x509_material_parse(cd.certificate, NULL, &m, e) == -1) {
-		json_decref(doc);
+	    x509_material_parse(cd.certificate, NULL, &m, e) == -1)
 		return NULL;
-	}
 	out = x509_material_describe(m);
-	json_object_set_new(out, "name", json_string(name));
 	json_object_set_new(out, "version", json_integer(cd.version));
 	json_object_set_new(out, "updated_at", json_string(cd.updated_at ?
 	    cd.updated_at : ""));
@@ -531,33 +527,35 @@ certs_describe_json(struct node *n, const char *name, struct err *e)
 	json_object_set_new(out, "expires_in_seconds",
 	    json_integer(x509_material_seconds_left(m)));
 	x509_material_free(m);
+	return out;
+}
+
+json_t *
+certs_describe_json(struct node *n, const char *name, struct err *e)
+{
+	json_t	*doc, *out;
+	int	 id;
+
+	if ((doc = certs_doc_of(n, name, &id, e)) == NULL)
+		return NULL;
+	if ((out = certs_doc_describe(doc, e)) != NULL)
+		json_object_set_new(out, "name", json_string(name));
 	json_decref(doc);
 	return out;
 }
 
-/* One version described: x509 facts plus who and when; never the key. */
+/* One version of a history: as described, and whether it is the one
+ * served and whether it has expired. */
 static json_t *
 certs_version_json(json_t *doc, int current)
 {
-	struct x509_material	*m = NULL;
-	struct cert_doc		 cd;
-	json_t			*o;
+	json_t *o = certs_doc_describe(doc, NULL);
 
-	if (cert_doc_decode(doc, &cd, NULL) == -1 ||
-	    x509_material_parse(cd.certificate, NULL, &m, NULL) == -1)
+	if (o == NULL)
 		return NULL;
-	o = x509_material_describe(m);
-	json_object_set_new(o, "version", json_integer(cd.version));
 	json_object_set_new(o, "current", json_boolean(current));
-	json_object_set_new(o, "updated_at", json_string(cd.updated_at ?
-	    cd.updated_at : ""));
-	json_object_set_new(o, "updated_by", json_string(cd.updated_by ?
-	    cd.updated_by : ""));
-	json_object_set_new(o, "issued_by_cluster_ca",
-	    json_boolean(cd.by_cluster_ca));
-	json_object_set_new(o, "expired", json_boolean(
-	    x509_material_seconds_left(m) <= 0));
-	x509_material_free(m);
+	json_object_set_new(o, "expired", json_boolean(json_integer_value(
+	    json_object_get(o, "expires_in_seconds")) <= 0));
 	return o;
 }
 

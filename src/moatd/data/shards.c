@@ -29,6 +29,7 @@
 #include "log.h"
 #include "net.h"
 #include "shards.h"
+#include "util.h"
 
 #define REDIS_SERVER	"/usr/bin/redis-server"
 #define MAX_SHARDS	1024
@@ -121,31 +122,12 @@ struct shards {
 static void	shard_launch(struct shard *sh);
 static void	shard_cfg_flush(struct shard *sh);
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 shard_arm(struct shard *sh, int ms)
 {
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
 	evtimer_add(sh->timer, &tv);
-}
-
-static void
-str_free(char **p)
-{
-	if (*p != NULL) {
-		explicit_bzero(*p, strlen(*p));
-		free(*p);
-		*p = NULL;
-	}
 }
 
 /* Tell the owner a shard went up or down; not while shards_free tears
@@ -316,7 +298,7 @@ shard_cfg_abort(struct shard *sh)
 		bufferevent_free(sh->cfg_bev);
 	sh->cfg_bev = NULL;
 	sh->cfg_sent = 0;
-	str_free(&sh->cfg_password);
+	secret_free(&sh->cfg_password);
 }
 
 /* Failed for a reason that may pass (a stopped or busy process): send
@@ -345,7 +327,7 @@ shard_cfg_read(struct bufferevent *bev, void *arg)
 		what = sh->cfg_what[sh->cfg_i++];
 		if (line[0] == '+') {
 			if (strcmp(what, "requirepass") == 0) {
-				str_free(&sh->live_password);
+				secret_free(&sh->live_password);
 				sh->live_password = sh->cfg_password;
 				sh->cfg_password = NULL;
 			}
@@ -369,7 +351,7 @@ shard_cfg_read(struct bufferevent *bev, void *arg)
 			log_warn("db:%d %s: %.100s", sh->uid, what, line);
 			free(line);
 			if (other) {
-				str_free(&sh->live_password);
+				secret_free(&sh->live_password);
 				sh->live_password = strdup(sh->password);
 				shard_cfg_retry(sh, "AUTH refused");
 			} else
@@ -585,7 +567,7 @@ shard_start(struct shard *sh)
 	sh->state = SH_STARTING;
 	/* It reads redis.conf, which holds every change made so far. */
 	sh->cfg_dirty = 0;
-	str_free(&sh->live_password);
+	secret_free(&sh->live_password);
 	if (sh->password != NULL)
 		sh->live_password = strdup(sh->password);
 	shard_arm(sh, 20);
@@ -616,7 +598,7 @@ shard_launch(struct shard *sh)
 		kill(pid, SIGTERM);
 		sh->stale_pid = pid;
 		sh->stale_killed = 0;
-		sh->stale_deadline = now_ms() + STALE_WAIT_MS;
+		sh->stale_deadline = mono_ms() + STALE_WAIT_MS;
 		sh->state = SH_STALE;
 		shard_arm(sh, POLL_MS);
 		return;
@@ -632,7 +614,7 @@ shard_stale_poll(struct shard *sh)
 		shard_start(sh);
 		return;
 	}
-	if (!sh->stale_killed && now_ms() >= sh->stale_deadline) {
+	if (!sh->stale_killed && mono_ms() >= sh->stale_deadline) {
 		log_warn("db:%d leftover redis-server pid %d still runs after "
 		    "%d ms: SIGKILL", sh->uid, (int)sh->stale_pid,
 		    STALE_WAIT_MS);
@@ -684,9 +666,9 @@ shard_free(struct shard *sh)
 	shard_cfg_abort(sh);
 	if (sh->timer != NULL)
 		event_free(sh->timer);
-	str_free(&sh->password);
-	str_free(&sh->live_password);
-	str_free(&sh->replica_token);
+	secret_free(&sh->password);
+	secret_free(&sh->live_password);
+	secret_free(&sh->replica_token);
 	free(sh);
 }
 
@@ -786,7 +768,7 @@ shard_timer(evutil_socket_t fd, short what, void *arg)
 			shard_stopped(sh);	/* nothing ran */
 			break;
 		}
-		if (now_ms() < sh->stop_deadline) {
+		if (mono_ms() < sh->stop_deadline) {
 			/* Redis refuses to stop while it writes its first AOF
 			 * (after a full sync, say), and does not try again by
 			 * itself: ask again until the deadline. */
@@ -902,7 +884,7 @@ shard_update(struct shard *sh, const struct shard_conf *c, const char *pw,
 	if (repl_changed) {
 		sh->cfg_dirty |= CFG_REPLICA | CFG_PERSISTENCE;
 		sh->replica_port = c->replica_port;
-		str_free(&sh->replica_token);
+		secret_free(&sh->replica_token);
 		if (tok != NULL && (sh->replica_token = strdup(tok)) == NULL)
 			return err_set(e, E_INTERNAL, "out of memory");
 	}
@@ -915,7 +897,7 @@ shard_update(struct shard *sh, const struct shard_conf *c, const char *pw,
 	sh->maxmemory = c->maxmemory;
 	sh->persistence = c->persistence;
 	if (pw_changed) {
-		str_free(&sh->password);
+		secret_free(&sh->password);
 		if (pw != NULL && (sh->password = strdup(pw)) == NULL)
 			return err_set(e, E_INTERNAL, "out of memory");
 	}
@@ -1008,7 +990,7 @@ shards_stop_async(struct shards *s, int uid, int remove, shard_stop_cb cb,
 	sh->state = SH_STOPPING;
 	if (sh->pid > 0) {
 		kill(sh->pid, SIGTERM);
-		sh->stop_deadline = now_ms() + STOP_WAIT_MS;
+		sh->stop_deadline = mono_ms() + STOP_WAIT_MS;
 		shard_arm(sh, TERM_AGAIN_MS);
 	} else
 		shard_arm(sh, 0);	/* done, from the loop */
@@ -1110,9 +1092,9 @@ shards_free(struct shards *s)
 	}
 	/* The loop is over: reap here, all shards in parallel. */
 	event_free(s->sigchld);
-	deadline = now_ms() + STOP_WAIT_MS;
+	deadline = mono_ms() + STOP_WAIT_MS;
 	while (shards_reap(s) > 0) {
-		if ((now = now_ms()) >= deadline) {
+		if ((now = mono_ms()) >= deadline) {
 			if (killed) {
 				log_error("children of moatd still run after "
 				    "SIGKILL; leaving them");

@@ -36,6 +36,7 @@
 #include "net.h"
 #include "syncer.h"
 #include "tlsctx_impl.h"
+#include "util.h"
 
 #define MAX_LINKS	1024
 #define MAX_PAIRS	8	/* the shard opens one; a few to spare */
@@ -94,6 +95,7 @@ struct link {
 	struct event		*tick;
 	struct bufferevent	*local;		/* INFO of the shard */
 	int			 local_auth;	/* an AUTH reply comes first */
+	int			 local_pending;	/* an INFO is out */
 	/*
 	 * Source offsets the probe saw that the shard had not reached when
 	 * last asked, oldest first, each with when it was first seen: the
@@ -125,25 +127,6 @@ struct syncer {
 
 static void	conn_free(struct sconn *c);
 static void	link_update_state(struct link *l);
-
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-str_wipe(char **p)
-{
-	if (*p != NULL) {
-		explicit_bzero(*p, strlen(*p));
-		free(*p);
-		*p = NULL;
-	}
-}
 
 static int
 str_eq(const char *a, const char *b)
@@ -287,7 +270,7 @@ link_reached(struct link *l, struct sconn *c)
 static long long
 link_lag(struct link *l)
 {
-	long long now = now_ms(), lag;
+	long long now = mono_ms(), lag;
 
 	lag = l->behind_since != 0 ? now - l->behind_since : 0;
 	/* A source we cannot hear from: nothing newer than its last answer
@@ -381,7 +364,7 @@ conn_free(struct sconn *c)
 static void
 probe_failed(struct link *l)
 {
-	l->probe_next = now_ms() + l->probe_backoff_ms;
+	l->probe_next = mono_ms() + l->probe_backoff_ms;
 	l->probe_backoff_ms *= 2;
 	if (l->probe_backoff_ms > PROBE_BACKOFF_MAX_MS)
 		l->probe_backoff_ms = PROBE_BACKOFF_MAX_MS;
@@ -425,7 +408,7 @@ static void
 probe_parse(struct link *l, const char *info)
 {
 	const char	*p = strstr(info, "\nmaster_repl_offset:");
-	long long	 off, t = now_ms();
+	long long	 off, t = mono_ms();
 
 	if (p == NULL && strncmp(info, "master_repl_offset:", 19) == 0)
 		p = info - 1;
@@ -505,7 +488,7 @@ up_auth_reply(struct sconn *c, const char *line)
 		c->phase = UP_READY;
 		bufferevent_set_timeouts(c->up, NULL, NULL);
 		if (c->down == NULL) {
-			l->probe_ok = now_ms();
+			l->probe_ok = mono_ms();
 			link_reached(l, c);
 			return 0;
 		}
@@ -621,7 +604,7 @@ up_read(struct bufferevent *bev, void *arg)
 			return;
 		c->info_pending = 0;
 		if (rc == 1) {
-			l->probe_ok = now_ms();
+			l->probe_ok = mono_ms();
 			probe_parse(l, line);
 		}
 		free(line);
@@ -881,6 +864,7 @@ local_done(struct link *l)
 	if (l->local != NULL)
 		bufferevent_free(l->local);
 	l->local = NULL;
+	l->local_pending = 0;
 }
 
 static const char *
@@ -935,7 +919,13 @@ local_read(struct bufferevent *bev, void *arg)
 	} else
 		l->dst_known = 0;
 	free(info);
-	local_done(l);
+	/* An answer that was not INFO's (a refused AUTH): start over. */
+	if (rc == -1)
+		local_done(l);
+	else {
+		l->local_pending = 0;
+		bufferevent_set_timeouts(bev, NULL, NULL);
+	}
 	link_update_state(l);
 }
 
@@ -951,6 +941,10 @@ local_event(struct bufferevent *bev, short what, void *arg)
 	link_update_state(l);
 }
 
+/*
+ * Ask the shard for its replication state, on one connection kept open
+ * (authenticated once) for as long as the shard and its password last.
+ */
 static void
 local_poll(struct link *l)
 {
@@ -958,32 +952,36 @@ local_poll(struct link *l)
 	struct evbuffer	*out;
 	int		 fd;
 
-	if (l->local != NULL)
-		return;
-	if ((fd = net_unix_connect(l->shard_sock, 1)) == -1) {
-		l->dst_known = 0;
-		link_update_state(l);
-		return;
-	}
-	if ((l->local = bufferevent_socket_new(l->s->base, fd,
-	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
-		close(fd);
-		return;
+	if (l->local != NULL && l->local_pending)
+		return;		/* the last question is still out */
+	if (l->local == NULL) {
+		if ((fd = net_unix_connect(l->shard_sock, 1)) == -1) {
+			l->dst_known = 0;
+			link_update_state(l);
+			return;
+		}
+		if ((l->local = bufferevent_socket_new(l->s->base, fd,
+		    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+			close(fd);
+			return;
+		}
+		bufferevent_setcb(l->local, local_read, NULL, local_event, l);
+		bufferevent_enable(l->local, EV_READ | EV_WRITE);
+		l->local_auth = l->shard_password != NULL;
+		if (l->local_auth) {
+			const char *a[] = { "AUTH", l->shard_password };
+			net_resp_command(bufferevent_get_output(l->local), 2,
+			    a);
+		}
 	}
 	out = bufferevent_get_output(l->local);
-	l->local_sent = now_ms();
-	l->local_auth = l->shard_password != NULL;
-	if (l->local_auth) {
-		const char *a[] = { "AUTH", l->shard_password };
-		net_resp_command(out, 2, a);
-	}
 	{
 		const char *a[] = { "INFO", "replication" };
 		net_resp_command(out, 2, a);
 	}
-	bufferevent_setcb(l->local, local_read, NULL, local_event, l);
+	l->local_sent = mono_ms();
+	l->local_pending = 1;
 	bufferevent_set_timeouts(l->local, &tv, &tv);
-	bufferevent_enable(l->local, EV_READ | EV_WRITE);
 }
 
 static void
@@ -993,7 +991,7 @@ link_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (l->probe == NULL && now_ms() >= l->probe_next)
+	if (l->probe == NULL && mono_ms() >= l->probe_next)
 		probe_open(l);
 	if (l->probe != NULL && l->probe->phase == UP_READY &&
 	    !l->probe->info_pending) {
@@ -1040,9 +1038,9 @@ link_free(struct link *l)
 	tlsctx_unref(l->ctx);
 	free(l->host);
 	free(l->user);
-	str_wipe(&l->password);
+	secret_free(&l->password);
 	free(l->shard_sock);
-	str_wipe(&l->shard_password);
+	secret_free(&l->shard_password);
 	explicit_bzero(l->token, sizeof(l->token));
 	free(l);
 }
@@ -1120,9 +1118,13 @@ syncer_set(struct syncer *s, int uid, const struct syncer_conf *c,
 		l->probe_err[0] = l->relay_err[0] = '\0';
 	free(l->host);
 	free(l->user);
-	str_wipe(&l->password);
+	secret_free(&l->password);
+	if (!str_eq(l->shard_sock, c->shard_sock) ||
+	    !str_eq(l->shard_password, c->shard_password != NULL &&
+	    *c->shard_password != '\0' ? c->shard_password : NULL))
+		local_done(l);	/* asks again with the new ones */
 	free(l->shard_sock);
-	str_wipe(&l->shard_password);
+	secret_free(&l->shard_password);
 	l->host = strdup(c->host);
 	l->port = c->port;
 	l->user = str_dup0(c->user);
