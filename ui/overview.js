@@ -18,8 +18,9 @@ export async function render(view) {
         .map((t) => h('th', { scope: 'col' }, t)))),
       nodesBody)));
 
-  const [cluster, nodes, certs] = await Promise.all([
-    api.get('/v1/cluster'), api.get('/v1/nodes'), loadCertificates()]);
+  const [cluster, nodes, certs, alerts] = await Promise.all([
+    api.get('/v1/cluster'), api.get('/v1/nodes'), loadCertificates(),
+    api.get('/v1/cluster/alerts').catch(() => ({}))]);
   name.textContent = cluster.name;
 
   nodesBody.replaceChildren(...nodes.map((n) => h('tr', { dataset: { nodeUid: n.uid } },
@@ -35,10 +36,26 @@ export async function render(view) {
         `${cn} v${v ?? '?'}${stale ? ` (current: v${cert.version})` : ''}`);
     }))))));
 
-  const items = attentionItems(nodes, certs);
+  const items = [...alertItems(alerts), ...attentionItems(nodes, certs)];
   attention.removeAttribute('aria-busy');
   attention.replaceChildren(...(items.length ? items
     : [h('li', { class: 'ok', dataset: { kind: 'none' } }, 'Nothing needs attention.')]));
+}
+
+// The cluster's alerts that are on (GET /v1/cluster/alerts), by RS's names.
+const ALERT_TEXT = {
+  cluster_certs_about_to_expire: 'Certificates expire within',
+  node_internal_certs_about_to_expire: 'The cluster CA expires within',
+};
+
+function alertItems(alerts) {
+  return Object.entries(alerts || {}).filter(([, a]) => a && a.state).map(([name, a]) => {
+    const certs = (a.change_value?.certificates || [])
+      .map((c) => `${c.name} (${daysText(c.days_left)}, ${formatDate(c.not_after)})`).join(', ');
+    return h('li', { class: 'warning', dataset: { kind: 'alert', alert: name } },
+      h('strong', {}, name), `: ${ALERT_TEXT[name] || 'Alert:'} ${a.threshold} days: ${certs}. ` +
+      `On since ${formatDate(a.change_time)}.`);
+  });
 }
 
 // Everything an operator should act on, worst first.

@@ -49,6 +49,45 @@ tls_version_str(int v)
 	return v == TLS_V13 ? "1.3" : "1.2";
 }
 
+const char *
+tls_hs_result_name(enum tls_hs_result r)
+{
+	static const char *const names[TLS_HS__COUNT] = {
+		[TLS_HS_OK] = "ok",
+		[TLS_HS_VERSION] = "version_refused",
+		[TLS_HS_CLIENT_CERT] = "client_cert_refused",
+		[TLS_HS_TIMEOUT] = "timeout",
+		[TLS_HS_ABANDONED] = "abandoned",
+		[TLS_HS_ERROR] = "error",
+	};
+
+	return (unsigned)r < TLS_HS__COUNT ? names[r] : "error";
+}
+
+enum tls_hs_result
+tlsctx_handshake_why(unsigned long ec)
+{
+	if (ec == 0)
+		return TLS_HS_ABANDONED;
+	if (ERR_GET_LIB(ec) != ERR_LIB_SSL)
+		return TLS_HS_ERROR;
+	switch (ERR_GET_REASON(ec)) {
+	case SSL_R_UNEXPECTED_EOF_WHILE_READING:
+		return TLS_HS_ABANDONED;
+	case SSL_R_UNSUPPORTED_PROTOCOL:
+	case SSL_R_NO_PROTOCOLS_AVAILABLE:
+	case SSL_R_VERSION_TOO_LOW:
+	case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+		return TLS_HS_VERSION;
+	case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+	case SSL_R_CERTIFICATE_VERIFY_FAILED:
+	case SSL_R_NO_CERTIFICATES_RETURNED:
+		return TLS_HS_CLIENT_CERT;
+	default:
+		return TLS_HS_ERROR;
+	}
+}
+
 /*
  * OpenSSL accepts a list as long as one element selects something, so a
  * typo next to a valid name would be silently dropped.  Check each

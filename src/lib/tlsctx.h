@@ -20,6 +20,21 @@
 #define MOAT_DEFAULT_CIPHERSUITES \
 	"TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
 
+/* How a server-side handshake ended, for the metrics. */
+enum tls_hs_result {
+	TLS_HS_OK,
+	TLS_HS_VERSION,		/* no protocol version in common */
+	TLS_HS_CLIENT_CERT,	/* client certificate missing or refused */
+	TLS_HS_TIMEOUT,		/* the client did not finish in time */
+	TLS_HS_ABANDONED,	/* the client closed before the end */
+	TLS_HS_ERROR,		/* anything else: not TLS, no cipher ... */
+	TLS_HS__COUNT
+};
+
+/* "ok", "version_refused", "client_cert_refused", "timeout",
+ * "abandoned", "error". */
+const char	*tls_hs_result_name(enum tls_hs_result r);
+
 /* Plain data; strings owned by whoever owns the struct. */
 struct tls_policy {
 	int		 min_version;	/* TLS_V12 or TLS_V13 */

@@ -27,4 +27,8 @@ int	 tlsctx_client_check(struct tlsctx *c, SSL *ssl, char *why,
 int	 tlsctx_client_why(struct tlsctx *c, SSL *ssl, unsigned long ec,
 	    char *why, size_t len);
 
+/* What a failed server handshake's OpenSSL error ec (0: none, the peer
+ * went away) says about why. */
+enum tls_hs_result tlsctx_handshake_why(unsigned long ec);
+
 #endif

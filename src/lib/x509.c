@@ -484,6 +484,28 @@ x509_time_json(const ASN1_TIME *t)
 	return json_string(buf);
 }
 
+static time_t
+asn1_unix(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	if (t == NULL || !ASN1_TIME_to_tm(t, &tm))
+		return 0;
+	return timegm(&tm);
+}
+
+time_t
+x509_material_not_after(const struct x509_material *m)
+{
+	return asn1_unix(X509_get0_notAfter(m->leaf));
+}
+
+time_t
+x509_material_not_before(const struct x509_material *m)
+{
+	return asn1_unix(X509_get0_notBefore(m->leaf));
+}
+
 long
 x509_material_seconds_left(const struct x509_material *m)
 {

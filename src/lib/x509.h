@@ -56,6 +56,9 @@ int	 x509_material_issued_by(const struct x509_material *m,
 char	*x509_material_chain_pem(const struct x509_material *m);
 /* Number of certificates (leaf included). */
 int	 x509_material_chain_len(const struct x509_material *m);
+/* The leaf's notAfter and notBefore as Unix times (0: unreadable). */
+time_t	 x509_material_not_after(const struct x509_material *m);
+time_t	 x509_material_not_before(const struct x509_material *m);
 /* Seconds from now until the leaf's notAfter (negative when expired). */
 long	 x509_material_seconds_left(const struct x509_material *m);
 

@@ -221,29 +221,91 @@ status_certs_print(const json_t *nodes)
 	table_free(t);
 }
 
-/* Databases are optional for now: any failure just shows none. */
+/* Databases and alerts are optional (an older moatd, a role that may
+ * not see them): any failure just shows none. */
 static json_t *
-status_dbs_fetch(struct adm_session *sess)
+status_fetch(struct adm_session *sess, const char *path, int array)
 {
 	struct http_response resp;
-	json_t *dbs = NULL;
+	json_t *out = NULL;
 	char *err = NULL;
 
-	if (http_client_request(sess->http, "GET", "/v1/bdbs", NULL, &resp,
+	if (http_client_request(sess->http, "GET", path, NULL, &resp,
 	    &err) == -1) {
 		free(err);
 		return NULL;
 	}
-	if (resp.status == 200 && json_is_array(resp.body))
-		dbs = json_incref(resp.body);
+	if (resp.status == 200 && (array ? json_is_array(resp.body) :
+	    json_is_object(resp.body)))
+		out = json_incref(resp.body);
 	http_response_clear(&resp);
-	return dbs;
+	return out;
+}
+
+#define ALERT_COLS	5
+
+static const char *const alert_header[ALERT_COLS] = {
+	"ALERT", "STATE", "THRESHOLD", "SINCE", "CERTIFICATES"
+};
+
+/* The certificates within the threshold, "name:12d,..." (no blank). */
+static char *
+status_alert_certs(const json_t *alert)
+{
+	const json_t *certs = json_object_get(json_object_get(alert,
+	    "change_value"), "certificates"), *c;
+	char *out = NULL, *t;
+	size_t i;
+
+	json_array_foreach(certs, i, c) {
+		t = str_printf("%s%s%s:%" JSON_INTEGER_FORMAT "d",
+		    out != NULL ? out : "", out != NULL ? "," : "",
+		    json_string_value(json_object_get(c, "name")),
+		    json_integer_value(json_object_get(c, "days_left")));
+		free(out);
+		out = t;
+	}
+	return out != NULL ? out : strdup("-");
+}
+
+static void
+status_alerts_print(const json_t *alerts)
+{
+	struct table *t;
+	const json_t *a;
+	const char *name;
+	char *certs, *thr;
+
+	if (alerts == NULL)
+		return;
+	t = table_new(alert_header, ALERT_COLS);
+	json_object_foreach((json_t *)alerts, name, a) {
+		int on = json_is_true(json_object_get(a, "state"));
+		if (table_row_add(t) == -1)
+			break;
+		table_cell_printf(t, 0, "%s", name);
+		table_cell_printf(t, 1, "%s", !json_is_true(json_object_get(a,
+		    "enabled")) ? "disabled" : on ? "ON" : "off");
+		thr = json_member_format(a, "threshold");
+		table_cell_printf(t, 2, "%sd", thr != NULL ? thr : "?");
+		free(thr);
+		if (on)
+			table_cell_json(t, 3, a, "change_time");
+		else
+			table_cell_printf(t, 3, "-");
+		certs = on ? status_alert_certs(a) : strdup("-");
+		table_cell_printf(t, 4, "%s", certs != NULL ? certs : "-");
+		free(certs);
+	}
+	printf("\nCLUSTER ALERTS:\n");
+	table_print(t, stdout, "");
+	table_free(t);
 }
 
 int
 cmd_status_show(struct adm_session *sess, const struct cmd_args *args)
 {
-	json_t *cluster = NULL, *nodes = NULL, *dbs;
+	json_t *cluster = NULL, *nodes = NULL, *dbs, *alerts;
 	int rc;
 
 	(void)args;
@@ -257,13 +319,16 @@ cmd_status_show(struct adm_session *sess, const struct cmd_args *args)
 		rc = ADM_EXIT_SERVER;
 		goto out;
 	}
-	dbs = status_dbs_fetch(sess);
+	dbs = status_fetch(sess, "/v1/bdbs", 1);
+	alerts = status_fetch(sess, "/v1/cluster/alerts", 0);
 	status_cluster_print(cluster);
 	status_nodes_print(nodes);
 	status_dbs_print(dbs);
 	status_replication_print(dbs);
 	status_certs_print(nodes);
+	status_alerts_print(alerts);
 	json_decref(dbs);
+	json_decref(alerts);
  out:
 	json_decref(cluster);
 	json_decref(nodes);

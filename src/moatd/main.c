@@ -15,6 +15,7 @@
 #include "apply.h"
 #include "https.h"
 #include "log.h"
+#include "metrics.h"
 #include "node.h"
 #include "schema.h"
 #include "ui.h"
@@ -36,8 +37,8 @@ usage(FILE *f, int status)
 	    "  --addr ADDR        address to listen on (default 0.0.0.0)\n"
 	    "  --api-port N       REST API over HTTPS (default 9443)\n"
 	    "  --cm-port N        management UI over HTTPS (default 8443)\n"
-	    "  --metrics-port N   Prometheus exporter (default 8070, "
-	    "reserved)\n"
+	    "  --metrics-port N   Prometheus exporter over HTTPS (default "
+	    "8070)\n"
 	    "  --store URL        sqlite (embedded, one node; the default), or\n"
 	    "                     etcd://h:p[,h:p...] / etcds://h:p?ca=&cert=&"
 	    "key= for a cluster\n"
@@ -215,6 +216,17 @@ main(int argc, char *argv[])
 		log_error("%s", err_msg(&e));
 		return 1;
 	}
+	if ((ctx = listener_ctx(&node, CERT_METRICS, &e)) == NULL) {
+		log_error("no TLS context for the metrics: %s", err_msg(&e));
+		return 1;
+	}
+	node.metrics = https_new(base, cfg.addr, cfg.metrics_port, ctx,
+	    metrics_dispatch, &node, &e);
+	tlsctx_unref(ctx);
+	if (node.metrics == NULL) {
+		log_error("%s", err_msg(&e));
+		return 1;
+	}
 	snprintf(sock, sizeof(sock), "%s/moatd.sock", cfg.data_dir);
 	if ((local = http_local_new(base, sock, api_dispatch, &local_l,
 	    &e)) == NULL) {
@@ -227,10 +239,11 @@ main(int argc, char *argv[])
 	event_add(sigint, NULL);
 	if (node_is_member(&node))
 		log_info("node %d of cluster %s: API on https://%s:%d, UI on "
-		    "https://%s:%d, control socket %s", node.uid,
-		    apply_has_cluster(&node) ? apply_cluster(&node)->name :
-		    "(waiting for the store)", cfg.addr, cfg.api_port,
-		    cfg.addr, cfg.cm_port, sock);
+		    "https://%s:%d, metrics on https://%s:%d, control socket "
+		    "%s", node.uid, apply_has_cluster(&node) ?
+		    apply_cluster(&node)->name : "(waiting for the store)",
+		    cfg.addr, cfg.api_port, cfg.addr, cfg.cm_port, cfg.addr,
+		    cfg.metrics_port, sock);
 	else
 		log_info("no cluster yet: API (bootstrap only) on "
 		    "https://%s:%d, control socket %s", cfg.addr, cfg.api_port,
@@ -243,6 +256,8 @@ main(int argc, char *argv[])
 	node.api = NULL;
 	https_free(node.cm);
 	node.cm = NULL;
+	https_free(node.metrics);
+	node.metrics = NULL;
 	node_shutdown(&node);
 	event_free(sigterm);
 	event_free(sigint);

@@ -11,8 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alerts.h"
 #include "apply.h"
 #include "fsutil.h"
+#include "jobs.h"
 #include "log.h"
 #include "node.h"
 #include "rollout.h"
@@ -225,6 +227,7 @@ node_init(struct node *n, struct event_base *base,
 	}
 	if ((n->ro = rollout_new(n)) == NULL ||
 	    (n->ss = sessions_new(cfg->ui_idle_timeout)) == NULL ||
+	    (n->jobs = jobs_new(n)) == NULL ||
 	    (n->wp = workpool_new(base, HASH_THREADS, e)) == NULL)
 		return err_set(e, E_INTERNAL, "cannot start the control plane");
 	if (apply_init(n, e) == -1)
@@ -278,6 +281,7 @@ node_shutdown(struct node *n)
 
 	if (n->store != NULL && n->uid > 0) {
 		apply_report_down(n);
+		alerts_node_stopping(n);
 		/* etcd revokes the lease itself when the store is closed */
 		if (!store_is_shared(n->store) && (t = store_txn_new()) !=
 		    NULL) {
@@ -287,6 +291,7 @@ node_shutdown(struct node *n)
 		}
 	}
 	apply_shutdown(n);
+	jobs_free(n->jobs);
 	rollout_free(n->ro);
 	sessions_free(n->ss);
 	workpool_free(n->wp);

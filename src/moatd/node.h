@@ -35,6 +35,7 @@ struct workpool;	/* control/workpool.c: hashing, joins */
 struct https;		/* web/https.c: the API and UI listeners */
 struct sessions;	/* control/sessions.c: the UI's sign-ins */
 struct store_probe;	/* node.c: opening the store off the loop */
+struct jobs;		/* control/jobs.c: alerts, renewal, trimming */
 
 struct node {
 	struct node_config	 cfg;
@@ -48,7 +49,9 @@ struct node {
 	struct workpool		*wp;
 	struct https		*api;
 	struct https		*cm;		/* the UI's port */
+	struct https		*metrics;	/* the Prometheus exporter */
 	struct sessions		*ss;
+	struct jobs		*jobs;
 	struct event		*store_ev;	/* changes from other nodes */
 	struct event		*retry_ev;	/* store retry at start */
 	struct store_probe	*probe;		/* that retry, on the pool */

@@ -54,6 +54,9 @@ static const struct {
 	{ SK_CLAIM,	SCHEMA_ROOT "claim",	0, 0 },
 	/* Only a rollback reads it, through a certificate write. */
 	{ SK_CERT_HIST,	SCHEMA_ROOT "certs_history/", 1, 0 },
+	{ SK_EVENT,	SCHEMA_ROOT "events/",	1, 0 },
+	{ SK_STATE,	SCHEMA_ROOT "state/",	1, 0 },
+	{ SK_JOBS,	SCHEMA_ROOT "job_scheduler", 0, 0 },
 };
 #define NKEYS (sizeof(schema_keys) / sizeof(schema_keys[0]))
 

@@ -63,6 +63,9 @@ enum schema_kind {
 	SK_ALIVE,	/* presence: exists while the node lives */
 	SK_CLAIM,	/* a store being filled by a move (see bootstrap.c) */
 	SK_CERT_HIST,	/* earlier versions of the certificates */
+	SK_EVENT,	/* the event log (events.c) */
+	SK_STATE,	/* alert and node states (alerts.c) */
+	SK_JOBS,	/* the job scheduler's settings (jobs.c) */
 };
 
 /* How many earlier versions of each certificate are kept. */

@@ -17,9 +17,6 @@ import pytest
 import certgen
 from moatlib import FQDN, free_port, served_fingerprint
 
-pytestmark = pytest.mark.skipif(shutil.which("etcd") is None,
-                                reason="etcd-server is not installed")
-
 
 def start_member(d, name, cport, pport, initial=None, state="new",
                  tls=()):

@@ -51,6 +51,11 @@ struct applied {
 	/* Replica Of links as last reported (apply_bdbs_replication). */
 	json_t			*replication;
 	struct event		*sess_ev;
+	/* For the metrics exporter. */
+	uint64_t		 runs[2];	/* failed, ok */
+	int			 store_up;	/* the last read succeeded */
+	time_t			 last_ok;
+	time_t			 ca_not_after;
 };
 
 #define SESSIONS_EVERY_S	2
@@ -148,6 +153,14 @@ apply_trust_files(struct node *n, const struct snapshot *snap)
 		return;
 	}
 	apply_write_file(n, "ca.pem", ca_pem, 0644);
+	{
+		struct x509_material *cam = NULL;
+		struct err ce = { 0 };
+		if (x509_material_parse(ca_pem, NULL, &cam, &ce) == 0)
+			ap->ca_not_after = x509_material_not_after(cam);
+		x509_material_free(cam);
+		err_clear(&ce);
+	}
 	chain = strdup(ca_pem);
 	for (i = 0; i < CERT__COUNT && chain != NULL; i++) {
 		struct x509_material *m = ap->served[i].material;
@@ -219,6 +232,8 @@ apply_cert(struct node *n, const struct snapshot *snap, int id,
 		https_set_ctx(n->api, ctx);
 	if (id == CERT_CM && n->cm != NULL)
 		https_set_ctx(n->cm, ctx);
+	if (id == CERT_METRICS && n->metrics != NULL)
+		https_set_ctx(n->metrics, ctx);
 	if (changed)
 		log_info("serving %s certificate version %d (sha256 %s)",
 		    svc->name, cd.version, sv->fingerprint);
@@ -265,6 +280,7 @@ str_differs(const char *a, const char *b)
 /* The result of one run, for the report. */
 struct apply_result {
 	int	any_cert;
+	int	failed;		/* a certificate could not be served */
 	int	closing;	/* the report follows the workers' count */
 };
 
@@ -306,7 +322,10 @@ apply_snapshot(struct node *n, const struct snapshot *snap,
 	ap->have_cluster = 1;
 	for (i = 0; i < CERT__COUNT; i++) {
 		int pc = cert_services[i].policy == POLICY_CONTROL ? ctl : data;
-		if (apply_cert(n, snap, i, pc) > 0) {
+		int rc = apply_cert(n, snap, i, pc);
+		if (rc == -1)
+			res->failed = 1;
+		if (rc > 0) {
 			res->any_cert = 1;
 			if (i == CERT_PROXY)
 				proxy_changed = 1;
@@ -326,11 +345,13 @@ apply_snapshot(struct node *n, const struct snapshot *snap,
 		ap->closed_api = ap->closed_proxy = 0;
 	}
 	if (raised_ctl) {
-		/* The API and the UI ports are both under the control
+		/* The API, UI and metrics ports are all under the control
 		 * policy. */
 		ap->closed_api = (n->api != NULL ? https_close_below(n->api,
 		    c.policy.min_control) : 0) + (n->cm != NULL ?
-		    https_close_below(n->cm, c.policy.min_control) : 0);
+		    https_close_below(n->cm, c.policy.min_control) : 0) +
+		    (n->metrics != NULL ? https_close_below(n->metrics,
+		    c.policy.min_control) : 0);
 		log_info("minimum control TLS version raised to %s: closed %d "
 		    "session(s) below it", tls_version_str(c.policy.min_control),
 		    ap->closed_api);
@@ -505,14 +526,20 @@ apply_run(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (store_list_at(n->store, SCHEMA_ROOT, &snap.kv, &snap.n, &snap.rev,
 	    &e) == -1) {
+		ap->store_up = 0;
+		ap->runs[0]++;
 		/* The watch hears again when the store is back. */
 		log_error("cannot read the cluster configuration: %s; serving "
 		    "what was applied last", err_msg(&e));
 		err_clear(&e);
 		return;
 	}
+	ap->store_up = 1;
 	if (apply_snapshot(n, &snap, &res) == 0 && ap->have_cluster) {
 		int moved = snap.rev != ap->rev;
+		ap->runs[!res.failed]++;
+		if (!res.failed)
+			ap->last_ok = time(NULL);
 		ap->rev = snap.rev;
 		if (moved || res.any_cert)
 			cache_write(n, &snap);
@@ -522,7 +549,8 @@ apply_run(evutil_socket_t fd, short what, void *arg)
 		 * "applied" without it. */
 		if ((moved || res.any_cert || !ap->reported) && !res.closing)
 			apply_report(n, "active");
-	}
+	} else if (ap->have_cluster)
+		ap->runs[0]++;
 	store_kvs_free(snap.kv, snap.n);
 }
 
@@ -689,7 +717,7 @@ apply_bdb_replication(struct node *n, int uid)
 
 struct sessions_req {
 	struct node		*n;
-	int			 api12, api13, cm12, cm13;
+	int			 api12, api13, cm12, cm13, mx12, mx13;
 	apply_sessions_cb	 cb;
 	void			*arg;
 };
@@ -700,10 +728,11 @@ apply_sessions_counted(int tls12, int tls13, void *arg)
 	struct sessions_req	*sr = arg;
 	json_t			*j;
 
-	j = json_pack("{s:{s:i, s:i}, s:{s:i, s:i}, s:{s:i, s:i}}", "api",
-	    "TLSv1.2", sr->api12, "TLSv1.3", sr->api13, "cm", "TLSv1.2",
-	    sr->cm12, "TLSv1.3", sr->cm13, "proxy", "TLSv1.2", tls12,
-	    "TLSv1.3", tls13);
+	j = json_pack("{s:{s:i, s:i}, s:{s:i, s:i}, s:{s:i, s:i}, "
+	    "s:{s:i, s:i}}", "api", "TLSv1.2", sr->api12, "TLSv1.3",
+	    sr->api13, "cm", "TLSv1.2", sr->cm12, "TLSv1.3", sr->cm13,
+	    "metrics", "TLSv1.2", sr->mx12, "TLSv1.3", sr->mx13, "proxy",
+	    "TLSv1.2", tls12, "TLSv1.3", tls13);
 	sr->cb(j, sr->arg);
 	json_decref(j);
 	free(sr);
@@ -724,10 +753,44 @@ apply_sessions_async(struct node *n, apply_sessions_cb cb, void *arg)
 		https_count_versions(n->api, &sr->api12, &sr->api13);
 	if (n->cm != NULL)
 		https_count_versions(n->cm, &sr->cm12, &sr->cm13);
+	if (n->metrics != NULL)
+		https_count_versions(n->metrics, &sr->mx12, &sr->mx13);
 	if (apply_bdbs_count_versions(n->ap->bdbs, apply_sessions_counted,
 	    sr) == -1) {
 		free(sr);
 		return -1;
 	}
 	return 0;
+}
+
+void
+apply_stats(struct node *n, struct apply_stats *out)
+{
+	struct applied *ap = n->ap;
+
+	memset(out, 0, sizeof(*out));
+	if (ap == NULL)
+		return;
+	out->runs_ok = ap->runs[1];
+	out->runs_failed = ap->runs[0];
+	out->store_up = n->store != NULL && ap->store_up;
+	out->rev = ap->rev;
+	out->last_ok = ap->last_ok;
+	out->ca_not_after = ap->ca_not_after;
+}
+
+time_t
+apply_not_after(struct node *n, int id)
+{
+	struct x509_material *m = n->ap != NULL ? n->ap->served[id].material :
+	    NULL;
+
+	return m != NULL ? x509_material_not_after(m) : 0;
+}
+
+void
+apply_bdb_stats(struct node *n, apply_bdb_stats_cb cb, void *arg)
+{
+	if (n->ap != NULL)
+		apply_bdbs_stats(n->ap->bdbs, cb, arg);
 }

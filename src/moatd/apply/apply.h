@@ -9,10 +9,12 @@
 #define MOATD_APPLY_H
 
 #include <stdint.h>
+#include <time.h>
 
 #include <jansson.h>
 
 #include "node.h"
+#include "proxy.h"
 #include "schema.h"
 
 /* Start the data plane (proxy workers, shard supervisor). */
@@ -47,6 +49,25 @@ int		 apply_bdb_up(struct node *n, int uid);
 /* Replica Of state of database uid on this node, now: {status, lag,
  * last_error}; NULL when it does not replicate here.  New reference. */
 json_t		*apply_bdb_replication(struct node *n, int uid);
+
+/* What the metrics exporter shows of apply. */
+struct apply_stats {
+	uint64_t	 runs_ok, runs_failed;	/* applies since start */
+	int		 store_up;	/* the last read of the store worked */
+	int64_t		 rev;		/* store revision last applied */
+	time_t		 last_ok;	/* when the last good apply ran */
+	time_t		 ca_not_after;	/* the cluster CA's; 0: none */
+};
+void		 apply_stats(struct node *n, struct apply_stats *out);
+/* notAfter of the certificate id this node serves; 0: none. */
+time_t		 apply_not_after(struct node *n, int id);
+/* Each database endpoint this node serves: its counters, and its live
+ * connections by enum proxy_proto as last counted (every few seconds). */
+typedef void	(*apply_bdb_stats_cb)(int uid,
+		    const struct proxy_port_stats *io, const int *live,
+		    void *arg);
+void		 apply_bdb_stats(struct node *n, apply_bdb_stats_cb cb,
+		    void *arg);
 
 /* Live sessions by port kind and TLS version, this node, now:
  * {"api": {"TLSv1.2": n, ...}, "proxy": {...}} (borrowed by cb), counted

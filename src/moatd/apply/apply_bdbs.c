@@ -20,6 +20,7 @@ struct bdb_run {
 	int	 uid;
 	int	 port;
 	int64_t	 rev;		/* mod_rev of the document applied */
+	int	 live[PROXY_PROTO_MAX];	/* as last counted */
 };
 
 struct apply_bdbs {
@@ -356,14 +357,27 @@ apply_bdbs_up(struct apply_bdbs *b, int uid)
 }
 
 struct count_req {
-	apply_count_cb	 cb;
-	void		*arg;
+	struct apply_bdbs	*b;
+	apply_count_cb		 cb;
+	void			*arg;
 };
 
 static void
 apply_bdbs_counted(const struct proxy_sessions *s, void *arg)
 {
-	struct count_req *c = arg;
+	struct count_req	*c = arg;
+	struct apply_bdbs	*b = c->b;
+	int			 i, k;
+
+	/* Every count (the report's, every few seconds, or a dry run's)
+	 * is also what the metrics show. */
+	for (i = 0; i < b->nrun; i++) {
+		memset(b->run[i].live, 0, sizeof(b->run[i].live));
+		for (k = 0; k < s->nports; k++)
+			if (s->ports[k].port == b->run[i].port)
+				memcpy(b->run[i].live, s->ports[k].n,
+				    sizeof(b->run[i].live));
+	}
 
 	c->cb(s->n[PROXY_TLS1_2], s->n[PROXY_TLS1_3], c->arg);
 	free(c);
@@ -376,6 +390,7 @@ apply_bdbs_count_versions(struct apply_bdbs *b, apply_count_cb cb, void *arg)
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return -1;
+	c->b = b;
 	c->cb = cb;
 	c->arg = arg;
 	if (proxy_sessions_async(b->proxy, apply_bdbs_counted, c) == -1) {
@@ -383,4 +398,17 @@ apply_bdbs_count_versions(struct apply_bdbs *b, apply_count_cb cb, void *arg)
 		return -1;
 	}
 	return 0;
+}
+
+void
+apply_bdbs_stats(struct apply_bdbs *b, apply_bdb_stats_cb cb, void *arg)
+{
+	struct proxy_port_stats	 io;
+	int			 i;
+
+	for (i = 0; b != NULL && i < b->nrun; i++) {
+		if (proxy_port_stats(b->proxy, b->run[i].port, &io) == -1)
+			continue;
+		cb(b->run[i].uid, &io, b->run[i].live, arg);
+	}
 }

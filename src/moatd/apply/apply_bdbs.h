@@ -6,6 +6,7 @@
 #ifndef MOATD_APPLY_BDBS_H
 #define MOATD_APPLY_BDBS_H
 
+#include "apply.h"
 #include "node.h"
 #include "schema.h"
 #include "store.h"
@@ -39,6 +40,9 @@ int	 apply_bdbs_up(struct apply_bdbs *b, int uid);
 /* Live TLS connections to databases by version; cb runs later. */
 typedef void (*apply_count_cb)(int tls12, int tls13, void *arg);
 int	 apply_bdbs_count_versions(struct apply_bdbs *b, apply_count_cb cb,
+	    void *arg);
+/* See apply_bdb_stats (apply.h). */
+void	 apply_bdbs_stats(struct apply_bdbs *b, apply_bdb_stats_cb cb,
 	    void *arg);
 
 #endif

@@ -47,6 +47,11 @@ static const struct api_route api_routes[] = {
 	{ EVHTTP_REQ_GET, "/v1/cluster/certificates/:name/history", PERM_VIEW_CLUSTER, 1, api_cert_history, 0 },
 	{ EVHTTP_REQ_POST, "/v1/cluster/certificates/:name/rollback", PERM_UPDATE_CLUSTER, 1, api_cert_rollback, 0 },
 	{ EVHTTP_REQ_DELETE, "/v1/cluster/certificates/:name", PERM_UPDATE_CLUSTER, 1, api_cert_delete, 0 },
+	{ EVHTTP_REQ_GET, "/v1/cluster/alerts", PERM_VIEW_CLUSTER, 1, api_alerts_get, 0 },
+	{ EVHTTP_REQ_GET, "/v1/cluster/alerts/:name", PERM_VIEW_CLUSTER, 1, api_alert_get, 0 },
+	{ EVHTTP_REQ_GET, "/v1/logs", PERM_VIEW_CLUSTER, 1, api_logs_get, 0 },
+	{ EVHTTP_REQ_GET, "/v1/job_scheduler", PERM_VIEW_CLUSTER, 1, api_jobs_get, 0 },
+	{ EVHTTP_REQ_PUT, "/v1/job_scheduler", PERM_UPDATE_CLUSTER, 1, api_jobs_put, 0 },
 	{ EVHTTP_REQ_GET, "/v1/nodes", PERM_VIEW_CLUSTER, 1, api_nodes_get, 0 },
 	{ EVHTTP_REQ_GET, "/v1/nodes/:uid", PERM_VIEW_CLUSTER, 1, api_node_get, 0 },
 	{ EVHTTP_REQ_DELETE, "/v1/nodes/:uid", PERM_UPDATE_CLUSTER, 1, api_node_delete, 0 },
@@ -350,6 +355,28 @@ api_query(struct api_req *r, const struct evhttp_uri *uri, struct err *e)
 	}
 	evhttp_clear_headers(&q);
 	return rc;
+}
+
+const char *
+api_query_arg(struct api_req *r, const char *name, char *buf, size_t len)
+{
+	const struct evhttp_uri	*uri;
+	struct evkeyvalq	 q;
+	const char		*qs, *v;
+	const char		*out = NULL;
+
+	if (r->req == NULL ||
+	    (uri = evhttp_request_get_evhttp_uri(r->req)) == NULL ||
+	    (qs = evhttp_uri_get_query(uri)) == NULL)
+		return NULL;
+	TAILQ_INIT(&q);
+	if (evhttp_parse_query_str(qs, &q) == 0 &&
+	    (v = evhttp_find_header(&q, name)) != NULL) {
+		snprintf(buf, len, "%s", v);
+		out = buf;
+	}
+	evhttp_clear_headers(&q);
+	return out;
 }
 
 /* ---- dispatch ---- */

@@ -82,5 +82,8 @@ int	 api_park(struct api_req *r, const struct rollout_want *want,
  * an empty body gives an empty object when allow_empty. */
 json_t	*api_body(struct api_req *r, int allow_empty, struct err *e);
 int	 api_param_uid(struct api_req *r);
+/* The query parameter name, decoded into buf; NULL when absent. */
+const char *api_query_arg(struct api_req *r, const char *name, char *buf,
+	    size_t len);
 
 #endif

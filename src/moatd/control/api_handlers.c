@@ -11,11 +11,14 @@
 #include <event2/keyvalq_struct.h>
 #include <sodium.h>
 
+#include "alerts.h"
 #include "api_handlers.h"
 #include "bdbs.h"
 #include "bootstrap.h"
 #include "certs.h"
 #include "cluster.h"
+#include "events.h"
+#include "jobs.h"
 #include "log.h"
 #include "nodes.h"
 
@@ -154,7 +157,7 @@ api_cluster_put(struct api_req *r, struct err *e)
 int
 api_update_cert(struct api_req *r, struct err *e)
 {
-	struct cert_change	 c = { NULL, NULL, NULL, 0 };
+	struct cert_change	 c = { NULL, NULL, NULL, 0, 0 };
 	json_t			*b;
 	json_error_t		 je;
 	int			 rc = -1;
@@ -227,6 +230,79 @@ api_cert_get(struct api_req *r, struct err *e)
 	return r->resp != NULL ? 0 : -1;
 }
 
+/* ?ignore_settings=true: the state even of a disabled alert (RS). */
+static int
+ignore_settings(struct api_req *r, int *out, struct err *e)
+{
+	char		 buf[16];
+	const char	*v = api_query_arg(r, "ignore_settings", buf,
+			    sizeof(buf));
+
+	*out = 0;
+	if (v == NULL || strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+		return 0;
+	if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || *v == '\0') {
+		*out = 1;
+		return 0;
+	}
+	return err_set(e, E_INVALID_SCHEMA, "ignore_settings must be true or "
+	    "false");
+}
+
+int
+api_alerts_get(struct api_req *r, struct err *e)
+{
+	int ign;
+
+	if (ignore_settings(r, &ign, e) == -1)
+		return -1;
+	r->resp = alerts_json(r->n, NULL, ign, e);
+	return r->resp != NULL ? 0 : -1;
+}
+
+int
+api_alert_get(struct api_req *r, struct err *e)
+{
+	int ign;
+
+	if (ignore_settings(r, &ign, e) == -1)
+		return -1;
+	r->resp = alerts_json(r->n, r->param, ign, e);
+	return r->resp != NULL ? 0 : -1;
+}
+
+int
+api_logs_get(struct api_req *r, struct err *e)
+{
+	struct events_query	 q;
+	char			 b[5][64];
+
+	if (events_query_parse(&q, api_query_arg(r, "stime", b[0], 64),
+	    api_query_arg(r, "etime", b[1], 64), api_query_arg(r, "order",
+	    b[2], 64), api_query_arg(r, "limit", b[3], 64),
+	    api_query_arg(r, "offset", b[4], 64), e) == -1)
+		return -1;
+	r->resp = events_list_json(r->n, &q, e);
+	return r->resp != NULL ? 0 : -1;
+}
+
+int
+api_jobs_get(struct api_req *r, struct err *e)
+{
+	r->resp = jobs_settings_json(r->n, e);
+	return r->resp != NULL ? 0 : -1;
+}
+
+int
+api_jobs_put(struct api_req *r, struct err *e)
+{
+	json_t *b;
+
+	if ((b = api_body(r, 0, e)) == NULL)
+		return -1;
+	return jobs_settings_put(r->n, b, r->who, &r->resp, e);
+}
+
 int
 api_cert_history(struct api_req *r, struct err *e)
 {
@@ -272,16 +348,19 @@ api_certs_rotate(struct api_req *r, struct err *e)
 	json_t		*b;
 	json_error_t	 je;
 	const char	*name = NULL;
-	int		 rc = -1, force = 0;
+	int		 rc = -1, force = 0, days = 0;
 
 	if ((b = api_body(r, 1, e)) == NULL)
 		return -1;
-	if (json_unpack_ex(b, &je, JSON_STRICT, "{s?s, s?b}", "name", &name,
-	    "force", &force) != 0)
-		schema_error(e, &je, "{}, {\"name\": <certificate name>} or "
-		    "either with \"force\": true");
+	if (json_unpack_ex(b, &je, JSON_STRICT, "{s?s, s?b, s?i}", "name",
+	    &name, "force", &force, "validity_days", &days) != 0)
+		schema_error(e, &je, "{}, {\"name\": <certificate name>}, "
+		    "either with \"force\": true and \"validity_days\": <n>");
+	else if (json_object_get(b, "validity_days") != NULL && days == 0)
+		err_set(e, E_INVALID_SCHEMA, "validity_days must be from 1 to "
+		    "825");
 	else
-		rc = certs_rotate(r, name, force, e);
+		rc = certs_rotate(r, name, force, days, e);
 	return rc;
 }
 

@@ -12,6 +12,7 @@
 
 #include "apply.h"
 #include "bdbs.h"
+#include "events.h"
 #include "log.h"
 #include "nodes.h"
 #include "schema.h"
@@ -529,6 +530,10 @@ bdbs_create(struct node *n, json_t *body, const char *who, json_t **out,
 	log_audit("%s created database %d (%s) on port %d, tls_mode %s", who,
 	    uid, json_string_value(json_object_get(doc, "name")), port,
 	    json_string_value(json_object_get(doc, "tls_mode")));
+	events_add(n, "bdb_created", "INFO", json_pack("{s:i, s:O?, s:i, "
+	    "s:O?, s:s}", "bdb_uid", uid, "name", json_object_get(doc, "name"),
+	    "port", port, "tls_mode", json_object_get(doc, "tls_mode"), "user",
+	    who));
 	*out = bdbs_get_json(n, uid, e);
 	rc = *out != NULL ? 0 : -1;
 out:
@@ -559,8 +564,18 @@ bdbs_update(struct node *n, int uid, json_t *body, const char *who,
 	    bdb_conflicts(docs, doc, uid, e) == -1 ||
 	    bdb_store(n, doc, uid, rev, e) == -1)
 		goto out;
-	json_object_foreach(body, key, v)
-		log_audit("%s changed database %d: %s", who, uid, key);
+	{
+		/* Which fields, never their values (a source's uri holds a
+		 * password). */
+		json_t *fields = json_array();
+		json_object_foreach(body, key, v) {
+			log_audit("%s changed database %d: %s", who, uid, key);
+			json_array_append_new(fields, json_string(key));
+		}
+		events_add(n, "bdb_updated", "INFO", json_pack("{s:i, s:O?, "
+		    "s:o, s:s}", "bdb_uid", uid, "name", json_object_get(doc,
+		    "name"), "changed", fields, "user", who));
+	}
 	*out = bdbs_get_json(n, uid, e);
 	rc = *out != NULL ? 0 : -1;
 out:
@@ -589,9 +604,13 @@ bdbs_delete(struct node *n, int uid, const char *who, struct err *e)
 	store_txn_del(t, key);
 	rc = store_txn_commit(n->store, t, e);
 	store_txn_free(t);
-	if (rc == 0)
+	if (rc == 0) {
 		log_audit("%s deleted database %d (%s)", who, uid,
 		    json_string_value(json_object_get(doc, "name")));
+		events_add(n, "bdb_deleted", "INFO", json_pack("{s:i, s:O?, "
+		    "s:s}", "bdb_uid", uid, "name", json_object_get(doc,
+		    "name"), "user", who));
+	}
 	json_decref(doc);
 	return rc;
 }

@@ -26,6 +26,7 @@
 #include "cluster.h"
 #include "curlbuf.h"
 #include "fsutil.h"
+#include "events.h"
 #include "log.h"
 #include "schema.h"
 #include "workpool.h"
@@ -181,7 +182,7 @@ bootstrap_create_commit(struct api_req *r, const char *hash, struct err *e)
 	json_decref(doc);
 	for (i = 0; i < CERT__COUNT; i++)
 		if (certs_issue_into(t, i, ca_cert, ca_key, fqdn,
-		    (const char *const *)ips, 1, "bootstrap", now, NULL,
+		    (const char *const *)ips, 1, "bootstrap", now, 0, NULL,
 		    e) == -1)
 			goto out;
 	doc = cluster_doc_new(fqdn, now);
@@ -211,6 +212,8 @@ bootstrap_create_commit(struct api_req *r, const char *hash, struct err *e)
 	w.only_uid = 1;
 	log_audit("cluster %s created by %s; admin user %s", fqdn, r->who,
 	    user);
+	events_add(n, "cluster_created", "INFO", json_pack("{s:s, s:s, s:s}",
+	    "name", fqdn, "admin", user, "user", r->who));
 	if (node_attach_store(n, e) == -1)
 		goto out;
 	rc = api_park(r, &w, bootstrap_answer);
@@ -421,6 +424,9 @@ join_done(void *arg)
 	w.only_uid = uid;
 	log_audit("node %d joined the cluster through %s (user %s)", uid,
 	    j->node, j->user);
+	events_add(n, "node_joined", "INFO", json_pack("{s:i, s:s, s:s, "
+	    "s:s}", "uid", uid, "addr", n->cfg.addr, "through", j->node,
+	    "user", j->user));
 	rc = api_park(r, &w, bootstrap_answer);
 out:
 	store_close(s);

@@ -12,6 +12,7 @@
 
 #include "apply.h"
 #include "certs.h"
+#include "events.h"
 #include "log.h"
 #include "nodes.h"
 #include "rollout.h"
@@ -19,11 +20,23 @@
 #include "x509.h"
 
 #define CERT_DAYS	365
+#define CERT_MAX_DAYS	825	/* what browsers accepted longest */
+
+/* A rotation or a renewal: see certs_rotate_fill. */
+struct rotate_plan {
+	int		 only;		/* one certificate id, or -1: all */
+	int		 force;		/* operator certificates too */
+	int		 days;		/* the new certificates' lifetime */
+	long		 due_within;	/* renewal: seconds left below this */
+	const char	*who;
+	const char	*event;
+};
 
 int
 certs_issue_into(struct store_txn *t, int id, const char *ca_cert,
     const char *ca_key, const char *fqdn, const char *const *ips,
-    int version, const char *who, const char *now, char *fp, struct err *e)
+    int version, const char *who, const char *now, int days, char *fp,
+    struct err *e)
 {
 	struct x509_material *m = NULL;
 
@@ -38,8 +51,8 @@ certs_issue_into(struct store_txn *t, int id, const char *ca_cert,
 	dns[0] = fqdn;
 	dns[1] = wild;
 	dns[2] = NULL;
-	if (x509_cert_issue(ca_cert, ca_key, fqdn, dns, ips, CERT_DAYS, &cert,
-	    &key, e) == -1)
+	if (x509_cert_issue(ca_cert, ca_key, fqdn, dns, ips, days > 0 ? days :
+	    CERT_DAYS, &cert, &key, e) == -1)
 		goto out;
 	memset(&cd, 0, sizeof(cd));
 	cd.certificate = cert;
@@ -84,6 +97,35 @@ certs_keep_old(struct store_txn *t, int id, json_t *old, int old_version)
 		store_txn_del(t, schema_cert_hist_key(id, old_version -
 		    CERT_HISTORY_KEEP, key));
 	return 0;
+}
+
+/* The event of a certificate change, added to the change's own
+ * transaction: fingerprints, never the key. */
+static void
+certs_event(struct node *n, struct store_txn *t, const char *type,
+    const char *name, int version, const char *old_fp, const char *new_fp,
+    const char *who, int restored)
+{
+	json_t *f = json_pack("{s:s, s:i, s:s, s:s, s:s}", "name", name,
+	    "version", version, "old_fingerprint_sha256", old_fp,
+	    "new_fingerprint_sha256", new_fp ? new_fp : "", "user", who);
+
+	if (f != NULL && restored > 0)
+		json_object_set_new(f, "restored_version",
+		    json_integer(restored));
+	events_txn_add(n, t, type, "INFO", f);
+}
+
+/* The fingerprint of a stored document's certificate into fp (100). */
+static void
+certs_doc_fingerprint(const char *cert_pem, char *fp)
+{
+	struct x509_material *m = NULL;
+
+	fp[0] = '\0';
+	if (x509_material_parse(cert_pem, NULL, &m, NULL) == 0)
+		x509_material_fingerprint(m, fp);
+	x509_material_free(m);
 }
 
 /* The cluster document as stored, with its revision. */
@@ -332,18 +374,17 @@ certs_update(struct api_req *r, const struct cert_change *ch, size_t nch,
 		}
 		id = cert_id_of(ch[k].name);
 		cert_doc_decode(doc[id], &cd, NULL);
-		oldfp[0] = '\0';
-		{
-			struct x509_material *om = NULL;
-			if (x509_material_parse(cd.certificate, NULL, &om,
-			    NULL) == 0)
-				x509_material_fingerprint(om, oldfp);
-			x509_material_free(om);
-		}
+		certs_doc_fingerprint(cd.certificate, oldfp);
 		log_audit("%s replaces certificate %s: version %d, sha256 %s "
 		    "-> %s", r->who, ch[k].name, versions[id], oldfp,
 		    json_string_value(json_object_get(it,
 		    "fingerprint_sha256")));
+		if (puts > 0)
+			certs_event(n, t, ch[k].rollback_of ?
+			    "certificate_rolled_back" : "certificate_updated",
+			    ch[k].name, versions[id], oldfp,
+			    json_string_value(json_object_get(it,
+			    "fingerprint_sha256")), r->who, ch[k].rollback_of);
 	}
 	rc = certs_commit_and_wait(r, t, versions, s, e);
 	s = NULL;
@@ -359,27 +400,29 @@ out:
 	return rc;
 }
 
-int
-certs_rotate(struct api_req *r, const char *name, int force, struct err *e)
+/*
+ * Re-issue from the cluster CA, into t: the certificate p->only (or every
+ * one, -1), skipping operator certificates unless p->force, and, for a
+ * renewal, those with more than p->due_within seconds left.  versions[]
+ * gets the new versions (0: untouched); list and skipped what the answer
+ * shows.
+ */
+static int
+certs_rotate_fill(struct node *n, const struct rotate_plan *p,
+    struct store_txn *t, int *versions, json_t *list, json_t *skipped,
+    struct err *e)
 {
-	struct node		*n = r->n;
 	struct cluster_doc	 c;
-	struct store_txn	*t = NULL;
-	struct certs_state	*s = NULL;
 	struct cert_doc		 cd;
 	json_t			*ca = NULL, *doc, *nodes = NULL, *nd;
 	const char		*ca_cert, *ca_key;
 	char			 skey[SCHEMA_KEY_MAX], **ips = NULL, *now = NULL;
-	char			 fp[100];
-	int			 versions[CERT__COUNT] = { 0 };
-	int			 i, id = -1, rc = -1;
+	char			 fp[100], oldfp[100];
+	int			 i, rc = -1;
 	int64_t			 rev, crev;
 	size_t			 k;
 
 	memset(&c, 0, sizeof(c));
-	if (name != NULL && (id = cert_id_of(name)) == -1)
-		return err_set(e, E_UNKNOWN_CERT, "unknown certificate name "
-		    "\"%.64s\"; known: %s", name, cert_names_list());
 	if (certs_read_cluster(n, &c, &crev, e) == -1)
 		return -1;
 	if ((ca = schema_get(n->store, schema_key(SK_CA), NULL, e)) == NULL ||
@@ -389,10 +432,7 @@ certs_rotate(struct api_req *r, const char *name, int force, struct err *e)
 	if ((nodes = nodes_list_json(n, 0, e)) == NULL)
 		goto out;
 	ips = calloc(json_array_size(nodes) + 2, sizeof(char *));
-	if (ips == NULL || (t = store_txn_new()) == NULL ||
-	    (now = iso_now()) == NULL || (s = calloc(1, sizeof(*s))) == NULL ||
-	    (s->list = json_array()) == NULL ||
-	    (s->skipped = json_array()) == NULL) {
+	if (ips == NULL || (now = iso_now()) == NULL) {
 		err_set(e, E_INTERNAL, "out of memory");
 		goto out;
 	}
@@ -403,7 +443,7 @@ certs_rotate(struct api_req *r, const char *name, int force, struct err *e)
 		ips[0] = "127.0.0.1";
 	store_txn_cmp(t, schema_key(SK_CLUSTER), crev);
 	for (i = 0; i < CERT__COUNT; i++) {
-		if (id != -1 && i != id)
+		if (p->only != -1 && i != p->only)
 			continue;
 		schema_key_of(SK_CERT, i, skey);
 		if ((doc = schema_get(n->store, skey, &rev, e)) == NULL)
@@ -412,45 +452,102 @@ certs_rotate(struct api_req *r, const char *name, int force, struct err *e)
 			json_decref(doc);
 			goto out;
 		}
-		versions[i] = cd.version + 1;
 		/* An operator's certificate (their PKI, their names) is not
 		 * ours to replace with one of the cluster CA's. */
-		if (!cd.by_cluster_ca && !force) {
-			versions[i] = 0;
+		if (!cd.by_cluster_ca && !p->force) {
 			json_decref(doc);
-			if (id != -1) {
+			if (p->only != -1) {
 				err_set(e, E_UNSUPPORTED_ROTATION, "certificate "
 				    "%s was supplied by an operator, not issued "
 				    "by the cluster CA: rotating would replace "
 				    "it with a cluster CA certificate; send "
 				    "{\"name\": \"%s\", \"force\": true} to do "
-				    "that", name, name);
+				    "that", cert_services[i].name,
+				    cert_services[i].name);
 				goto out;
 			}
-			json_array_append_new(s->skipped, json_pack("{s:s, "
-			    "s:s}", "name", cert_services[i].name, "reason",
-			    "supplied by an operator, not issued by the "
-			    "cluster CA (rotate it with \"force\": true)"));
+			if (skipped != NULL)
+				json_array_append_new(skipped, json_pack("{s:s, "
+				    "s:s}", "name", cert_services[i].name,
+				    "reason", "supplied by an operator, not "
+				    "issued by the cluster CA (rotate it with "
+				    "\"force\": true)"));
 			continue;
 		}
+		if (p->due_within > 0) {
+			struct x509_material *m = NULL;
+			long left = x509_material_parse(cd.certificate, NULL,
+			    &m, NULL) == 0 ? x509_material_seconds_left(m) : 0;
+			x509_material_free(m);
+			if (left > p->due_within) {
+				json_decref(doc);
+				continue;
+			}
+		}
+		versions[i] = cd.version + 1;
 		store_txn_cmp(t, skey, rev);
 		if (certs_issue_into(t, i, ca_cert, ca_key, c.name,
-		    (const char *const *)ips, versions[i], r->who, now, fp,
-		    e) == -1) {
+		    (const char *const *)ips, versions[i], p->who, now,
+		    p->days, fp, e) == -1 ||
+		    certs_keep_old(t, i, doc, cd.version) == -1) {
 			json_decref(doc);
 			goto out;
 		}
-		if (certs_keep_old(t, i, doc, cd.version) == -1) {
-			json_decref(doc);
-			err_set(e, E_INTERNAL, "out of memory");
-			goto out;
-		}
+		certs_doc_fingerprint(cd.certificate, oldfp);
 		json_decref(doc);
-		json_array_append_new(s->list, json_pack("{s:s, s:i, s:s}",
+		json_array_append_new(list, json_pack("{s:s, s:i, s:s}",
 		    "name", cert_services[i].name, "version", versions[i],
 		    "fingerprint_sha256", fp));
+		certs_event(n, t, p->event, cert_services[i].name, versions[i],
+		    oldfp, fp, p->who, 0);
+	}
+	rc = 0;
+out:
+	cluster_doc_clear(&c);
+	free(ips);
+	json_decref(nodes);
+	json_decref(ca);
+	free(now);
+	return rc;
+}
+
+int
+certs_rotate(struct api_req *r, const char *name, int force, int days,
+    struct err *e)
+{
+	struct rotate_plan	 p;
+	struct store_txn	*t = NULL;
+	struct certs_state	*s = NULL;
+	int			 versions[CERT__COUNT] = { 0 };
+	int			 rc = -1;
+	size_t			 k;
+
+	memset(&p, 0, sizeof(p));
+	p.only = -1;
+	if (name != NULL && (p.only = cert_id_of(name)) == -1)
+		return err_set(e, E_UNKNOWN_CERT, "unknown certificate name "
+		    "\"%.64s\"; known: %s", name, cert_names_list());
+	if (days != 0 && (days < 1 || days > CERT_MAX_DAYS))
+		return err_set(e, E_INVALID_SCHEMA, "validity_days must be "
+		    "from 1 to %d", CERT_MAX_DAYS);
+	p.force = force;
+	p.days = days != 0 ? days : CERT_DAYS;
+	p.who = r->who;
+	p.event = "certificate_rotated";
+	if ((t = store_txn_new()) == NULL || (s = calloc(1, sizeof(*s))) ==
+	    NULL || (s->list = json_array()) == NULL ||
+	    (s->skipped = json_array()) == NULL) {
+		err_set(e, E_INTERNAL, "out of memory");
+		goto out;
+	}
+	if (certs_rotate_fill(r->n, &p, t, versions, s->list, s->skipped,
+	    e) == -1)
+		goto out;
+	for (k = 0; k < json_array_size(s->list); k++) {
+		json_t *it = json_array_get(s->list, k);
 		log_audit("%s rotates certificate %s: version %d", r->who,
-		    cert_services[i].name, versions[i]);
+		    json_string_value(json_object_get(it, "name")),
+		    (int)json_integer_value(json_object_get(it, "version")));
 	}
 	if (json_array_size(s->list) == 0)
 		store_txn_free(t), t = store_txn_new();
@@ -458,11 +555,53 @@ certs_rotate(struct api_req *r, const char *name, int force, struct err *e)
 	s = NULL;
 out:
 	certs_state_free(s);
-	cluster_doc_clear(&c);
-	free(ips);
-	json_decref(nodes);
-	json_decref(ca);
-	free(now);
+	store_txn_free(t);
+	return rc;
+}
+
+int
+certs_renew_due(struct node *n, int days_before, struct err *e)
+{
+	struct rotate_plan	 p;
+	struct store_txn	*t;
+	json_t			*list = json_array();
+	int			 versions[CERT__COUNT] = { 0 };
+	int			 rc = -1;
+	size_t			 k;
+
+	memset(&p, 0, sizeof(p));
+	p.only = -1;
+	p.days = CERT_DAYS;
+	p.due_within = (long)days_before * 86400L;
+	p.who = "renewal job";
+	p.event = "certificate_renewed";
+	if ((t = store_txn_new()) == NULL || list == NULL) {
+		err_set(e, E_INTERNAL, "out of memory");
+		goto out;
+	}
+	if (certs_rotate_fill(n, &p, t, versions, list, NULL, e) == -1)
+		goto out;
+	rc = 0;
+	if (json_array_size(list) == 0)
+		goto out;
+	/* Every node may try at once; the certificates' revisions let one
+	 * commit, the others fail their compare and leave it. */
+	if (store_txn_commit(n->store, t, e) == -1) {
+		rc = e != NULL && e->code == E_CONFLICT ? 0 : -1;
+		goto out;
+	}
+	rc = (int)json_array_size(list);
+	for (k = 0; k < json_array_size(list); k++) {
+		json_t *it = json_array_get(list, k);
+		log_audit("renewal job renewed certificate %s: version %d, "
+		    "sha256 %s (it would have expired within %d days)",
+		    json_string_value(json_object_get(it, "name")),
+		    (int)json_integer_value(json_object_get(it, "version")),
+		    json_string_value(json_object_get(it,
+		    "fingerprint_sha256")), days_before);
+	}
+out:
+	json_decref(list);
 	store_txn_free(t);
 	return rc;
 }
@@ -667,6 +806,7 @@ certs_rollback(struct api_req *r, const char *name, int version,
 	ch.cert_pem = cd.certificate;
 	ch.key_pem = cd.key;
 	ch.by_cluster_ca = cd.by_cluster_ca;
+	ch.rollback_of = cd.version;
 	/* The same checks and rollout as any update: an expired or no
 	 * longer valid version is refused with the usual error. */
 	/* (Rolling back to what is served already changes nothing: the

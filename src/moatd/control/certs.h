@@ -17,13 +17,14 @@ struct cert_change {
 	const char	*cert_pem;
 	const char	*key_pem;
 	int		 by_cluster_ca;	/* a rollback to one the CA issued */
+	int		 rollback_of;	/* a rollback: the version restored */
 };
 
 /* Issue certificate id from the CA and add its document to t; fp (100
  * bytes, may be NULL) gets the new certificate's fingerprint. */
 int	 certs_issue_into(struct store_txn *t, int id, const char *ca_cert,
 	    const char *ca_key, const char *fqdn, const char *const *ips,
-	    int version, const char *who, const char *now, char *fp,
+	    int version, const char *who, const char *now, int days, char *fp,
 	    struct err *e);
 /*
  * Replace the certificates in ch[0..nch) at once: nothing changes unless
@@ -34,9 +35,18 @@ int	 certs_issue_into(struct store_txn *t, int id, const char *ca_cert,
 int	 certs_update(struct api_req *r, const struct cert_change *ch,
 	    size_t nch, int single, struct err *e);
 /* Re-issue name (or every certificate the cluster CA issued when NULL)
- * from the cluster CA; force: operator certificates too. */
-int	 certs_rotate(struct api_req *r, const char *name, int force,
+ * from the cluster CA; force: operator certificates too; days: the new
+ * certificates' lifetime (0: the default, 365). */
+int	 certs_rotate(struct api_req *r, const char *name, int force, int days,
 	    struct err *e);
+/*
+ * The renewal job: re-issue every certificate the cluster CA issued that
+ * expires within days_before days, in one transaction that any other
+ * node's renewal of the same certificates makes fail (so one node does
+ * it).  Nobody waits for the rollout.  Returns how many were renewed (0:
+ * none due, or another node did it), -1 on error.
+ */
+int	 certs_renew_due(struct node *n, int days_before, struct err *e);
 /*
  * The versions of certificate name this cluster keeps, newest first: the
  * one served, then up to CERT_HISTORY_KEEP earlier ones, each described

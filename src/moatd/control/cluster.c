@@ -2,15 +2,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alerts.h"
 #include "apply.h"
 #include "cluster.h"
+#include "events.h"
+#include "jobs.h"
 #include "log.h"
 #include "nodes.h"
 #include "schema.h"
 #include "x509.h"
 
 /* The settable fields, in one table: name, and which check applies. */
-enum field_kind { F_VERSION, F_CIPHER_LIST, F_CIPHERSUITES };
+enum field_kind { F_VERSION, F_CIPHER_LIST, F_CIPHERSUITES, F_ALERTS };
 static const struct {
 	const char	*name;
 	enum field_kind	 kind;
@@ -20,6 +23,7 @@ static const struct {
 	{ "control_cipher_suites",	F_CIPHER_LIST },
 	{ "data_cipher_list",		F_CIPHER_LIST },
 	{ "data_cipher_suites_tls_1_3",	F_CIPHERSUITES },
+	{ "alert_settings",		F_ALERTS },	/* alerts.c checks it */
 };
 #define NFIELDS (sizeof(cluster_fields) / sizeof(cluster_fields[0]))
 
@@ -32,6 +36,8 @@ cluster_check_field(const char *key, json_t *v, struct err *e)
 	for (i = 0; i < NFIELDS; i++) {
 		if (strcmp(cluster_fields[i].name, key) != 0)
 			continue;
+		if (cluster_fields[i].kind == F_ALERTS)
+			return 0;
 		if (!json_is_string(v))
 			return err_set(e, E_INVALID_SCHEMA, "%s must be a "
 			    "string", key);
@@ -47,6 +53,8 @@ cluster_check_field(const char *key, json_t *v, struct err *e)
 			return tls_cipher_list_check(json_string_value(v), e);
 		case F_CIPHERSUITES:
 			return tls_ciphersuites_check(json_string_value(v), e);
+		case F_ALERTS:
+			return 0;
 		}
 	}
 	if (strcmp(key, "name") == 0 || strcmp(key, "created_at") == 0 ||
@@ -56,7 +64,7 @@ cluster_check_field(const char *key, json_t *v, struct err *e)
 	return err_set(e, E_INVALID_SCHEMA, "unknown field \"%.64s\"; settable: "
 	    "min_control_TLS_version, min_data_TLS_version, "
 	    "control_cipher_suites, data_cipher_list, "
-	    "data_cipher_suites_tls_1_3", key);
+	    "data_cipher_suites_tls_1_3, alert_settings", key);
 }
 
 json_t *
@@ -72,8 +80,11 @@ cluster_get_json(struct node *n, struct err *e)
 		json_decref(doc);
 		return NULL;
 	}
-	json_decref(doc);
 	out = cluster_doc_public(&c);
+	if (out != NULL)
+		json_object_set_new(out, "alert_settings",
+		    alerts_settings_public(doc));
+	json_decref(doc);
 	cluster_doc_clear(&c);
 	return out;
 }
@@ -198,11 +209,13 @@ cluster_would_close(struct node *n, const struct dry_run *d, json_t *mine)
 			asof = json_string_value(json_object_get(sess, "as_of"));
 		}
 		json_array_append_new(out, json_pack("{s:i, s:O?, s:o, s:o, "
-		    "s:o, s:s?}", "uid", uid, "addr", json_object_get(nd,
+		    "s:o, s:o, s:s?}", "uid", uid, "addr", json_object_get(nd,
 		    "addr"), "api", below(json_object_get(sess, "api"), d->ctl,
 		    rc_ctl, &total), "cm", below(json_object_get(sess, "cm"),
-		    d->ctl, rc_ctl, &total), "proxy", below(json_object_get(sess,
-		    "proxy"), d->data, rc_data, &total), "as_of", asof));
+		    d->ctl, rc_ctl, &total), "metrics_exporter",
+		    below(json_object_get(sess, "metrics"), d->ctl, rc_ctl,
+		    &total), "proxy", below(json_object_get(sess, "proxy"),
+		    d->data, rc_data, &total), "as_of", asof));
 	}
 	json_decref(nodes);
 	free(now);
@@ -285,6 +298,17 @@ cluster_update(struct api_req *r, struct err *e)
 		return -1;
 	olddoc = json_deep_copy(doc);
 	json_object_update_existing(doc, body);
+	if ((v = json_object_get(body, "alert_settings")) != NULL) {
+		json_t *merged = alerts_settings_merge(olddoc, v, e);
+		if (merged == NULL)
+			goto out;
+		/* Stored whole: a document from before alert_settings gets
+		 * every alert's settings the first time one is set. */
+		json_object_set_new(doc, "alert_settings", merged);
+		if (json_object_get(olddoc, "alert_settings") == NULL)
+			json_object_set_new(olddoc, "alert_settings",
+			    alerts_settings_public(olddoc));
+	}
 	if (cluster_doc_decode(olddoc, &old, e) == -1 ||
 	    cluster_doc_decode(doc, &c, e) == -1)
 		goto out;
@@ -296,9 +320,11 @@ cluster_update(struct api_req *r, struct err *e)
 		goto out;
 	changes = json_object();
 	json_object_foreach(body, key, v)
-		if (!json_equal(json_object_get(olddoc, key), v))
+		if (!json_equal(json_object_get(olddoc, key),
+		    json_object_get(doc, key)))
 			json_object_set_new(changes, key, json_pack("{s:O, s:O}",
-			    "from", json_object_get(olddoc, key), "to", v));
+			    "from", json_object_get(olddoc, key), "to",
+			    json_object_get(doc, key)));
 	if (r->dry_run) {
 		struct dry_run *d = calloc(1, sizeof(*d));
 		if (d == NULL) {
@@ -330,12 +356,23 @@ cluster_update(struct api_req *r, struct err *e)
 	json_object_del(doc, "created_at");
 	store_txn_cmp(t, schema_key(SK_CLUSTER), rev);
 	store_txn_put_json(t, schema_key(SK_CLUSTER), doc);
+	if (json_object_size(changes) > 0)
+		events_txn_add(n, t, "cluster_settings_changed", "INFO",
+		    json_pack("{s:s, s:O}", "user", r->who, "changes",
+		    changes));
 	if (store_txn_commit_rev(n->store, t, &w.rev, e) == -1)
 		goto out;
-	json_object_foreach(changes, key, v)
-		log_audit("%s changed %s: \"%s\" -> \"%s\"", r->who, key,
-		    json_string_value(json_object_get(v, "from")),
-		    json_string_value(json_object_get(v, "to")));
+	json_object_foreach(changes, key, v) {
+		char *from = json_dumps(json_object_get(v, "from"),
+		    JSON_COMPACT | JSON_ENCODE_ANY);
+		char *to = json_dumps(json_object_get(v, "to"), JSON_COMPACT |
+		    JSON_ENCODE_ANY);
+		log_audit("%s changed %s: %s -> %s", r->who, key,
+		    from ? from : "?", to ? to : "?");
+		free(from);
+		free(to);
+	}
+	jobs_kick(n->jobs);
 	if ((revp = malloc(sizeof(*revp))) == NULL) {
 		err_set(e, E_INTERNAL, "out of memory; the policy is stored");
 		goto out;

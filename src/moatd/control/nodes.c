@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "events.h"
 #include "log.h"
 #include "nodes.h"
 #include "schema.h"
@@ -95,7 +96,10 @@ nodes_remove(struct node *n, int uid, const char *who, struct err *e)
 	store_txn_del(t, key);
 	rc = store_txn_commit(n->store, t, e);
 	store_txn_free(t);
-	if (rc == 0)
+	if (rc == 0) {
 		log_audit("%s removed node %d from the cluster", who, uid);
+		events_add(n, "node_removed", "INFO", json_pack("{s:i, s:s}",
+		    "uid", uid, "user", who));
+	}
 	return rc;
 }

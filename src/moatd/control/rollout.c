@@ -27,6 +27,7 @@ struct rollout_wait {
 
 struct rollout {
 	struct node			*n;
+	uint64_t			 answered[2];	/* partial, complete */
 	TAILQ_HEAD(, rollout_wait)	 waits;
 };
 
@@ -127,6 +128,7 @@ rollout_try(struct rollout_wait *w, int force)
 		rollout_done_fn	 done = w->done;
 		void		*arg = w->arg;
 
+		w->ro->answered[all_ok != 0]++;
 		rollout_wait_free(w);
 		done(arg, all_ok, nodes);
 	}
@@ -192,4 +194,11 @@ rollout_check(struct rollout *ro)
 		next = TAILQ_NEXT(w, entry);
 		rollout_try(w, 0);
 	}
+}
+
+void
+rollout_counts(struct rollout *ro, uint64_t *complete, uint64_t *partial)
+{
+	*complete = ro != NULL ? ro->answered[1] : 0;
+	*partial = ro != NULL ? ro->answered[0] : 0;
 }

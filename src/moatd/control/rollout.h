@@ -50,5 +50,9 @@ void		 rollout_check(struct rollout *ro);
  * every node serves want; *pending when a live node does not yet. */
 json_t		*rollout_status(struct node *n, const struct rollout_want *w,
 		    int *all_ok, int *pending);
+/* Waits answered since start: every node served the change (complete),
+ * or the timeout came first or a node was down (partial). */
+void		 rollout_counts(struct rollout *ro, uint64_t *complete,
+		    uint64_t *partial);
 
 #endif

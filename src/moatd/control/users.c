@@ -19,6 +19,7 @@
 #include <sodium.h>
 
 #include "api.h"
+#include "events.h"
 #include "log.h"
 #include "schema.h"
 #include "users.h"
@@ -346,10 +347,20 @@ pw_hash_work(void *arg)
 }
 
 static int
-auth_fail(const char *email, const char *peer, struct err *e)
+auth_fail(struct node *n, const char *email, const char *peer, struct err *e)
 {
+	char	 user[65];
+	size_t	 i;
+
 	fail_record(peer);
 	log_warn("failed sign-in for \"%.64s\" from %s", email, peer);
+	/* The name as given, printable ASCII only: the event log is read
+	 * by people and tools, never a channel for a forged line. */
+	for (i = 0; email[i] != '\0' && i < sizeof(user) - 1; i++)
+		user[i] = email[i] >= 0x20 && email[i] < 0x7f ? email[i] : '?';
+	user[i] = '\0';
+	events_add(n, "failed_sign_in", "WARNING", json_pack("{s:s, s:s}",
+	    "user", user, "peer", peer));
 	return err_set(e, E_UNAUTHORIZED, "invalid username or password");
 }
 
@@ -369,7 +380,7 @@ pw_verify_done(void *arg)
 			fail_table[slot].peer[0] = '\0';
 		rc = 0;
 	} else {
-		auth_fail(j->email, j->peer, &e);
+		auth_fail(j->n, j->email, j->peer, &e);
 	}
 	j->done(j->arg, rc, 0, &e);
 	err_clear(&e);
@@ -702,6 +713,9 @@ users_create_commit(struct api_req *r, const char *hash, struct err *e)
 	}
 	store_txn_cmp(t, key, 0);
 	store_txn_put_json(t, key, doc);
+	events_txn_add(r->n, t, "user_created", "INFO", json_pack("{s:i, "
+	    "s:s, s:s, s:s}", "uid", uid, "email", email, "role", role, "user",
+	    r->who));
 	if (store_txn_commit(r->n->store, t, e) == -1)
 		goto out;
 	log_audit("%s created user %d (%s) with role %s", r->who, uid, email,
@@ -865,6 +879,11 @@ users_update_commit(struct api_req *r, const char *newhash, struct err *e)
 	log_audit("%s updated user %d:%s%s%s%s", r->who, uid,
 	    a.email ? " email" : "", a.name ? " name" : "",
 	    a.role ? " role" : "", newhash ? " password" : "");
+	/* What changed, never the password itself. */
+	events_add(r->n, "user_updated", "INFO", json_pack("{s:i, s:s, "
+	    "s:[s*s*s*s*]}", "uid", uid, "user", r->who, "changed", a.email ?
+	    "email" : NULL, a.name ? "name" : NULL, a.role ? "role" : NULL,
+	    newhash ? "password" : NULL));
 	r->resp = users_get_json(r->n, uid, e);
 	return r->resp != NULL ? 0 : -1;
 }
@@ -935,5 +954,7 @@ users_delete(struct node *n, int uid, const struct auth_user *by,
 	if (users_write(n, uid, users_delete_decide, &a, e) == -1)
 		return -1;
 	log_audit("%s deleted user %d (%s)", who, uid, a.email);
+	events_add(n, "user_deleted", "INFO", json_pack("{s:i, s:s?, s:s}",
+	    "uid", uid, "email", a.email, "user", who));
 	return 0;
 }

@@ -50,10 +50,26 @@ struct tag {
 	void		*ptr;
 };
 
+/*
+ * Counters of one port, for the metrics exporter.  A slot is claimed by
+ * the control thread the first time a port is served and kept for the
+ * proxy's life (a port served again counts on); the workers add to it
+ * with relaxed atomics, the control thread reads it the same way.
+ */
+struct pstats {
+	int			 port;		/* 0: free slot */
+	_Atomic uint64_t	 hs[TLS_HS__COUNT];
+	_Atomic uint64_t	 in, out;
+};
+
+#define STAT_ADD(field, v) \
+	atomic_fetch_add_explicit(&(field), (v), memory_order_relaxed)
+
 /* What a connection needs of its database; refcounted, immutable. */
 struct endpoint {
 	_Atomic int	 refs;
 	int		 port;
+	struct pstats	*st;		/* the proxy's: lives as long */
 	struct tlsctx	*ctx;		/* NULL: plaintext */
 	char		 backend[108];
 	char		 label[32];
@@ -171,6 +187,7 @@ struct proxy {
 	pthread_mutex_t	 mu;		/* guards the done list */
 	struct pjob	*done_head, **done_tail;
 	struct pjob	*live;		/* JOB_POST jobs not yet finished */
+	struct pstats	 stats[MAX_LISTENERS];
 };
 
 static BIO_METHOD	*pbio_method;
@@ -317,6 +334,7 @@ cli_read(struct pconn *c, char *buf, size_t len)
 			return -1;
 		r = read(c->cfd, buf, len);
 		if (r > 0) {
+			STAT_ADD(c->ep->st->in, (uint64_t)r);
 			if ((size_t)r < len)
 				c->flags |= C_DRY;
 			return (int)r;
@@ -330,8 +348,10 @@ cli_read(struct pconn *c, char *buf, size_t len)
 		return -2;
 	}
 	n = SSL_read(c->ssl, buf, (int)len);
-	if (n > 0)
+	if (n > 0) {
+		STAT_ADD(c->ep->st->in, (uint64_t)n);
 		return n;
+	}
 	switch ((err = SSL_get_error(c->ssl, n))) {
 	case SSL_ERROR_WANT_READ:
 		return -1;
@@ -353,13 +373,17 @@ cli_write(struct pconn *c, const char *buf, size_t len)
 
 	if (c->ssl == NULL) {
 		ssize_t r = send(c->cfd, buf, len, MSG_NOSIGNAL);
-		if (r >= 0)
+		if (r >= 0) {
+			STAT_ADD(c->ep->st->out, (uint64_t)r);
 			return (int)r;
+		}
 		return errno == EAGAIN || errno == EINTR ? -1 : -2;
 	}
 	n = SSL_write(c->ssl, buf, (int)len);
-	if (n > 0)
+	if (n > 0) {
+		STAT_ADD(c->ep->st->out, (uint64_t)n);
 		return n;
+	}
 	switch (SSL_get_error(c->ssl, n)) {
 	case SSL_ERROR_WANT_WRITE:
 	case SSL_ERROR_WANT_READ:
@@ -602,6 +626,7 @@ conn_handshake(struct pconn *c)
 
 	if (r == 1) {
 		c->flags &= ~C_HANDSHAKE;
+		STAT_ADD(c->ep->st->hs[TLS_HS_OK], 1);
 		conn_interest(c, 0, EPOLLIN);
 		return conn_client_readable(c);
 	}
@@ -615,6 +640,7 @@ conn_handshake(struct pconn *c)
 		return 0;
 	}
 	ec = ERR_peek_last_error();
+	STAT_ADD(c->ep->st->hs[tlsctx_handshake_why(ec)], 1);
 	if (ec != 0) {
 		ERR_error_string_n(ec, why, sizeof(why));
 		log_info("%s: TLS handshake failed: %s", c->ep->label, why);
@@ -921,8 +947,11 @@ worker_sweep(struct worker *w)
 
 	for (c = w->conns; c != NULL; c = next) {
 		next = c->next;
-		if ((c->flags & C_HANDSHAKE) && now - c->born > HANDSHAKE_SECS)
+		if ((c->flags & C_HANDSHAKE) && now - c->born >
+		    HANDSHAKE_SECS) {
+			STAT_ADD(c->ep->st->hs[TLS_HS_TIMEOUT], 1);
 			conn_close(c, 0);
+		}
 	}
 }
 
@@ -1212,6 +1241,46 @@ listen_tcp(const char *addr, int port, struct err *e)
 	return fd;
 }
 
+/* The counters of port, claimed on first use (control thread). */
+static struct pstats *
+proxy_stats_slot(struct proxy *p, int port)
+{
+	int i;
+
+	for (i = 0; i < MAX_LISTENERS; i++)
+		if (p->stats[i].port == port)
+			return &p->stats[i];
+	for (i = 0; i < MAX_LISTENERS; i++)
+		if (p->stats[i].port == 0) {
+			p->stats[i].port = port;
+			return &p->stats[i];
+		}
+	return NULL;
+}
+
+int
+proxy_port_stats(struct proxy *p, int port, struct proxy_port_stats *out)
+{
+	int i, k;
+
+	memset(out, 0, sizeof(*out));
+	out->port = port;
+	for (i = 0; i < MAX_LISTENERS; i++) {
+		struct pstats *st = &p->stats[i];
+		if (st->port != port)
+			continue;
+		for (k = 0; k < TLS_HS__COUNT; k++)
+			out->handshakes[k] = atomic_load_explicit(&st->hs[k],
+			    memory_order_relaxed);
+		out->bytes_in = atomic_load_explicit(&st->in,
+		    memory_order_relaxed);
+		out->bytes_out = atomic_load_explicit(&st->out,
+		    memory_order_relaxed);
+		return 0;
+	}
+	return -1;
+}
+
 int
 proxy_endpoint_set_async(struct proxy *p, const char *addr, int port,
     struct tlsctx *ctx, const char *backend, const char *label,
@@ -1226,6 +1295,10 @@ proxy_endpoint_set_async(struct proxy *p, const char *addr, int port,
 		return err_set(e, E_INTERNAL, "out of memory");
 	atomic_init(&ep->refs, 1);
 	ep->port = port;
+	if ((ep->st = proxy_stats_slot(p, port)) == NULL) {
+		free(ep);
+		return err_set(e, E_INTERNAL, "too many endpoints");
+	}
 	ep->ctx = tlsctx_ref(ctx);
 	snprintf(ep->backend, sizeof(ep->backend), "%s", backend);
 	snprintf(ep->label, sizeof(ep->label), "%s", label);

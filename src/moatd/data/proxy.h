@@ -19,6 +19,8 @@
 #ifndef MOATD_PROXY_H
 #define MOATD_PROXY_H
 
+#include <stdint.h>
+
 #include <event2/event.h>
 
 #include "err.h"
@@ -52,6 +54,14 @@ struct proxy_sessions {
 	int					 n[PROXY_PROTO_MAX];
 	int					 nports;
 	const struct proxy_port_sessions	*ports;	/* sorted by port */
+};
+
+/* Counters of one port since the proxy started (handshakes by
+ * enum tls_hs_result, plaintext bytes from and to the clients). */
+struct proxy_port_stats {
+	int		 port;
+	uint64_t	 handshakes[TLS_HS__COUNT];
+	uint64_t	 bytes_in, bytes_out;
 };
 
 /* Result of a command: connections closed, summed over workers. */
@@ -121,6 +131,11 @@ int		 proxy_sessions_async(struct proxy *p, proxy_sessions_cb cb,
  * flight.  The commands themselves still run.
  */
 void		 proxy_cancel(struct proxy *p, void *arg);
+
+/* The counters of port (control thread; they are read without waiting
+ * for the workers).  -1 when port was never served. */
+int		 proxy_port_stats(struct proxy *p, int port,
+		    struct proxy_port_stats *out);
 
 /* 0x0301..0x0304 for the TLS values, 0 for the others. */
 int		 proxy_proto_version(enum proxy_proto proto);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -21,6 +22,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "https.h"
@@ -36,6 +38,8 @@ struct https_sess {
 	struct bufferevent	*bev;
 	struct https		*h;
 	int			 held;		/* a request awaits its answer */
+	int			 hs;		/* -1: handshaking, else result */
+	time_t			 born;
 	int			 close_pending;	/* close after that answer */
 	struct https_sess	*prev, *next;
 };
@@ -45,6 +49,7 @@ struct https {
 	struct evhttp		*http;
 	struct tlsctx		*ctx;	/* owned reference: next handshakes */
 	struct https_sess	*sessions;
+	uint64_t		 hs[TLS_HS__COUNT];	/* for the metrics */
 };
 
 static int sess_idx = -1;
@@ -59,6 +64,9 @@ https_sess_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 
 	if (s == NULL)
 		return;
+	if (s->h != NULL && s->hs == -1)
+		s->h->hs[time(NULL) - s->born >= HTTP_TIMEOUT ?
+		    TLS_HS_TIMEOUT : TLS_HS_ABANDONED]++;
 	if (s->h != NULL) {
 		if (s->prev != NULL)
 			s->prev->next = s->next;
@@ -68,6 +76,25 @@ https_sess_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 			s->next->prev = s->prev;
 	}
 	free(s);
+}
+
+/* Count how each handshake ends: done, or refused with a fatal alert
+ * (the error that made OpenSSL send it is on the queue then). */
+static void
+https_info(const SSL *ssl, int where, int ret)
+{
+	struct https_sess *s = SSL_get_ex_data(ssl, sess_idx);
+
+	if (s == NULL || s->h == NULL || s->hs != -1)
+		return;
+	if (where & SSL_CB_HANDSHAKE_DONE)
+		s->hs = TLS_HS_OK;
+	else if ((where & SSL_CB_WRITE_ALERT) == SSL_CB_WRITE_ALERT &&
+	    strcmp(SSL_alert_type_string(ret), "F") == 0)
+		s->hs = tlsctx_handshake_why(ERR_peek_last_error());
+	else
+		return;
+	s->h->hs[s->hs]++;
 }
 
 static struct bufferevent *
@@ -96,6 +123,9 @@ https_bevcb(struct event_base *base, void *arg)
 	s->ssl = ssl;
 	s->bev = bev;
 	s->h = h;
+	s->hs = -1;
+	s->born = time(NULL);
+	SSL_set_info_callback(ssl, https_info);
 	s->next = h->sessions;
 	if (h->sessions != NULL)
 		h->sessions->prev = s;
@@ -237,6 +267,12 @@ https_count_versions(struct https *h, int *tls12, int *tls13)
 		else if (SSL_version(s->ssl) == TLS1_3_VERSION)
 			(*tls13)++;
 	}
+}
+
+void
+https_handshakes(struct https *h, uint64_t out[TLS_HS__COUNT])
+{
+	memcpy(out, h->hs, sizeof(h->hs));
 }
 
 struct evhttp *

@@ -5,6 +5,8 @@
 #ifndef MOATD_HTTPS_H
 #define MOATD_HTTPS_H
 
+#include <stdint.h>
+
 #include <event2/event.h>
 #include <event2/http.h>
 
@@ -35,6 +37,8 @@ void		 https_hold(struct https *h, const void *conn, int hold);
 int		 https_close_pending(struct https *h, const void *conn);
 /* Established sessions by TLS version. */
 void		 https_count_versions(struct https *h, int *tls12, int *tls13);
+/* Handshakes since start, by how they ended. */
+void		 https_handshakes(struct https *h, uint64_t out[TLS_HS__COUNT]);
 
 /* Plain HTTP on a unix socket at path, mode 0600. */
 struct evhttp	*http_local_new(struct event_base *base, const char *path,
