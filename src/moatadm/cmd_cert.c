@@ -307,3 +307,51 @@ cmd_cert_rollback(struct adm_session *sess, const struct cmd_args *args)
 	json_decref(resp);
 	return ADM_EXIT_OK;
 }
+
+int
+cmd_ca_rotate(struct adm_session *sess, const struct cmd_args *args)
+{
+	const char *g = args->arg[ARG_GRACE_DAYS];
+	const json_t *c;
+	json_t *body, *resp = NULL;
+	char *end = NULL, *at;
+	double days = 0;
+	size_t i;
+	int rc;
+
+	if (g != NULL) {
+		days = strtod(g, &end);
+		if (end == g || *end != '\0' || !(days > 0 && days <= 365)) {
+			fprintf(stderr, "Error: grace_days must be a number of "
+			    "days more than 0 and at most 365\n");
+			return ADM_EXIT_USAGE;
+		}
+		body = json_pack("{s:f}", "grace_days", days);
+	} else
+		body = json_pack("{s:i, s:b}", "grace_days", 0, "now", 1);
+	if (body == NULL) {
+		fprintf(stderr, "Error: out of memory\n");
+		return ADM_EXIT_SERVER;
+	}
+	rc = session_api_call(sess, "POST", "/v1/cluster/certificates/ca/rotate",
+	    body, &resp);
+	json_decref(body);
+	if (rc != ADM_EXIT_OK)
+		return rc;
+	json_array_foreach(json_object_get(resp, "certificates"), i, c)
+		printf("CA %-8s %s\n", json_string_value(json_object_get(c,
+		    "role")), json_string_value(json_object_get(c,
+		    "fingerprint_sha256")));
+	at = json_member_format(json_object_get(resp, "rollover"),
+	    "reissue_at");
+	if (g != NULL)
+		printf("The new CA is in ca.pem on every node. Certificates "
+		    "are re-issued from it at %s;\nclients must fetch the new "
+		    "ca.pem before then.\n", at != NULL ? at : "?");
+	else
+		printf("Certificates were re-issued from the new CA. The old "
+		    "CA leaves ca.pem once every node serves them.\n");
+	free(at);
+	json_decref(resp);
+	return ADM_EXIT_OK;
+}

@@ -149,8 +149,29 @@ static const struct token t_rotate_force[] = {
 	  .next = t_end, .help = FORCE_HELP },
 	{ 0 }
 };
+/*
+ * rotate ca grace_days <days> | rotate ca now: the cluster CA's rollover;
+ * the grace period is how long clients have to fetch the new ca.pem.
+ */
+static const struct token t_rotate_ca_days[] = {
+	{ .type = TOK_VALUE, .keyword = "days", .slot = ARG_GRACE_DAYS,
+	  .next = t_end },
+	{ 0 }
+};
+static const struct token t_rotate_ca[] = {
+	{ .type = TOK_KEYWORD, .keyword = "grace_days", .slot = NO_SLOT,
+	  .next = t_rotate_ca_days, .help = "publish the new CA now, re-issue "
+	  "the certificates from it after this many days" },
+	{ .type = TOK_KEYWORD, .keyword = "now", .slot = ARG_NOW,
+	  .next = t_end, .help = "re-issue at once: clients that have not "
+	  "fetched the new ca.pem fail to verify" },
+	{ 0 }
+};
 static const struct token t_rotate[] = {
 	{ .type = TOK_ENDTOKEN },
+	{ .type = TOK_KEYWORD, .keyword = "ca", .slot = NO_SLOT,
+	  .action = cmd_ca_rotate, .next = t_rotate_ca,
+	  .help = "roll the cluster CA over (both CAs published meanwhile)" },
 	{ .type = TOK_KEYWORD, .keyword = "force", .slot = ARG_FORCE,
 	  .next = t_end, .help = FORCE_HELP },
 	{ .type = TOK_NAME, .keyword = "name", .slot = ARG_CERT_NAME,

@@ -112,6 +112,8 @@ enum arg_slot {
 	ARG_FORCE,		/* the word force was given */
 	ARG_DRY_RUN,		/* the word dry_run was given */
 	ARG_VERSION,		/* certificate rollback <name> version <n> */
+	ARG_GRACE_DAYS,		/* certificate rotate ca grace_days <n> */
+	ARG_NOW,		/* certificate rotate ca now */
 	ARG_MAX
 };
 
@@ -202,6 +204,7 @@ int cmd_cert_set(struct adm_session *, const struct cmd_args *);
 int cmd_cert_show(struct adm_session *, const struct cmd_args *);
 int cmd_cert_rotate(struct adm_session *, const struct cmd_args *);
 int cmd_cert_rollback(struct adm_session *, const struct cmd_args *);
+int cmd_ca_rotate(struct adm_session *, const struct cmd_args *);
 
 /* ---- rollout.c: what the nodes did with a change ---- */
 

@@ -375,6 +375,42 @@ ca_doc_decode(const json_t *j, const char **cert, const char **key,
 	return 0;
 }
 
+/* Append pem to *out (with a newline), unless it is there already. */
+static void
+pem_append(char **out, const char *pem)
+{
+	char	*t;
+	size_t	 len;
+
+	if (pem == NULL || *out == NULL || strstr(*out, pem) != NULL)
+		return;
+	len = strlen(pem);
+	if (asprintf(&t, "%s%s%s", *out, pem, len > 0 && pem[len - 1] ==
+	    '\n' ? "" : "\n") == -1) {
+		free(*out);
+		*out = NULL;
+		return;
+	}
+	free(*out);
+	*out = t;
+}
+
+char *
+ca_doc_bundle(const json_t *j)
+{
+	char *out = strdup("");
+
+	pem_append(&out, json_string_value(json_object_get(j, "cert")));
+	pem_append(&out, json_string_value(json_object_get(
+	    json_object_get(j, "next"), "cert")));
+	pem_append(&out, json_string_value(json_object_get(j, "previous")));
+	if (out != NULL && *out == '\0') {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
 /* ---- users ---- */
 
 int

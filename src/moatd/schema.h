@@ -149,10 +149,18 @@ int		 cert_doc_decode(const json_t *j, struct cert_doc *c,
 		    struct err *e);
 json_t		*cert_doc_encode(int id, const struct cert_doc *c);
 
-/* The cluster CA: {"cert", "key"}. */
+/*
+ * The cluster CA: {"cert", "key"} sign; during a rollover (ca.c) also
+ * "next": {"cert", "key", "at"} (published, signing from "at" on) and,
+ * after the switch, "previous" (the old certificate, published while a
+ * served certificate may still chain to it).
+ */
 json_t		*ca_doc_encode(const char *cert, const char *key);
 int		 ca_doc_decode(const json_t *j, const char **cert,
 		    const char **key, struct err *e);
+/* Every CA certificate clients must trust now, as one PEM bundle (what
+ * ca.pem holds); NULL when none.  Caller frees. */
+char		*ca_doc_bundle(const json_t *j);
 
 /* ---- users ---- */
 

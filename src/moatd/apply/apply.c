@@ -56,6 +56,7 @@ struct applied {
 	int			 store_up;	/* the last read succeeded */
 	time_t			 last_ok;
 	time_t			 ca_not_after;
+	int64_t			 ca_rev;	/* the CA document applied */
 };
 
 #define SESSIONS_EVERY_S	2
@@ -145,14 +146,16 @@ apply_trust_files(struct node *n, const struct snapshot *snap)
 	struct applied	*ap = n->ap;
 	json_t		*ca = snap_json(snap, schema_key(SK_CA), NULL);
 	const char	*ca_pem, *ca_key;
-	char		*chain, *pem;
+	char		*chain, *pem, *bundle;
 	int		 i;
 
-	if (ca == NULL || ca_doc_decode(ca, &ca_pem, &ca_key, NULL) == -1) {
+	if (ca == NULL || ca_doc_decode(ca, &ca_pem, &ca_key, NULL) == -1 ||
+	    (bundle = ca_doc_bundle(ca)) == NULL) {
 		json_decref(ca);
 		return;
 	}
-	apply_write_file(n, "ca.pem", ca_pem, 0644);
+	/* Every CA clients must trust: during a rollover, both. */
+	apply_write_file(n, "ca.pem", bundle, 0644);
 	{
 		struct x509_material *cam = NULL;
 		struct err ce = { 0 };
@@ -161,7 +164,7 @@ apply_trust_files(struct node *n, const struct snapshot *snap)
 		x509_material_free(cam);
 		err_clear(&ce);
 	}
-	chain = strdup(ca_pem);
+	chain = bundle;
 	for (i = 0; i < CERT__COUNT && chain != NULL; i++) {
 		struct x509_material *m = ap->served[i].material;
 		if (m == NULL || x509_material_chain_len(m) < 2 ||
@@ -333,8 +336,14 @@ apply_snapshot(struct node *n, const struct snapshot *snap,
 				syncer_changed = 1;
 		}
 	}
-	if (res->any_cert)
-		apply_trust_files(n, snap);
+	{
+		const struct store_kv *ca = snap_find(snap, schema_key(SK_CA));
+		/* A CA rollover changes ca.pem with no certificate change. */
+		if (res->any_cert || (ca != NULL && ca->mod_rev != ap->ca_rev)) {
+			apply_trust_files(n, snap);
+			ap->ca_rev = ca != NULL ? ca->mod_rev : 0;
+		}
+	}
 	/* Databases: every endpoint gets a context with the new certificate
 	 * or policy for its next handshake. */
 	apply_bdbs_run(ap->bdbs, n, snap->kv, snap->n,

@@ -15,6 +15,7 @@
 #include "api_handlers.h"
 #include "bdbs.h"
 #include "bootstrap.h"
+#include "ca.h"
 #include "certs.h"
 #include "cluster.h"
 #include "events.h"
@@ -226,7 +227,11 @@ out:
 int
 api_cert_get(struct api_req *r, struct err *e)
 {
-	r->resp = certs_describe_json(r->n, r->param, e);
+	/* "ca": the cluster CA(s) and where a rollover stands. */
+	if (strcmp(r->param, "ca") == 0)
+		r->resp = ca_describe_json(r->n, e);
+	else
+		r->resp = certs_describe_json(r->n, r->param, e);
 	return r->resp != NULL ? 0 : -1;
 }
 
@@ -362,6 +367,30 @@ api_certs_rotate(struct api_req *r, struct err *e)
 	else
 		rc = certs_rotate(r, name, force, days, e);
 	return rc;
+}
+
+int
+api_ca_rotate(struct api_req *r, struct err *e)
+{
+	json_t		*b, *g = NULL;
+	json_error_t	 je;
+	int		 now = 0;
+
+	if ((b = api_body(r, 0, e)) == NULL)
+		return -1;
+	if (json_unpack_ex(b, &je, JSON_STRICT, "{s?o, s?b}", "grace_days", &g,
+	    "now", &now) != 0)
+		return schema_error(e, &je, "{\"grace_days\": <days>} or "
+		    "{\"grace_days\": 0, \"now\": true}");
+	if (g != NULL && !json_is_number(g))
+		return err_set(e, E_INVALID_SCHEMA, "grace_days must be a number "
+		    "of days");
+	if (g == NULL)
+		return err_set(e, E_INVALID_SCHEMA, "grace_days is required: "
+		    "how long clients have to fetch the new ca.pem before the "
+		    "certificates are re-issued from the new CA (days; 0 with "
+		    "\"now\": true for at once)");
+	return ca_rotate(r, json_number_value(g), now, e);
 }
 
 int

@@ -30,6 +30,8 @@ struct rotate_plan {
 	long		 due_within;	/* renewal: seconds left below this */
 	const char	*who;
 	const char	*event;
+	/* The CA to issue from; NULL: the cluster's signing CA. */
+	const char	*ca_cert, *ca_key;
 };
 
 int
@@ -425,8 +427,11 @@ certs_rotate_fill(struct node *n, const struct rotate_plan *p,
 	memset(&c, 0, sizeof(c));
 	if (certs_read_cluster(n, &c, &crev, e) == -1)
 		return -1;
-	if ((ca = schema_get(n->store, schema_key(SK_CA), NULL, e)) == NULL ||
-	    ca_doc_decode(ca, &ca_cert, &ca_key, e) == -1)
+	if (p->ca_cert != NULL) {
+		ca_cert = p->ca_cert;
+		ca_key = p->ca_key;
+	} else if ((ca = schema_get(n->store, schema_key(SK_CA), NULL, e)) ==
+	    NULL || ca_doc_decode(ca, &ca_cert, &ca_key, e) == -1)
 		goto out;
 	/* SANs: every node's address, so that any node can be reached by IP. */
 	if ((nodes = nodes_list_json(n, 0, e)) == NULL)
@@ -557,6 +562,23 @@ out:
 	certs_state_free(s);
 	store_txn_free(t);
 	return rc;
+}
+
+int
+certs_reissue_into(struct node *n, struct store_txn *t, const char *ca_cert,
+    const char *ca_key, const char *who, json_t *list, struct err *e)
+{
+	struct rotate_plan	 p;
+	int			 versions[CERT__COUNT] = { 0 };
+
+	memset(&p, 0, sizeof(p));
+	p.only = -1;
+	p.days = CERT_DAYS;
+	p.who = who;
+	p.event = "certificate_rotated";
+	p.ca_cert = ca_cert;
+	p.ca_key = ca_key;
+	return certs_rotate_fill(n, &p, t, versions, list, NULL, e);
 }
 
 int
@@ -758,6 +780,37 @@ certs_history_json(struct node *n, const char *name, struct err *e)
 	    CERT_HISTORY_KEEP, "versions", arr);
 }
 
+/* 1 when cert_pem was issued by a CA that ca.pem holds now (the signing
+ * one, or the other one during a rollover). */
+static int
+certs_ca_publishes(struct node *n, const char *cert_pem)
+{
+	struct x509_material	*m = NULL, *ca;
+	json_t			*doc;
+	const char		*pems[3];
+	int			 i, ok = 0;
+
+	if ((doc = schema_get(n->store, schema_key(SK_CA), NULL, NULL)) ==
+	    NULL || x509_material_parse(cert_pem, NULL, &m, NULL) == -1) {
+		json_decref(doc);
+		return 0;
+	}
+	pems[0] = json_string_value(json_object_get(doc, "cert"));
+	pems[1] = json_string_value(json_object_get(json_object_get(doc,
+	    "next"), "cert"));
+	pems[2] = json_string_value(json_object_get(doc, "previous"));
+	for (i = 0; i < 3 && !ok; i++) {
+		ca = NULL;
+		if (pems[i] != NULL && x509_material_parse(pems[i], NULL, &ca,
+		    NULL) == 0 && x509_material_issued_by(m, ca))
+			ok = 1;
+		x509_material_free(ca);
+	}
+	x509_material_free(m);
+	json_decref(doc);
+	return ok;
+}
+
 int
 certs_rollback(struct api_req *r, const char *name, int version,
     struct err *e)
@@ -802,6 +855,13 @@ certs_rollback(struct api_req *r, const char *name, int version,
 		goto out;
 	}
 	cert_doc_decode(pick, &cd, NULL);
+	if (cd.by_cluster_ca && !certs_ca_publishes(r->n, cd.certificate)) {
+		err_set(e, E_INVALID_CONFIG, "version %d of %s was issued by a "
+		    "cluster CA that was rotated out: clients no longer trust "
+		    "it; rotate %s instead for a new one", cd.version, name,
+		    name);
+		goto out;
+	}
 	ch.name = name;
 	ch.cert_pem = cd.certificate;
 	ch.key_pem = cd.key;

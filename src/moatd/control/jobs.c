@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "alerts.h"
+#include "ca.h"
 #include "certs.h"
 #include "events.h"
 #include "jobs.h"
@@ -304,6 +305,7 @@ jobs_run(evutil_socket_t fd, short what, void *arg)
 		return;
 	j->renew_now = 0;
 	jobs_renew(j, now);
+	ca_tick(n);
 	alerts_evaluate(n);
 	if (j->ticks++ % TRIM_EVERY == 0)
 		events_trim(n);

@@ -50,19 +50,22 @@ ui_send(struct evhttp_request *req, int status, const char *type,
 static void
 ui_ca(struct evhttp_request *req, struct node *n)
 {
-	const char	*cert, *key;
 	json_t		*doc = NULL;
+	char		*bundle = NULL;
 
+	/* During a CA rollover both CAs: a client that trusts this file
+	 * verifies the cluster before and after the switch. */
 	if (n->store == NULL || (doc = schema_get(n->store,
 	    schema_key(SK_CA), NULL, NULL)) == NULL ||
-	    ca_doc_decode(doc, &cert, &key, NULL) == -1) {
+	    (bundle = ca_doc_bundle(doc)) == NULL) {
 		static const char msg[] = "no cluster CA (yet)\n";
 		ui_send(req, 404, "text/plain; charset=utf-8", msg,
 		    sizeof(msg) - 1, NULL);
 	} else {
-		ui_send(req, 200, "application/x-pem-file", cert, strlen(cert),
-		    "attachment; filename=\"ca.pem\"");
+		ui_send(req, 200, "application/x-pem-file", bundle,
+		    strlen(bundle), "attachment; filename=\"ca.pem\"");
 	}
+	free(bundle);
 	json_decref(doc);
 }
 
