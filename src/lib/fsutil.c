@@ -122,3 +122,36 @@ fs_empty_dir(const char *dir)
 			unlinkat(dirfd(d), de->d_name, 0);
 	closedir(d);
 }
+
+int
+fs_read(const char *path, size_t max, char **out, struct err *e)
+{
+	char	*buf;
+	size_t	 len = 0;
+	ssize_t	 n;
+	int	 fd;
+
+	*out = NULL;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		if (errno == ENOENT)
+			return 1;
+		return err_set(e, E_INVALID_CONFIG, "cannot read %s: %s", path,
+		    strerror(errno));
+	}
+	/* One byte more than allowed tells "too large" from "exactly max". */
+	if ((buf = malloc(max + 2)) == NULL) {
+		close(fd);
+		return err_set(e, E_INTERNAL, "out of memory");
+	}
+	while (len <= max && (n = read(fd, buf + len, max + 1 - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	if (n == -1 || len > max) {
+		free(buf);
+		return err_set(e, E_INVALID_CONFIG, n == -1 ? "cannot read %s" :
+		    "%s is larger than %zu bytes", path, max);
+	}
+	buf[len] = '\0';
+	*out = buf;
+	return 0;
+}

@@ -17,6 +17,9 @@ int	fs_write_atomic(const char *path, const void *data, size_t len,
  * is killed mid-write.  The caller empties tmpdir at start. */
 int	fs_write_atomic_via(const char *path, const char *tmpdir,
 	    const void *data, size_t len, mode_t mode, struct err *e);
+/* The whole of a small file, NUL-terminated, into *out (caller frees):
+ * 0 read, 1 absent, -1 unreadable or larger than max (e). */
+int	fs_read(const char *path, size_t max, char **out, struct err *e);
 /* Remove the regular files directly in dir (not recursive). */
 void	fs_empty_dir(const char *dir);
 /* mkdir -p with mode for the last component. */

@@ -637,6 +637,50 @@ x509_material_chain_pem(const struct x509_material *m)
 	return s;
 }
 
+char *
+x509_chain_complete(const char *cert_pem, const char *pool_pem,
+    struct err *e)
+{
+	struct x509_material	*m = NULL, *pool = NULL;
+	X509			*last, *c;
+	char			*out = NULL;
+	int			 i, added;
+
+	if (x509_material_parse(cert_pem, NULL, &m, e) == -1)
+		return NULL;
+	if (pool_pem != NULL && *pool_pem != '\0' &&
+	    x509_material_parse(pool_pem, NULL, &pool, e) == -1) {
+		x509_material_free(m);
+		return NULL;
+	}
+	/* Follow the issuers from the last certificate given, up to (not
+	 * including) a self-signed root: clients hold their roots. */
+	do {
+		added = 0;
+		last = x509_chain_at(m, x509_material_chain_len(m) - 1);
+		if (pool == NULL || X509_check_issued(last, last) == X509_V_OK)
+			break;
+		for (i = 0; i < x509_material_chain_len(pool); i++) {
+			c = x509_chain_at(pool, i);
+			if (X509_check_issued(c, last) != X509_V_OK ||
+			    X509_check_issued(c, c) == X509_V_OK)
+				continue;
+			if (x509_material_chain_len(m) >= PEM_MAX_CERTS)
+				break;
+			X509_up_ref(c);
+			sk_X509_push(m->chain, c);
+			added = 1;
+			break;
+		}
+	} while (added);
+	ERR_clear_error();
+	if ((out = x509_material_chain_pem(m)) == NULL)
+		err_set(e, E_INTERNAL, "out of memory");
+	x509_material_free(m);
+	x509_material_free(pool);
+	return out;
+}
+
 /* ---- issuing ---- */
 
 static char *

@@ -54,6 +54,14 @@ int	 x509_material_issued_by(const struct x509_material *m,
 	    const struct x509_material *ca);
 /* The chain as PEM (leaf first), freshly allocated; caller frees. */
 char	*x509_material_chain_pem(const struct x509_material *m);
+/*
+ * cert_pem (a leaf, maybe with issuers) completed with its issuers found
+ * in pool_pem (any order, may hold unrelated certificates and roots),
+ * up to a self-signed root (left out); a new PEM string.  For the
+ * legacy files, whose leaves and chain_certs.pem are apart.
+ */
+char	*x509_chain_complete(const char *cert_pem, const char *pool_pem,
+	    struct err *e);
 /* Number of certificates (leaf included). */
 int	 x509_material_chain_len(const struct x509_material *m);
 /* The leaf's notAfter and notBefore as Unix times (0: unreadable). */

@@ -1,4 +1,5 @@
 /* cluster certificate set | show | rotate | rollback */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -352,6 +353,43 @@ cmd_ca_rotate(struct adm_session *sess, const struct cmd_args *args)
 		printf("Certificates were re-issued from the new CA. The old "
 		    "CA leaves ca.pem once every node serves them.\n");
 	free(at);
+	json_decref(resp);
+	return ADM_EXIT_OK;
+}
+
+/*
+ * The folder is read by moatd itself, through the control socket: the
+ * pairs are validated and applied to every node in one change, and what
+ * is already in place is said so.
+ */
+int
+cmd_cert_import(struct adm_session *sess, const struct cmd_args *args)
+{
+	const json_t *c;
+	json_t *body, *resp = NULL;
+	char *abs;
+	size_t i;
+	int rc;
+
+	if ((abs = realpath(args->arg[ARG_FOLDER], NULL)) == NULL) {
+		fprintf(stderr, "Error: cannot open folder %s: %s\n",
+		    args->arg[ARG_FOLDER], strerror(errno));
+		return ADM_EXIT_USAGE;
+	}
+	body = json_pack("{s:s}", "folder", abs);
+	free(abs);
+	if (body == NULL) {
+		fprintf(stderr, "Error: the folder's path must be UTF-8 text\n");
+		return ADM_EXIT_USAGE;
+	}
+	rc = session_api_call(sess, "POST", "/v1/cluster/certificates/import",
+	    body, &resp);
+	json_decref(body);
+	if (rc != ADM_EXIT_OK)
+		return rc;
+	json_array_foreach(json_object_get(resp, "certificates"), i, c)
+		rollout_cert_print(json_is_true(json_object_get(c,
+		    "unchanged")) ? "Unchanged" : "Imported", c);
 	json_decref(resp);
 	return ADM_EXIT_OK;
 }

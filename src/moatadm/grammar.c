@@ -197,6 +197,13 @@ static const struct token t_rollback[] = {
 	  .hints = adm_cert_names, .next = t_rollback_opt },
 	{ 0 }
 };
+/* import <folder>: the legacy files (<name>_cert.pem, <name>_key.pem,
+ * chain_certs.pem), all pairs in one change */
+static const struct token t_import[] = {
+	{ .type = TOK_FILE, .keyword = "folder", .slot = ARG_FOLDER,
+	  .next = t_end },
+	{ 0 }
+};
 static const struct token t_cert[] = {
 	{ .type = TOK_KEYWORD, .keyword = "set", .slot = NO_SLOT,
 	  .action = cmd_cert_set, .next = t_cert_set },
@@ -206,6 +213,8 @@ static const struct token t_cert[] = {
 	  .action = cmd_cert_rotate, .next = t_rotate },
 	{ .type = TOK_KEYWORD, .keyword = "rollback", .slot = NO_SLOT,
 	  .action = cmd_cert_rollback, .next = t_rollback },
+	{ .type = TOK_KEYWORD, .keyword = "import", .slot = NO_SLOT,
+	  .action = cmd_cert_import, .next = t_import },
 	{ 0 }
 };
 

@@ -114,6 +114,7 @@ enum arg_slot {
 	ARG_VERSION,		/* certificate rollback <name> version <n> */
 	ARG_GRACE_DAYS,		/* certificate rotate ca grace_days <n> */
 	ARG_NOW,		/* certificate rotate ca now */
+	ARG_FOLDER,		/* certificate import <folder> */
 	ARG_MAX
 };
 
@@ -205,6 +206,7 @@ int cmd_cert_show(struct adm_session *, const struct cmd_args *);
 int cmd_cert_rotate(struct adm_session *, const struct cmd_args *);
 int cmd_cert_rollback(struct adm_session *, const struct cmd_args *);
 int cmd_ca_rotate(struct adm_session *, const struct cmd_args *);
+int cmd_cert_import(struct adm_session *, const struct cmd_args *);
 
 /* ---- rollout.c: what the nodes did with a change ---- */
 

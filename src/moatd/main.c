@@ -13,6 +13,7 @@
 
 #include "api.h"
 #include "apply.h"
+#include "certs.h"
 #include "https.h"
 #include "log.h"
 #include "metrics.h"
@@ -48,6 +49,22 @@ usage(FILE *f, int status)
 	    "  --ui-idle-timeout S  UI sessions end after S idle seconds "
 	    "(default 900)\n");
 	exit(status);
+}
+
+/*
+ * SIGHUP: the seed's legacy procedure.  An operator who copied new
+ * <name>_cert.pem / <name>_key.pem (and chain_certs.pem) into DIR/certs/
+ * has them validated and applied to the whole cluster in one
+ * transaction; the files that still match what is served change nothing.
+ */
+static void
+on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	struct node	*n = arg;
+	char		 dir[4096];
+
+	snprintf(dir, sizeof(dir), "%s/certs", n->cfg.data_dir);
+	certs_import_dir(n, dir, "SIGHUP");
 }
 
 static int
@@ -140,7 +157,7 @@ main(int argc, char *argv[])
 				    "sqlite", NULL, 0, 900 };
 	struct api_listener	 tls_l, local_l, ui_l;
 	struct event_base	*base;
-	struct event		*sigterm, *sigint;
+	struct event		*sigterm, *sigint, *sighup;
 	struct evhttp		*local;
 	struct node		 node;
 	struct tlsctx		*ctx;
@@ -233,6 +250,8 @@ main(int argc, char *argv[])
 		log_error("%s", err_msg(&e));
 		return 1;
 	}
+	sighup = evsignal_new(base, SIGHUP, on_sighup, &node);
+	event_add(sighup, NULL);
 	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
 	sigint = evsignal_new(base, SIGINT, on_signal, base);
 	event_add(sigterm, NULL);
@@ -259,6 +278,7 @@ main(int argc, char *argv[])
 	https_free(node.metrics);
 	node.metrics = NULL;
 	node_shutdown(&node);
+	event_free(sighup);
 	event_free(sigterm);
 	event_free(sigint);
 	event_base_free(base);

@@ -102,8 +102,11 @@ def test_status_columns_line_up(db_node):
     p = ok(n.adm("status"))
     tables = assert_aligned(p.stdout, min_tables=3)
     titles = [h.split()[0] for h, _ in tables]
-    assert titles == ["NODE:ID", "DB:ID", "NODE:ID"], p.stdout
-    nodes, dbs, certs = (rows for _, rows in tables)
+    assert titles == ["NODE:ID", "DB:ID", "NODE:ID", "ALERT"], p.stdout
+    nodes, dbs, certs, alerts = (rows for _, rows in tables)
+    assert sorted(r.split()[0] for r in alerts) == [
+        "cluster_certs_about_to_expire",
+        "node_internal_certs_about_to_expire"], p.stdout
     assert len(nodes) == 1 and len(dbs) == 2, p.stdout
     # api and metrics_exporter: names of different lengths, one column.
     assert sorted(r.split()[1] for r in certs) == sorted(CERT_NAMES), p.stdout

@@ -333,9 +333,10 @@ def test_two_nodes_renew_once(make_node, etcd1):
     jobs_put(second, enabled=False)
     short_api = rotate(first, "api", 3)
     answers = {}
+    first_try = {}
 
     def enable(n):
-        answers[n.uid] = n.sock("PUT", "/v1/job_scheduler",
+        answers[n.uid] = first_try[n.uid] = n.sock("PUT", "/v1/job_scheduler",
                                 {"cert_rotation_job_settings":
                                  {"enabled": True}})
     threads = [threading.Thread(target=enable, args=(n,)) for n in both]
@@ -354,6 +355,9 @@ def test_two_nodes_renew_once(make_node, etcd1):
                                        {"enabled": True}})
         assert r.status_code == 200, (uid, r.text)
     api = wait_version(first, "api", short_api["version"] + 1)
+    print("concurrent PUTs answered %s; api renewed by node %s" % (
+        {u: r.status_code for u, r in first_try.items()},
+        [e.get("node_uid") for e in renewed_events(first, "api")]))
     check_renewed(api, short_api["fingerprint_sha256"])
 
     # Let every node's tick run a few times more: still one renewal each.
@@ -467,7 +471,7 @@ BAD_BODIES = [
     {"cert_rotation_job_settings": {"enabled": False}, "other_job": {}},
     {"backup_job_settings": {"cron_expression": "0 * * * *"}},
     [],
-    "cert_rotation_job_settings",
+    [{"cert_rotation_job_settings": {"enabled": False}}],
     {"cert_rotation_job_settings": "enabled"},
     {"cert_rotation_job_settings": ["enabled", False]},
     {"cert_rotation_job_settings": None},
@@ -497,7 +501,6 @@ BAD_FIELDS = [
     {"cron_expression": "* * * 13 *"},
     {"cron_expression": "* * * * 8"},
     {"cron_expression": "30-10 * * * *"},
-    {"cron_expression": "1,,2 * * * *"},
     {"cron_expression": 5},
     {"cron_expression": None},
     # A good field with a bad one: nothing of it is stored.
@@ -539,8 +542,13 @@ def test_settings_validation(node):
                          {"cert_rotation_job_settings":
                           {"cron_expression": "61 * * * *"}}),
                  400, "invalid_schema")
-    assert_error(n.https("PUT", "/v1/job_scheduler", "{not json"),
-                 400, "invalid_schema")
+    # Not a JSON object at all: refused before the settings are looked at.
+    for raw in ("{not json", '"cert_rotation_job_settings"', "true", "null",
+                "1", ""):
+        r = n.https("PUT", "/v1/job_scheduler", raw)
+        assert r.status_code == 400, (raw, r.text)
+        assert r.json()["error_code"] in ("invalid_json", "invalid_schema"), \
+            (raw, r.text)
     assert jobs_get(n) == stored
     assert len(events(n, "job_scheduler_changed")) == changes
 
@@ -570,3 +578,21 @@ def test_settings_validation(node):
     assert versions(n) == before
     assert rotate(n, "proxy", 825)["version"] == before["proxy"] + 1
     assert rotate(n, "proxy", 1)["version"] == before["proxy"] + 2
+
+
+def test_cron_list_elements_must_not_be_empty(node):
+    """A comma list with an empty element is not a cron field (cron(8)
+    refuses "1,,2"); moatd must not store it."""
+    n = node
+    stored = jobs_put(n, cron_expression="0,30 * * * *")
+    wrong = []
+    for cron in ("1,,2 * * * *", "1, * * * *", ",1 * * * *", "* * * * 1,",
+                 ", * * * *"):
+        r = n.sock("PUT", "/v1/job_scheduler",
+                   {"cert_rotation_job_settings": {"cron_expression": cron}})
+        if r.status_code != 400 or \
+                r.json().get("error_code") != "invalid_schema":
+            wrong.append((cron, r.status_code, jobs_get(n)))
+            jobs_put(n, **stored)
+    assert not wrong, "malformed cron expressions accepted: %r" % wrong
+    assert jobs_get(n) == stored

@@ -44,6 +44,7 @@ static const struct api_route api_routes[] = {
 	{ EVHTTP_REQ_PUT, "/v1/cluster/certificates", PERM_UPDATE_CLUSTER, 1, api_certs_put, 0 },
 	{ EVHTTP_REQ_POST, "/v1/cluster/certificates/rotate", PERM_UPDATE_CLUSTER, 1, api_certs_rotate, 0 },
 	{ EVHTTP_REQ_POST, "/v1/cluster/certificates/ca/rotate", PERM_UPDATE_CLUSTER, 1, api_ca_rotate, 0 },
+	{ EVHTTP_REQ_POST, "/v1/cluster/certificates/import", PERM_UPDATE_CLUSTER, 1, api_certs_import, 0 },
 	{ EVHTTP_REQ_GET, "/v1/cluster/certificates/:name", PERM_VIEW_CLUSTER, 1, api_cert_get, 0 },
 	{ EVHTTP_REQ_GET, "/v1/cluster/certificates/:name/history", PERM_VIEW_CLUSTER, 1, api_cert_history, 0 },
 	{ EVHTTP_REQ_POST, "/v1/cluster/certificates/:name/rollback", PERM_UPDATE_CLUSTER, 1, api_cert_rollback, 0 },

@@ -393,6 +393,27 @@ api_ca_rotate(struct api_req *r, struct err *e)
 	return ca_rotate(r, json_number_value(g), now, e);
 }
 
+/* The node reads the folder itself: only through its control socket
+ * (root on this machine), never for a caller over the network. */
+int
+api_certs_import(struct api_req *r, struct err *e)
+{
+	json_t		*b;
+	json_error_t	 je;
+	const char	*folder;
+
+	if (!r->local)
+		return err_set(e, E_FORBIDDEN, "an import reads files on the "
+		    "node: it is accepted on the node's control socket only "
+		    "(moatadm cluster certificate import <folder>)");
+	if ((b = api_body(r, 0, e)) == NULL)
+		return -1;
+	if (json_unpack_ex(b, &je, JSON_STRICT, "{s:s}", "folder",
+	    &folder) != 0)
+		return schema_error(e, &je, "{\"folder\": <absolute path>}");
+	return certs_import(r, folder, e);
+}
+
 int
 api_nodes_get(struct api_req *r, struct err *e)
 {

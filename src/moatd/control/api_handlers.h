@@ -19,6 +19,7 @@ int	 api_cert_rollback(struct api_req *, struct err *);
 int	 api_cert_delete(struct api_req *, struct err *);
 int	 api_certs_rotate(struct api_req *, struct err *);
 int	 api_ca_rotate(struct api_req *, struct err *);
+int	 api_certs_import(struct api_req *, struct err *);
 int	 api_alerts_get(struct api_req *, struct err *);
 int	 api_alert_get(struct api_req *, struct err *);
 int	 api_logs_get(struct api_req *, struct err *);

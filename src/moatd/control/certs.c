@@ -13,6 +13,7 @@
 #include "apply.h"
 #include "certs.h"
 #include "events.h"
+#include "fsutil.h"
 #include "log.h"
 #include "nodes.h"
 #include "rollout.h"
@@ -278,20 +279,24 @@ certs_commit_and_wait(struct api_req *r, struct store_txn *t,
 	return api_park(r, &w, certs_answer);
 }
 
-int
-certs_update(struct api_req *r, const struct cert_change *ch, size_t nch,
-    int single, struct err *e)
+/*
+ * Validate ch[0..nch) whole and, when all are good, fill *tp with their
+ * documents (and history, and events); versions[] gets the versions
+ * each will have, s->list the answer's entries.  *tp is empty when every
+ * one is already in place.
+ */
+static int
+certs_update_prepare(struct node *n, const struct cert_change *ch,
+    size_t nch, const char *who, struct store_txn **tp, int *versions,
+    struct certs_state *s, struct err *e)
 {
-	struct node		*n = r->n;
 	struct cluster_doc	 c;
 	struct x509_material	*m[CERT__COUNT] = { NULL };
 	struct store_txn	*t = NULL;
-	struct certs_state	*s = NULL;
 	struct cert_doc		 cd, nd;
 	json_t			*doc[CERT__COUNT] = { NULL }, *ndoc;
 	char			 skey[SCHEMA_KEY_MAX], fp[100], oldfp[100];
 	char			*now = NULL;
-	int			 versions[CERT__COUNT] = { 0 };
 	int			 seen[CERT__COUNT] = { 0 };
 	int64_t			 crev, rev[CERT__COUNT];
 	int			 id, rc = -1, puts = 0;
@@ -317,13 +322,10 @@ certs_update(struct api_req *r, const struct cert_change *ch, size_t nch,
 		if (certs_validate(&c, &ch[k], id, &m[id], e) == -1)
 			goto out;
 	}
-	if ((t = store_txn_new()) == NULL || (now = iso_now()) == NULL ||
-	    (s = calloc(1, sizeof(*s))) == NULL ||
-	    (s->list = json_array()) == NULL) {
+	if ((t = store_txn_new()) == NULL || (now = iso_now()) == NULL) {
 		err_set(e, E_INTERNAL, "out of memory");
 		goto out;
 	}
-	s->single = single;
 	/* The policy the certificates were checked against must still be
 	 * the cluster's when they are stored. */
 	store_txn_cmp(t, schema_key(SK_CLUSTER), crev);
@@ -352,7 +354,7 @@ certs_update(struct api_req *r, const struct cert_change *ch, size_t nch,
 		nd.key = ch[k].key_pem;
 		nd.version = versions[id];
 		nd.updated_at = now;
-		nd.updated_by = r->who;
+		nd.updated_by = who;
 		nd.by_cluster_ca = ch[k].by_cluster_ca;
 		ndoc = cert_doc_encode(id, &nd);
 		store_txn_put_json(t, skey, ndoc);
@@ -371,14 +373,14 @@ certs_update(struct api_req *r, const struct cert_change *ch, size_t nch,
 		json_t *it = json_array_get(s->list, k);
 		if (json_is_true(json_object_get(it, "unchanged"))) {
 			log_info("%s set certificate %s to what it already is; "
-			    "nothing changed", r->who, ch[k].name);
+			    "nothing changed", who, ch[k].name);
 			continue;
 		}
 		id = cert_id_of(ch[k].name);
 		cert_doc_decode(doc[id], &cd, NULL);
 		certs_doc_fingerprint(cd.certificate, oldfp);
 		log_audit("%s replaces certificate %s: version %d, sha256 %s "
-		    "-> %s", r->who, ch[k].name, versions[id], oldfp,
+		    "-> %s", who, ch[k].name, versions[id], oldfp,
 		    json_string_value(json_object_get(it,
 		    "fingerprint_sha256")));
 		if (puts > 0)
@@ -386,18 +388,65 @@ certs_update(struct api_req *r, const struct cert_change *ch, size_t nch,
 			    "certificate_rolled_back" : "certificate_updated",
 			    ch[k].name, versions[id], oldfp,
 			    json_string_value(json_object_get(it,
-			    "fingerprint_sha256")), r->who, ch[k].rollback_of);
+			    "fingerprint_sha256")), who, ch[k].rollback_of);
 	}
-	rc = certs_commit_and_wait(r, t, versions, s, e);
-	s = NULL;
+	*tp = t;
+	t = NULL;
+	rc = 0;
 out:
 	for (id = 0; id < CERT__COUNT; id++) {
 		x509_material_free(m[id]);
 		json_decref(doc[id]);
 	}
-	certs_state_free(s);
 	cluster_doc_clear(&c);
 	free(now);
+	store_txn_free(t);
+	return rc;
+}
+
+int
+certs_update(struct api_req *r, const struct cert_change *ch, size_t nch,
+    int single, struct err *e)
+{
+	struct store_txn	*t = NULL;
+	struct certs_state	*s;
+	int			 versions[CERT__COUNT] = { 0 };
+	int			 rc;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (s->list = json_array()) == NULL) {
+		free(s);
+		return err_set(e, E_INTERNAL, "out of memory");
+	}
+	s->single = single;
+	if (certs_update_prepare(r->n, ch, nch, r->who, &t, versions, s,
+	    e) == -1) {
+		certs_state_free(s);
+		return -1;
+	}
+	rc = certs_commit_and_wait(r, t, versions, s, e);
+	store_txn_free(t);
+	return rc;
+}
+
+int
+certs_update_now(struct node *n, const struct cert_change *ch, size_t nch,
+    const char *who, json_t **out, struct err *e)
+{
+	struct store_txn	*t = NULL;
+	struct certs_state	 s;
+	int			 versions[CERT__COUNT] = { 0 };
+	int			 rc = -1;
+
+	memset(&s, 0, sizeof(s));
+	if ((s.list = json_array()) == NULL)
+		return err_set(e, E_INTERNAL, "out of memory");
+	if (certs_update_prepare(n, ch, nch, who, &t, versions, &s, e) == 0 &&
+	    (store_txn_len(t) == 0 || store_txn_commit(n->store, t, e) == 0)) {
+		*out = json_incref(s.list);
+		rc = 0;
+	}
+	json_decref(s.list);
 	store_txn_free(t);
 	return rc;
 }
@@ -879,5 +928,141 @@ out:
 	store_kvs_free(kv, nkv);
 	json_decref(pick);
 	json_decref(curdoc);
+	return rc;
+}
+
+/* ---- the legacy files ---- */
+
+#define LEGACY_FILE_MAX	(1024 * 1024)
+
+/* The files of one import: owned strings, freed with legacy_free. */
+struct legacy {
+	struct cert_change	 ch[CERT__COUNT];
+	char			*cert[CERT__COUNT], *key[CERT__COUNT];
+	size_t			 n;
+};
+
+static void
+legacy_free(struct legacy *l)
+{
+	int i;
+
+	for (i = 0; i < CERT__COUNT; i++) {
+		free(l->cert[i]);
+		x509_pem_free(l->key[i]);
+	}
+}
+
+/*
+ * Read <name>_cert.pem / <name>_key.pem for every name in dir, and
+ * chain_certs.pem: each leaf gets the issuers it needs from it.  A file
+ * without its partner is an error; a name with neither is left as it is.
+ */
+static int
+legacy_read(const char *dir, struct legacy *l, struct err *e)
+{
+	char	 path[4096], *pool = NULL, *c, *k;
+	int	 i, rc, rk;
+
+	memset(l, 0, sizeof(*l));
+	snprintf(path, sizeof(path), "%s/chain_certs.pem", dir);
+	if (fs_read(path, LEGACY_FILE_MAX, &pool, e) == -1)
+		return -1;
+	for (i = 0; i < CERT__COUNT; i++) {
+		const char *name = cert_services[i].name;
+		c = k = NULL;
+		snprintf(path, sizeof(path), "%s/%s_cert.pem", dir, name);
+		if ((rc = fs_read(path, LEGACY_FILE_MAX, &c, e)) == -1)
+			goto fail;
+		snprintf(path, sizeof(path), "%s/%s_key.pem", dir, name);
+		if ((rk = fs_read(path, LEGACY_FILE_MAX, &k, e)) == -1) {
+			free(c);
+			goto fail;
+		}
+		if (rc == 1 && rk == 1)
+			continue;
+		if (rc != rk) {
+			err_set(e, E_INVALID_CONFIG, "%s/%s_%s.pem is there but "
+			    "not %s_%s.pem: give both files of a pair", dir,
+			    name, rc == 0 ? "cert" : "key", name, rc == 0 ?
+			    "key" : "cert");
+			free(c);
+			x509_pem_free(k);
+			goto fail;
+		}
+		l->cert[i] = x509_chain_complete(c, pool, e);
+		free(c);
+		l->key[i] = k;
+		if (l->cert[i] == NULL) {
+			certs_err_about(e, name);
+			goto fail;
+		}
+		l->ch[l->n].name = name;
+		l->ch[l->n].cert_pem = l->cert[i];
+		l->ch[l->n].key_pem = l->key[i];
+		l->n++;
+	}
+	free(pool);
+	if (l->n == 0)
+		return err_set(e, E_INVALID_CONFIG, "no certificate files in %s "
+		    "(expected pairs such as proxy_cert.pem and proxy_key.pem, "
+		    "for %s)", dir, cert_names_list());
+	return 0;
+fail:
+	free(pool);
+	legacy_free(l);
+	return -1;
+}
+
+int
+certs_import(struct api_req *r, const char *dir, struct err *e)
+{
+	struct legacy	 l;
+	int		 rc;
+
+	if (dir[0] != '/')
+		return err_set(e, E_INVALID_SCHEMA, "folder must be an absolute "
+		    "path on this node");
+	if (legacy_read(dir, &l, e) == -1)
+		return -1;
+	rc = certs_update(r, l.ch, l.n, 0, e);
+	legacy_free(&l);
+	return rc;
+}
+
+int
+certs_import_dir(struct node *n, const char *dir, const char *who)
+{
+	struct legacy	 l;
+	struct err	 e = { 0 };
+	json_t		*out = NULL, *it;
+	size_t		 i, changed = 0;
+	int		 rc = -1;
+
+	if (n->store == NULL || n->uid <= 0) {
+		log_error("%s: no cluster store to import into", who);
+		return -1;
+	}
+	if (legacy_read(dir, &l, &e) == -1) {
+		log_error("%s: nothing imported from %s: %s", who, dir,
+		    err_msg(&e));
+		err_clear(&e);
+		return -1;
+	}
+	if (certs_update_now(n, l.ch, l.n, who, &out, &e) == -1)
+		log_error("%s: nothing imported from %s: %s", who, dir,
+		    err_msg(&e));
+	else {
+		json_array_foreach(out, i, it)
+			if (!json_is_true(json_object_get(it, "unchanged")))
+				changed++;
+		log_info("%s: imported %s: %zu certificate(s) changed, %zu "
+		    "already in place", who, dir, changed,
+		    json_array_size(out) - changed);
+		rc = 0;
+	}
+	err_clear(&e);
+	json_decref(out);
+	legacy_free(&l);
 	return rc;
 }

@@ -34,6 +34,11 @@ int	 certs_issue_into(struct store_txn *t, int id, const char *ca_cert,
  */
 int	 certs_update(struct api_req *r, const struct cert_change *ch,
 	    size_t nch, int single, struct err *e);
+/* The same without a request: commit and return at once (the nodes
+ * converge on their own); *out gets [{name, version, fingerprint_sha256,
+ * unchanged}].  For moatd's own callers (SIGHUP's import). */
+int	 certs_update_now(struct node *n, const struct cert_change *ch,
+	    size_t nch, const char *who, json_t **out, struct err *e);
 /* Re-issue name (or every certificate the cluster CA issued when NULL)
  * from the cluster CA; force: operator certificates too; days: the new
  * certificates' lifetime (0: the default, 365). */
@@ -65,6 +70,16 @@ json_t	*certs_history_json(struct node *n, const char *name, struct err *e);
  */
 int	 certs_rollback(struct api_req *r, const char *name, int version,
 	    struct err *e);
+/*
+ * The seed's legacy procedure: the pairs <name>_cert.pem/<name>_key.pem
+ * found in dir (plus chain_certs.pem for their issuers) replace those
+ * certificates in one transaction, validated like any update.
+ * certs_import answers r (API_ASYNC, like an update); certs_import_dir
+ * is SIGHUP's: it logs what it did (who names the trigger) and does not
+ * wait for the rollout.
+ */
+int	 certs_import(struct api_req *r, const char *dir, struct err *e);
+int	 certs_import_dir(struct node *n, const char *dir, const char *who);
 /* RS shape {"<name>_cert": PEM, ...}; never keys. */
 json_t	*certs_list_json(struct node *n, struct err *e);
 json_t	*certs_describe_json(struct node *n, const char *name, struct err *e);
