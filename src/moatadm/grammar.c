@@ -299,7 +299,7 @@ static const struct token t_main[] = {
 	  .next = t_info },
 	{ .type = TOK_KEYWORD, .keyword = "status", .slot = NO_SLOT,
 	  .action = cmd_status_show, .next = t_end,
-	  .help = "nodes, databases and the certificates each node serves" },
+	  .help = "nodes, databases, the certificates each node serves, alerts" },
 	{ .type = TOK_KEYWORD, .keyword = "node", .slot = NO_SLOT,
 	  .next = t_node },
 	{ .type = TOK_KEYWORD, .keyword = "help", .slot = NO_SLOT,
