@@ -340,9 +340,9 @@ def test_two_nodes_renew_once(make_node, etcd1):
     first_try = {}
 
     def enable(n):
-        answers[n.uid] = first_try[n.uid] = n.sock("PUT", "/v1/job_scheduler",
-                                {"cert_rotation_job_settings":
-                                 {"enabled": True}})
+        r = n.sock("PUT", "/v1/job_scheduler",
+                   {"cert_rotation_job_settings": {"enabled": True}})
+        answers[n.uid] = first_try[n.uid] = r
     threads = [threading.Thread(target=enable, args=(n,)) for n in both]
     for t in threads:
         t.start()
