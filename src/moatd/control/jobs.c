@@ -57,6 +57,9 @@ cron_field(const char *f, size_t len, int k, unsigned long long *bits)
 		return -1;
 	memcpy(buf, f, len);
 	buf[len] = '\0';
+	/* strtok_r would skip an empty item: "1,,2" and "5," are typos. */
+	if (buf[0] == ',' || buf[len - 1] == ',' || strstr(buf, ",,") != NULL)
+		return -1;
 	*bits = 0;
 	for (tok = strtok_r(buf, ",", &save); tok != NULL;
 	    tok = strtok_r(NULL, ",", &save)) {
@@ -65,7 +68,8 @@ cron_field(const char *f, size_t len, int k, unsigned long long *bits)
 		if (slash != NULL) {
 			*slash = '\0';
 			step = strtol(slash + 1, &end, 10);
-			if (slash[1] == '\0' || *end != '\0' || step < 1 ||
+			if (slash[1] < '0' || slash[1] > '9' || *end != '\0' ||
+			    step < 1 ||
 			    step > cron_range[k].hi)
 				return -1;
 		}
@@ -73,14 +77,16 @@ cron_field(const char *f, size_t len, int k, unsigned long long *bits)
 			a = cron_range[k].lo;
 			b = cron_range[k].hi;
 		} else {
-			a = strtol(tok, &end, 10);
-			if (end == tok)
+			if (*tok < '0' || *tok > '9')
 				return -1;
+			a = strtol(tok, &end, 10);
 			b = a;
 			if (*end == '-') {
 				char *e2;
+				if (end[1] < '0' || end[1] > '9')
+					return -1;
 				b = strtol(end + 1, &e2, 10);
-				if (e2 == end + 1 || *e2 != '\0')
+				if (*e2 != '\0')
 					return -1;
 			} else if (*end != '\0')
 				return -1;
@@ -181,10 +187,10 @@ jobs_settings_put(struct node *n, const json_t *body, const char *who,
     json_t **out, struct err *e)
 {
 	struct store_txn	*t = NULL;
-	json_t			*cur, *crt, *v, *given;
+	json_t			*cur = NULL, *crt, *v, *given;
 	const char		*k;
 	int64_t			 rev;
-	int			 rc = -1;
+	int			 rc = -1, tries;
 
 	if (!json_is_object(body) || json_object_size(body) == 0)
 		return err_set(e, E_INVALID_SCHEMA, "expected "
@@ -224,20 +230,31 @@ jobs_settings_put(struct node *n, const json_t *body, const char *who,
 			    "(cron_expression, enabled, "
 			    "expiry_days_before_rotation)", k);
 	}
-	if ((cur = jobs_settings(n, &rev, e)) == NULL)
-		return -1;
-	crt = json_object_get(cur, "cert_rotation_job_settings");
-	json_object_update(crt, given);
-	if ((t = store_txn_new()) == NULL) {
-		err_set(e, E_INTERNAL, "out of memory");
-		goto out;
+	/* Two PUTs at once through two nodes: each merges its fields over
+	 * what the other stored, rather than one failing. */
+	for (tries = 0; tries < 3; tries++) {
+		json_decref(cur);
+		store_txn_free(t);
+		t = NULL;
+		if ((cur = jobs_settings(n, &rev, e)) == NULL)
+			return -1;
+		crt = json_object_get(cur, "cert_rotation_job_settings");
+		json_object_update(crt, given);
+		if ((t = store_txn_new()) == NULL) {
+			err_set(e, E_INTERNAL, "out of memory");
+			goto out;
+		}
+		store_txn_cmp(t, schema_key(SK_JOBS), rev);
+		store_txn_put_json(t, schema_key(SK_JOBS), cur);
+		events_txn_add(n, t, "job_scheduler_changed", "INFO", json_pack(
+		    "{s:O, s:s}", "cert_rotation_job_settings", crt, "user",
+		    who));
+		if (store_txn_commit(n->store, t, e) == 0)
+			break;
+		if (e == NULL || e->code != E_CONFLICT || tries == 2)
+			goto out;
+		err_clear(e);
 	}
-	store_txn_cmp(t, schema_key(SK_JOBS), rev);
-	store_txn_put_json(t, schema_key(SK_JOBS), cur);
-	events_txn_add(n, t, "job_scheduler_changed", "INFO", json_pack(
-	    "{s:O, s:s}", "cert_rotation_job_settings", crt, "user", who));
-	if (store_txn_commit(n->store, t, e) == -1)
-		goto out;
 	log_audit("%s set cert_rotation_job_settings: enabled %s, %d days "
 	    "before expiry, cron \"%s\"", who, json_is_true(json_object_get(crt,
 	    "enabled")) ? "true" : "false", (int)json_integer_value(
