@@ -13,8 +13,6 @@ import signal
 import time
 import urllib.parse
 
-import pytest
-
 import certgen
 import moatlib
 from moatlib import (ADMIN_EMAIL, ADMIN_PASSWORD, FQDN, ISO_RE, TIME_SCALE,
@@ -588,7 +586,6 @@ def test_killed_node_is_down_once_and_up_again(etcd1, make_node):
     assert count(n1, "node_down") == count(n1, "node_up") == 0
 
     kill9(n2)
-    t0 = time.monotonic()
     down = wait_event(n1, "node_down", timeout=NODE_DOWN_WAIT, uid=2)
     check_event_common(down, node_uid=1)
     assert down["addr"] == "127.0.0.2", down
@@ -597,7 +594,6 @@ def test_killed_node_is_down_once_and_up_again(etcd1, make_node):
     time.sleep(TICK + 1)
     assert count(n1, "node_down", uid=2) == 1, logs(n1)
     assert count(n1, "node_down", uid=1) == 0, logs(n1)
-    assert time.monotonic() - t0 < NODE_DOWN_WAIT + TICK + 5
 
     n2.start()
     up = wait_event(n1, "node_up", uid=2)

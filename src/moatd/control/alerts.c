@@ -62,7 +62,8 @@ threshold_days(const json_t *v)
 
 	if (json_is_integer(v))
 		d = (long)json_integer_value(v);
-	else if ((s = json_string_value(v)) != NULL && *s != '\0') {
+	else if ((s = json_string_value(v)) != NULL && *s >= '0' &&
+	    *s <= '9') {
 		d = strtol(s, &end, 10);
 		if (*end != '\0')
 			return -1;

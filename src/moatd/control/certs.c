@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "apply.h"
 #include "certs.h"
@@ -968,6 +969,22 @@ legacy_read(const char *dir, struct legacy *l, struct err *e)
 	snprintf(path, sizeof(path), "%s/chain_certs.pem", dir);
 	if (fs_read(path, LEGACY_FILE_MAX, &pool, e) == -1)
 		return -1;
+	if (pool != NULL) {
+		/* Its own errors under its own name, not a leaf's. */
+		struct x509_material *pm = NULL;
+		if (x509_material_parse(pool, NULL, &pm, e) == -1) {
+			char *msg = e != NULL ? e->msg : NULL;
+			if (e != NULL) {
+				e->msg = NULL;
+				err_set(e, e->code, "%s/chain_certs.pem: %s", dir,
+				    msg ? msg : "does not parse");
+			}
+			free(msg);
+			free(pool);
+			return -1;
+		}
+		x509_material_free(pm);
+	}
 	for (i = 0; i < CERT__COUNT; i++) {
 		const char *name = cert_services[i].name;
 		c = k = NULL;
@@ -1020,9 +1037,14 @@ certs_import(struct api_req *r, const char *dir, struct err *e)
 	struct legacy	 l;
 	int		 rc;
 
+	struct stat	 st;
+
 	if (dir[0] != '/')
 		return err_set(e, E_INVALID_SCHEMA, "folder must be an absolute "
 		    "path on this node");
+	if (stat(dir, &st) == -1 || !S_ISDIR(st.st_mode))
+		return err_set(e, E_INVALID_CONFIG, "%s is not a folder on this "
+		    "node", dir);
 	if (legacy_read(dir, &l, e) == -1)
 		return -1;
 	rc = certs_update(r, l.ch, l.n, 0, e);

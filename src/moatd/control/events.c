@@ -212,7 +212,7 @@ events_query_parse(struct events_query *q, const char *stime,
 	}
 	if (limit != NULL) {
 		v = strtol(limit, &end, 10);
-		if (*limit == '\0' || *end != '\0' || v < 1 ||
+		if (*limit < '0' || *limit > '9' || *end != '\0' || v < 1 ||
 		    v > EVENTS_LIMIT)
 			return err_set(e, E_INVALID_SCHEMA, "limit must be a "
 			    "number from 1 to %d", EVENTS_LIMIT);
@@ -220,7 +220,8 @@ events_query_parse(struct events_query *q, const char *stime,
 	}
 	if (offset != NULL) {
 		v = strtol(offset, &end, 10);
-		if (*offset == '\0' || *end != '\0' || v < 0 || v > 1000000)
+		if (*offset < '0' || *offset > '9' || *end != '\0' ||
+		    v > 1000000)
 			return err_set(e, E_INVALID_SCHEMA, "offset must be a "
 			    "number from 0");
 		q->offset = v;

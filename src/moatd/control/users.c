@@ -353,12 +353,12 @@ auth_fail(struct node *n, const char *email, const char *peer, struct err *e)
 	size_t	 i;
 
 	fail_record(peer);
-	log_warn("failed sign-in for \"%.64s\" from %s", email, peer);
-	/* The name as given, printable ASCII only: the event log is read
-	 * by people and tools, never a channel for a forged line. */
+	/* The name as given, printable ASCII only: the logs are read by
+	 * people and tools, never a channel for a forged line. */
 	for (i = 0; email[i] != '\0' && i < sizeof(user) - 1; i++)
 		user[i] = email[i] >= 0x20 && email[i] < 0x7f ? email[i] : '?';
 	user[i] = '\0';
+	log_warn("failed sign-in for \"%s\" from %s", user, peer);
 	events_add(n, "failed_sign_in", "WARNING", json_pack("{s:s, s:s}",
 	    "user", user, "peer", peer));
 	return err_set(e, E_UNAUTHORIZED, "invalid username or password");
