@@ -493,6 +493,22 @@ def test_replace_cm_good_pair(ui, node, test_ca, tmpdir_short):
     assert s.status_code == 200 and s.json()["email"] == node.email, s.text
 
 
+def test_overview_shows_expiry_alert(ui, node, test_ca):
+    """An operator's proxy certificate 10 days from expiry: the overview
+    says which alert is on, which certificate, and how long it has."""
+    wait_cm(node)
+    leaf = certgen.make_leaf(test_ca, sans=certgen.service_sans(
+        node.fqdn, ips=(node.addr,)), days=10)
+    r = node.sock("PUT", "/v1/cluster/update_cert", {
+        "name": "proxy", "certificate": leaf.cert_pem, "key": leaf.key_pem})
+    assert r.status_code == 200, r.text
+    r = ui.run("overview_alert", node, alert="cluster_certs_about_to_expire",
+               cert="proxy")
+    assert "cluster_certs_about_to_expire" in r["said"], r
+    assert "45 days" in r["said"] and "left" in r["said"], r
+    assert r["alert_items"] == 1, r
+
+
 def test_policy_min_control_tls13(ui, node):
     wait_cm(node)
     ctx = tls_client_context(cafile=node.ca,

@@ -98,6 +98,17 @@ const scenarios = {
       cookie: cookieFacts(await sessionCookie(page.context())) };
   },
 
+  // The overview lists the alerts that are on (GET /v1/cluster/alerts):
+  // a.alert is the alert's name, a.cert a certificate it must name.
+  async overview_alert(h, a) {
+    const page = await h.page();
+    await signIn(page, a.url, a.email, a.password);
+    const item = page.locator(`ul#attention li[data-kind="alert"][data-alert="${a.alert}"]`);
+    const said = await text(item, a.cert, `ul#attention's item for the ${a.alert} alert`);
+    const others = await page.locator('ul#attention li[data-kind="alert"]').count();
+    return { said, alert_items: others };
+  },
+
   async signout(h, a) {
     const page = await h.page();
     await signIn(page, a.url, a.email, a.password);
