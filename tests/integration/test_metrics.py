@@ -554,3 +554,58 @@ def test_plain_http_and_wrong_name_get_nothing(ro_node):
     with pytest.raises(ssl.SSLCertVerificationError):
         served_cert_der(n.addr, n.metrics_port, "other.example.com",
                         cafile=n.ca)
+
+
+# -- 6. refused client certificates -------------------------------------------
+
+def test_client_cert_refused_is_counted(db_node, test_ca):
+    """A database that requires client certificates from test_ca: a client
+    with none, and one from another CA, are each counted as
+    client_cert_refused (not as a generic error); one from test_ca as ok."""
+    n = db_node
+    sans = ["DNS:client.example"]
+    good = certgen.make_leaf(test_ca, sans=sans, cn="good")
+    other = certgen.make_leaf(certgen.make_ca("moat other CA"), sans=sans,
+                              cn="other")
+    db = make_bdb(n, tls=True, name="mtls",
+                  enforce_client_authentication="enabled",
+                  authentication_ssl_client_certs=[
+                      {"client_cert": test_ca.cert_pem}])
+    uid, port = str(db["uid"]), db["port"]
+
+    def attempt(leaf):
+        ctx = tls_client_context(cafile=n.ca)
+        if leaf is not None:
+            d = moatlib.short_tmpdir("moat-mtls-")
+            cert, key = os.path.join(d, "c.pem"), os.path.join(d, "k.pem")
+            with open(cert, "w") as f:
+                f.write(leaf.cert_pem)
+            with open(key, "w") as f:
+                f.write(leaf.key_pem)
+            ctx.load_cert_chain(cert, key)
+            shutil.rmtree(d, ignore_errors=True)
+        try:
+            s = tls_data_connect(n, port, ctx)
+        except (ssl.SSLError, OSError):
+            return False
+        try:
+            # TLS 1.3: the server's verdict on the client's certificate
+            # arrives after the client's side of the handshake is done.
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+        except (ssl.SSLError, OSError):
+            return False
+        finally:
+            s.close()
+
+    base = metrics(n)
+    assert not attempt(None)
+    assert not attempt(other)
+    assert attempt(good)
+    after = poll(n, lambda s: hs(s, "bdb", "client_cert_refused", uid) >=
+                 hs(base, "bdb", "client_cert_refused", uid) + 2,
+                 what="two client_cert_refused handshakes")
+    assert hs(after, "bdb", "client_cert_refused", uid) - \
+        hs(base, "bdb", "client_cert_refused", uid) == 2
+    assert hs(after, "bdb", "ok", uid) - hs(base, "bdb", "ok", uid) == 1
+    assert hs(after, "bdb", "error", uid) == hs(base, "bdb", "error", uid)
