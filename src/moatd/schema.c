@@ -637,13 +637,41 @@ schema_check(struct store *s, struct err *e)
 }
 
 char *
-iso_now(void)
+iso_time(time_t t, char buf[ISO_TIME_LEN])
 {
-	char		 buf[32];
-	time_t		 t = time(NULL);
-	struct tm	 tm;
+	struct tm tm;
 
 	gmtime_r(&t, &tm);
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return strdup(buf);
+	strftime(buf, ISO_TIME_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
+}
+
+char *
+iso_now(void)
+{
+	char buf[ISO_TIME_LEN];
+
+	return strdup(iso_time(time(NULL), buf));
+}
+
+int
+iso_parse(const char *s, int date_ok, time_t *out)
+{
+	struct tm	 tm;
+	const char	*end;
+
+	memset(&tm, 0, sizeof(tm));
+	if (s == NULL)
+		return -1;
+	if ((end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)) == NULL) {
+		memset(&tm, 0, sizeof(tm));
+		if (!date_ok || (end = strptime(s, "%Y-%m-%d", &tm)) == NULL)
+			return -1;
+	}
+	if (*end == 'Z')
+		end++;
+	if (*end != '\0')
+		return -1;
+	*out = timegm(&tm);
+	return 0;
 }

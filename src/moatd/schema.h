@@ -11,6 +11,8 @@
 
 #include <stdint.h>
 
+#include <time.h>
+
 #include <jansson.h>
 
 #include "err.h"
@@ -231,5 +233,11 @@ int		 schema_put_version(struct store_txn *t);
 
 /* "2026-11-28T18:00:00Z" now, freshly allocated. */
 char		*iso_now(void);
+/* t as "2026-11-29T21:04:17Z" into buf; returns buf. */
+#define ISO_TIME_LEN	32
+char		*iso_time(time_t t, char buf[ISO_TIME_LEN]);
+/* The reverse (the Z optional; with date_ok, "2026-11-29" too): 0, or
+ * -1 when s is neither. */
+int		 iso_parse(const char *s, int date_ok, time_t *out);
 
 #endif

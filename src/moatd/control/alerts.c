@@ -166,10 +166,9 @@ alert_certs(struct node *n, enum alert_scope scope, struct err *e)
 	struct x509_material	*m;
 	struct cert_doc		 cd;
 	const char		*ca_cert, *ca_key;
-	char			 key[SCHEMA_KEY_MAX], na[32];
+	char			 key[SCHEMA_KEY_MAX], na[ISO_TIME_LEN];
 	json_t			*out = json_array(), *doc;
 	time_t			 t;
-	struct tm		 tm;
 	int			 i;
 
 	for (i = 0; out != NULL && i < CERT__COUNT + 1; i++) {
@@ -196,8 +195,7 @@ alert_certs(struct node *n, enum alert_scope scope, struct err *e)
 		m = NULL;
 		if (x509_material_parse(pem, NULL, &m, NULL) == 0) {
 			t = x509_material_not_after(m);
-			gmtime_r(&t, &tm);
-			strftime(na, sizeof(na), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			iso_time(t, na);
 			json_array_append_new(out, json_pack("{s:s, s:s, s:I, "
 			    "s:I, s:I, s:b}", "name", name, "not_after", na,
 			    "not_after_epoch", (json_int_t)t, "not_before_epoch",
@@ -219,12 +217,9 @@ fail:
 static char *
 iso_of(time_t t)
 {
-	char		 buf[32];
-	struct tm	 tm;
+	char buf[ISO_TIME_LEN];
 
-	gmtime_r(&t, &tm);
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return strdup(buf);
+	return strdup(iso_time(t, buf));
 }
 
 static char *

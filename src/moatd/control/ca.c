@@ -41,26 +41,6 @@ ca_fingerprint(const char *pem, char *fp)
 	x509_material_free(m);
 }
 
-static void
-iso_at(time_t t, char *buf, size_t len)
-{
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static time_t
-iso_parse(const char *s)
-{
-	struct tm tm;
-
-	memset(&tm, 0, sizeof(tm));
-	if (s == NULL || strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm) == NULL)
-		return 0;
-	return timegm(&tm);
-}
-
 /*
  * Step 2 into t: re-issue the cluster CA's leaves from doc's "next",
  * which becomes the signing CA; the old one stays as "previous".  doc is
@@ -119,7 +99,8 @@ ca_rotate(struct api_req *r, double grace_days, int now, struct err *e)
 	json_t			*doc = NULL, *cdoc = NULL, *list = NULL;
 	const char		*fqdn;
 	char			*cert = NULL, *key = NULL, *cn = NULL;
-	char			 at[32], stamp[32], oldfp[100], newfp[100];
+	char			 at[ISO_TIME_LEN], stamp[ISO_TIME_LEN];
+	char			 oldfp[100], newfp[100];
 	int64_t			 rev;
 	time_t			 t_at;
 	int			 rc = -1;
@@ -146,7 +127,7 @@ ca_rotate(struct api_req *r, double grace_days, int now, struct err *e)
 		goto out;
 	}
 	fqdn = json_string_value(json_object_get(cdoc, "name"));
-	iso_at(time(NULL), stamp, sizeof(stamp));
+	iso_time(time(NULL), stamp);
 	/* A name of its own, so that people and tools can tell the two
 	 * apart in a bundle. */
 	if (asprintf(&cn, "%s cluster CA %s", fqdn ? fqdn : "moat", stamp) ==
@@ -158,7 +139,7 @@ ca_rotate(struct api_req *r, double grace_days, int now, struct err *e)
 	if (x509_ca_create(cn, CA_DAYS, &cert, &key, e) == -1)
 		goto out;
 	t_at = time(NULL) + (time_t)(grace_days * 86400.0);
-	iso_at(t_at, at, sizeof(at));
+	iso_time(t_at, at);
 	ca_fingerprint(json_string_value(json_object_get(doc, "cert")),
 	    oldfp);
 	ca_fingerprint(cert, newfp);
@@ -294,6 +275,7 @@ ca_tick(struct node *n)
 	const char		*prev;
 	char			 fp[100];
 	int64_t			 rev;
+	time_t			 due;
 	int			 changed = 0;
 
 	if ((doc = schema_get(n->store, schema_key(SK_CA), &rev, NULL)) ==
@@ -303,8 +285,8 @@ ca_tick(struct node *n)
 	prev = json_string_value(json_object_get(doc, "previous"));
 	if ((t = store_txn_new()) == NULL || (list = json_array()) == NULL)
 		goto out;
-	if (next != NULL && time(NULL) >= iso_parse(json_string_value(
-	    json_object_get(next, "at")))) {
+	if (next != NULL && (iso_parse(json_string_value(json_object_get(next,
+	    "at")), 0, &due) == -1 || time(NULL) >= due)) {
 		if (ca_switch_into(n, t, doc, "CA rollover", list, &e) == -1)
 			goto out;
 		changed = 1;

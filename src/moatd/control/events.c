@@ -29,15 +29,11 @@ events_entry(struct node *n, const char *type, const char *severity,
     json_t *fields, char *key)
 {
 	struct timeval	 tv;
-	struct tm	 tm;
-	char		 ts[32];
+	char		 ts[ISO_TIME_LEN];
 	json_t		*ev;
-	time_t		 secs;
 
 	gettimeofday(&tv, NULL);
-	secs = tv.tv_sec;
-	gmtime_r(&secs, &tm);
-	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	iso_time(tv.tv_sec, ts);
 	snprintf(key, SCHEMA_KEY_MAX, "%s%016llx-%d-%u",
 	    schema_prefix(SK_EVENT), (unsigned long long)tv.tv_sec * 1000000ULL
 	    + (unsigned long long)tv.tv_usec, n->uid, events_seq++);
@@ -118,28 +114,6 @@ events_trim(struct node *n)
 	store_kvs_free(kv, nkv);
 }
 
-/* "2026-11-29T21:00:49Z", with or without the Z, or "2026-11-29";
- * -1 when it is neither. */
-static int
-events_parse_time(const char *s, time_t *out)
-{
-	struct tm	 tm;
-	const char	*end;
-
-	memset(&tm, 0, sizeof(tm));
-	if ((end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)) == NULL) {
-		memset(&tm, 0, sizeof(tm));
-		if ((end = strptime(s, "%Y-%m-%d", &tm)) == NULL)
-			return -1;
-	}
-	if (*end == 'Z')
-		end++;
-	if (*end != '\0')
-		return -1;
-	*out = timegm(&tm);
-	return 0;
-}
-
 /* The event's time from its key (exact to the microsecond). */
 static time_t
 events_key_time(const char *key)
@@ -159,10 +133,10 @@ events_list_json(struct node *n, const struct events_query *q,
 	json_t		*out, *ev;
 	long		 skipped = 0;
 
-	if (q->stime != NULL && events_parse_time(q->stime, &st) == -1)
+	if (q->stime != NULL && iso_parse(q->stime, 1, &st) == -1)
 		return err_set(e, E_INVALID_SCHEMA, "stime must be a time like "
 		    "2026-01-31T12:00:00Z"), NULL;
-	if (q->etime != NULL && events_parse_time(q->etime, &et) == -1)
+	if (q->etime != NULL && iso_parse(q->etime, 1, &et) == -1)
 		return err_set(e, E_INVALID_SCHEMA, "etime must be a time like "
 		    "2026-01-31T12:00:00Z"), NULL;
 	if (q->stime != NULL && q->etime != NULL && et < st)
