@@ -11,6 +11,7 @@ connections to a database, to the API and to the cm port) through a whole
 rollover."""
 
 import datetime
+import http.client
 import os
 import re
 import shutil
@@ -27,7 +28,8 @@ from cryptography import x509
 import certgen
 from moatlib import (CERT_NAMES, FP_RE, TIME_SCALE, assert_error,
                      basic_auth_header, dns_name, make_bdb, make_cluster,
-                     resp_ping, sha256_file, served_cert_der, wait_for)
+                     resp_ping, sha256_file, served_cert_der,
+                     tls_client_context, wait_for)
 
 CA_PATH = "/v1/cluster/certificates/ca"
 ROTATE_PATH = "/v1/cluster/certificates/ca/rotate"
@@ -67,10 +69,14 @@ def cm_url(n, path="/ca.pem"):
     return "https://%s:%d%s" % (n.addr, n.cm_port, path)
 
 
-def cm_ca_fps(n, verify=False):
-    r = requests.get(cm_url(n), verify=verify, timeout=10)
-    assert r.status_code == 200, r.text[:500]
-    return pem_fps(r.text)
+def cm_ca_fps(n, cafile=None):
+    """The CAs /ca.pem on n's cm port holds; the download verified against
+    cafile with the cluster FQDN (every node's certificate names it;
+    the first ones do not name a node that joined later by IP)."""
+    status, body, _ = https_get(n.addr, n.cm_port, "/ca.pem", cafile,
+                                n.fqdn)
+    assert status == 200, body[:500]
+    return pem_fps(body)
 
 
 def events(n, type_=None):
@@ -115,11 +121,11 @@ def is_verify_error(ex):
             "certificate verify failed" in s)
 
 
-def https_get(addr, port, path, cafile, servername, auth, timeout=10):
+def https_get(addr, port, path, cafile, servername, auth=None, timeout=10):
     """GET on a fresh TLS connection verified against cafile (host name
-    checked); returns (status, peer DER)."""
-    import http.client
-    ctx = ssl.create_default_context(cafile=cafile)
+    checked; no verification without cafile); returns (status, body text,
+    peer DER)."""
+    ctx = tls_client_context(cafile=cafile)
     raw = socket.create_connection((addr, port), timeout=timeout)
     conn = http.client.HTTPSConnection(addr, port, context=ctx,
                                        timeout=timeout)
@@ -127,12 +133,12 @@ def https_get(addr, port, path, cafile, servername, auth, timeout=10):
         conn.sock = ctx.wrap_socket(raw, server_hostname=servername)
         conn.auto_open = 0
         der = conn.sock.getpeercert(binary_form=True)
-        conn.request("GET", path, headers={
-            "Host": addr, "Connection": "close",
-            "Authorization": basic_auth_header(*auth)})
+        hdrs = {"Host": addr, "Connection": "close"}
+        if auth:
+            hdrs["Authorization"] = basic_auth_header(*auth)
+        conn.request("GET", path, headers=hdrs)
         r = conn.getresponse()
-        r.read()
-        return r.status, der
+        return r.status, r.read().decode("utf-8", "replace"), der
     finally:
         conn.close()
         raw.close()
@@ -175,17 +181,28 @@ class Reconnector(threading.Thread):
             self.bundle = write(workdir, "trust.pem", f.read())
         self.bundles = [(time.time(), file_fps(self.bundle))]
         self.leaves = {"redis": [], "sni": [], "api": [], "cm": []}
+        self.refresh_kinds = []
         self.connections = 0
         self.verify_failures = []
         self.failures = []
 
     def refresh(self):
-        r = requests.get(cm_url(self.n), verify=self.bundle, timeout=10)
-        assert r.status_code == 200, (r.status_code, r.text[:300])
-        fps = pem_fps(r.text)
-        assert fps, r.text[:300]
-        write(os.path.dirname(self.bundle), "trust.pem", r.text)
+        # Mostly a download verified against what it trusts already; now
+        # and then the node's own ca.pem file (which must never be seen
+        # half written).
+        if len(self.bundles) % 3 == 2:
+            with open(self.n.ca) as f:
+                text = f.read()
+            how = "file"
+        else:
+            r = requests.get(cm_url(self.n), verify=self.bundle, timeout=10)
+            assert r.status_code == 200, (r.status_code, r.text[:300])
+            text, how = r.text, "download"
+        fps = pem_fps(text)
+        assert fps and text.count("-----BEGIN") == len(fps), (how, text)
+        write(os.path.dirname(self.bundle), "trust.pem", text)
         self.bundles.append((time.time(), fps))
+        self.refresh_kinds.append(how)
 
     def cm(self):
         # The cm port's own leaf, as a fresh verified handshake sees it.
@@ -226,7 +243,7 @@ class Reconnector(threading.Thread):
         self.leaves["sni"].append((time.time(), der))
 
     def api_once(self):
-        status, der = https_get(self.n.addr, self.n.port, "/v1/cluster",
+        status, _, der = https_get(self.n.addr, self.n.port, "/v1/cluster",
                                 self.bundle, self.n.fqdn, self.n.creds)
         assert status == 200, status
         self.leaves["api"].append((time.time(), der))
@@ -337,8 +354,9 @@ def test_client_that_refreshes_never_fails(db_node):
         time.sleep(5)
     finally:
         stop.set()
-        client.join(60)
-        keeper.join(60)
+        for th in (client, keeper):
+            if th.ident is not None:
+                th.join(60)
         shutil.rmtree(workdir, ignore_errors=True)
     cas = {"old": old_ca, "new": new_ca}
     summary = {k: [signer(d, cas) for _, d in v]
@@ -353,6 +371,8 @@ def test_client_that_refreshes_never_fails(db_node):
     assert not client.failures, "%d failures: %s" % (
         len(client.failures), client.failures[:5])
     assert client.connections >= 60, client.connections
+    assert {"file", "download"} <= set(client.refresh_kinds), \
+        client.refresh_kinds
     # The bundle the client holds: the old CA, then both, then the new.
     shapes = [fps for _, fps in client.bundles]
     assert shapes[0] == [old_fp], shapes[0]
@@ -406,7 +426,7 @@ def test_steps_on_two_nodes_happen_once(make_node, etcd1):
     assert pem_fps(before["pem"]) == [old_fp]
     for n in nodes:
         assert file_fps(n.ca) == [old_fp], n.addr
-        assert cm_ca_fps(n, verify=n.ca) == [old_fp], n.addr
+        assert cm_ca_fps(n, n.ca) == [old_fp], n.addr
     versions = {name: first.cert_info(name)["version"] for name in CERT_NAMES}
     by_ca = {name: first.cert_info(name)["issued_by_cluster_ca"]
              for name in CERT_NAMES}
@@ -432,7 +452,7 @@ def test_steps_on_two_nodes_happen_once(make_node, etcd1):
     assert pem_fps(ans["pem"]) == [old_fp, new_fp]
     for n in nodes:
         assert file_fps(n.ca) == [old_fp, new_fp], n.addr
-        assert cm_ca_fps(n, verify=n.ca) == [old_fp, new_fp], n.addr
+        assert cm_ca_fps(n, n.ca) == [old_fp, new_fp], n.addr
         assert ca_get(n)["rollover"] == ans["rollover"]
 
     samples = []  # (time after the handshake, node, port kind, signer)
@@ -466,7 +486,7 @@ def test_steps_on_two_nodes_happen_once(make_node, etcd1):
     for n in nodes:
         assert wait_for(lambda: file_fps(n.ca) == [new_fp], 5 * TIME_SCALE), \
             (n.addr, file_fps(n.ca))
-        assert cm_ca_fps(n, verify=n.ca) == [new_fp], n.addr
+        assert cm_ca_fps(n, n.ca) == [new_fp], n.addr
         assert signer(served_cert_der(n.addr, n.port, n.fqdn, cafile=n.ca),
                       cas) == "new"
         assert signer(served_cert_der(n.addr, n.cm_port, n.fqdn,
@@ -557,7 +577,7 @@ def test_now_switches_at_once(node):
     seen, done = wait_rollover_done(n, timeout=3 * TICK * TIME_SCALE)
     assert roles(done) == [("signing", new_fp)]
     assert wait_for(lambda: file_fps(n.ca) == [new_fp], 5 * TIME_SCALE)
-    assert cm_ca_fps(n, verify=n.ca) == [new_fp]
+    assert cm_ca_fps(n, n.ca) == [new_fp]
 
 
 # -- 4. errors, conflicts, the rollback guard ---------------------------------
@@ -669,7 +689,7 @@ def test_moatadm_rotate_ca(node):
     n = node
     before = ca_get(n)
     for words, mention in ((("rotate", "ca"), ("grace_days", "now")),
-                           (("rotate", "ca", "grace_days"), ("grace_days",)),
+                           (("rotate", "ca", "grace_days"), ("days",)),
                            (("rotate", "ca", "grace_days", "x"),
                             ("grace_days",)),
                            (("rotate", "ca", "grace_days", "0"),
@@ -700,6 +720,16 @@ def test_moatadm_rotate_ca(node):
     assert t0 + 0.5 * DAY - 2 <= at <= time.time() + 0.5 * DAY + 1, doc
     assert doc["rollover"]["reissue_at"] in p.stdout
     assert file_fps(n.ca) == [lines["signing"], lines["next"]]
+    # While it publishes, the old CA still issues: a rotation now gives a
+    # leaf of the old CA.
+    r = n.sock("POST", "/v1/cluster/certificates/rotate",
+               {"name": "syncer", "force": True})
+    assert r.status_code == 200, r.text
+    with open(n.cert_file("syncer")) as f:
+        leaf = certgen.load_pem_chain(f.read())[0]
+    cas = ca_certs(doc)
+    assert certgen.verify_issued_by(leaf, cas[lines["signing"]])
+    assert not certgen.verify_issued_by(leaf, cas[lines["next"]])
     # One at a time.
     p = n.adm("cluster", "certificate", "rotate", "ca", "now")
     assert p.returncode != 0, p.stdout

@@ -830,14 +830,15 @@ certs_history_json(struct node *n, const char *name, struct err *e)
 	    CERT_HISTORY_KEEP, "versions", arr);
 }
 
-/* 1 when cert_pem was issued by a CA that ca.pem holds now (the signing
- * one, or the other one during a rollover). */
+/* 1 when cert_pem was issued by a CA that will stay in ca.pem: the
+ * signing one, or the next one during a rollover; never the previous one,
+ * which leaves ca.pem once nothing served chains to it. */
 static int
 certs_ca_publishes(struct node *n, const char *cert_pem)
 {
 	struct x509_material	*m = NULL, *ca;
 	json_t			*doc;
-	const char		*pems[3];
+	const char		*pems[2];
 	int			 i, ok = 0;
 
 	if ((doc = schema_get(n->store, schema_key(SK_CA), NULL, NULL)) ==
@@ -848,8 +849,7 @@ certs_ca_publishes(struct node *n, const char *cert_pem)
 	pems[0] = json_string_value(json_object_get(doc, "cert"));
 	pems[1] = json_string_value(json_object_get(json_object_get(doc,
 	    "next"), "cert"));
-	pems[2] = json_string_value(json_object_get(doc, "previous"));
-	for (i = 0; i < 3 && !ok; i++) {
+	for (i = 0; i < 2 && !ok; i++) {
 		ca = NULL;
 		if (pems[i] != NULL && x509_material_parse(pems[i], NULL, &ca,
 		    NULL) == 0 && x509_material_issued_by(m, ca))
