@@ -93,6 +93,51 @@ tlsctx_handshake_why(unsigned long ec)
  * typo next to a valid name would be silently dropped.  Check each
  * selecting element on its own instead.
  */
+/*
+ * What a list must never let through, whatever else it says: no
+ * encryption, no authentication, export strength, RC4, 3DES, and a
+ * security level below 2 (which re-enables small keys and SHA-1).  ctx
+ * has the list set; the message names the cipher (or the @SECLEVEL).
+ */
+static int
+tls_cipher_list_weak(SSL_CTX *ctx, const char *list, struct err *e)
+{
+	STACK_OF(SSL_CIPHER)	*sk = SSL_CTX_get_ciphers(ctx);
+	const char		*lv;
+	int			 i;
+
+	for (lv = strstr(list, "@SECLEVEL="); lv != NULL;
+	    lv = strstr(lv + 1, "@SECLEVEL="))
+		if (lv[10] < '2' || lv[10] > '5' || (lv[11] >= '0' &&
+		    lv[11] <= '9'))
+			return err_set(e, E_INVALID_CIPHER, "\"%.12s\": security "
+			    "levels below 2 are refused (they allow small keys "
+			    "and SHA-1)", lv);
+	for (i = 0; i < sk_SSL_CIPHER_num(sk); i++) {
+		const SSL_CIPHER *c = sk_SSL_CIPHER_value(sk, i);
+		const char *why = NULL;
+		int enc = SSL_CIPHER_get_cipher_nid(c);
+		int auth = SSL_CIPHER_get_auth_nid(c);
+
+		if (enc == NID_undef)
+			why = "no encryption (NULL)";
+		else if (auth == NID_auth_null)
+			why = "no authentication (anonymous)";
+		else if (enc == NID_rc4 || enc == NID_rc4_40)
+			why = "RC4";
+		else if (enc == NID_des_ede3_cbc || enc == NID_des_cbc)
+			why = "DES/3DES";
+		else if (SSL_CIPHER_get_bits(c, NULL) < 112)
+			why = "export strength";
+		if (why != NULL)
+			return err_set(e, E_INVALID_CIPHER, "the cipher list "
+			    "selects %s, which has %s; exclude it (for example "
+			    "with !aNULL:!eNULL:!RC4:!3DES)",
+			    SSL_CIPHER_get_name(c), why);
+	}
+	return 0;
+}
+
 int
 tls_cipher_list_check(const char *list, struct err *e)
 {
@@ -122,6 +167,8 @@ tls_cipher_list_check(const char *list, struct err *e)
 	if (rc == 0 && !SSL_CTX_set_cipher_list(ctx, list))
 		rc = err_set(e, E_INVALID_CIPHER, "the cipher list selects no "
 		    "cipher");
+	if (rc == 0)
+		rc = tls_cipher_list_weak(ctx, list, e);
 	free(copy);
 	SSL_CTX_free(ctx);
 	ERR_clear_error();

@@ -139,6 +139,26 @@ x509_parse_key(const char *pem, struct x509_material *m, struct err *e)
 	if (bio == NULL)
 		return err_set(e, E_INTERNAL, "out of memory");
 	m->key = PEM_read_bio_PrivateKey(bio, NULL, x509_no_passphrase, NULL);
+	/* One key, and nothing but blank space after it: whatever else
+	 * came along would be stored and handed out as sent. */
+	if (m->key != NULL) {
+		char	 rest[64];
+		int	 r;
+		while ((r = BIO_read(bio, rest, sizeof(rest))) > 0) {
+			int i;
+			for (i = 0; i < r; i++)
+				if (rest[i] != ' ' && rest[i] != '\t' &&
+				    rest[i] != '\r' && rest[i] != '\n')
+					break;
+			if (i < r) {
+				BIO_free(bio);
+				ERR_clear_error();
+				return err_set(e, E_INVALID_PEM, "key: "
+				    "something follows the private key; send "
+				    "exactly one key");
+			}
+		}
+	}
 	BIO_free(bio);
 	ERR_clear_error();
 	if (m->key == NULL)
@@ -264,6 +284,9 @@ x509_check_chain(const struct x509_material *m, struct err *e)
 	return 0;
 }
 
+#define RSA_MAX_BITS	8192
+#define SAN_SHOWN	8	/* names an error message lists */
+
 static int
 x509_check_key_strength(EVP_PKEY *pk, const char *what, struct err *e)
 {
@@ -276,6 +299,13 @@ x509_check_key_strength(EVP_PKEY *pk, const char *what, struct err *e)
 			return err_set(e, E_WEAK_KEY, "%s: RSA key of %d bits; "
 			    "at least 2048 are required", what,
 			    EVP_PKEY_get_bits(pk));
+		/* Each handshake signs with it: 16384 bits cost a third of
+		 * a second of CPU per connection, an easy way to stall. */
+		if (EVP_PKEY_get_bits(pk) > RSA_MAX_BITS)
+			return err_set(e, E_WEAK_KEY, "%s: RSA key of %d bits; "
+			    "at most %d are accepted (every handshake signs "
+			    "with it)", what, EVP_PKEY_get_bits(pk),
+			    RSA_MAX_BITS);
 		return 0;
 	case EVP_PKEY_EC:
 		if (!EVP_PKEY_get_group_name(pk, group, sizeof(group), &glen))
@@ -356,19 +386,39 @@ x509_san_str(X509 *x)
 	char		*s = NULL, *t;
 	int		 i;
 
+	int		 shown = 0, more = 0, len, k;
+	char		 name[256];
+
 	gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
 	for (i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens); i++) {
 		GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+		const unsigned char *d;
 		if (g->type != GEN_DNS)
 			continue;
-		if (asprintf(&t, "%s%sDNS:%.*s", s ? s : "", s ? ", " : "",
-		    ASN1_STRING_length(g->d.dNSName),
-		    (const char *)ASN1_STRING_get0_data(g->d.dNSName)) == -1)
+		/* A message stays short, and prints no control byte a
+		 * certificate may carry. */
+		if (shown == SAN_SHOWN) {
+			more++;
+			continue;
+		}
+		d = ASN1_STRING_get0_data(g->d.dNSName);
+		len = ASN1_STRING_length(g->d.dNSName);
+		for (k = 0; k < len && k < (int)sizeof(name) - 1; k++)
+			name[k] = d[k] >= 0x20 && d[k] < 0x7f ? (char)d[k] : '?';
+		name[k] = '\0';
+		if (asprintf(&t, "%s%sDNS:%s", s ? s : "", s ? ", " : "",
+		    name) == -1)
 			break;
 		free(s);
 		s = t;
+		shown++;
 	}
 	GENERAL_NAMES_free(gens);
+	if (s != NULL && more > 0 && asprintf(&t, "%s and %d more", s,
+	    more) != -1) {
+		free(s);
+		s = t;
+	}
 	return s != NULL ? s : strdup("no DNS names");
 }
 
@@ -619,6 +669,14 @@ x509_material_issued_by(const struct x509_material *m,
 	return ok;
 }
 
+static char	*x509_pem_of(X509 *x, EVP_PKEY *key);
+
+char *
+x509_material_key_pem(const struct x509_material *m)
+{
+	return m->key != NULL ? x509_pem_of(NULL, m->key) : NULL;
+}
+
 char *
 x509_material_chain_pem(const struct x509_material *m)
 {
@@ -815,7 +873,8 @@ x509_cert_issue(const char *ca_cert_pem, const char *ca_key_pem,
 		san = t;
 	}
 	if (!x509_add_ext(x, ca->leaf, NID_basic_constraints, "critical,CA:FALSE") ||
-	    !x509_add_ext(x, ca->leaf, NID_key_usage, "critical,digitalSignature,keyEncipherment") ||
+	    /* An EC key only signs: no key encipherment. */
+	    !x509_add_ext(x, ca->leaf, NID_key_usage, "critical,digitalSignature") ||
 	    !x509_add_ext(x, ca->leaf, NID_ext_key_usage, "serverAuth,clientAuth") ||
 	    !x509_add_ext(x, ca->leaf, NID_subject_key_identifier, "hash") ||
 	    !x509_add_ext(x, ca->leaf, NID_authority_key_identifier, "keyid") ||

@@ -52,6 +52,9 @@ json_t	*x509_material_describe(const struct x509_material *m);
 /* 1 when the leaf was signed by ca's leaf key. */
 int	 x509_material_issued_by(const struct x509_material *m,
 	    const struct x509_material *ca);
+/* The private key as PKCS#8 PEM, freshly encoded (free with
+ * x509_pem_free), or NULL when m has none. */
+char	*x509_material_key_pem(const struct x509_material *m);
 /* The chain as PEM (leaf first), freshly allocated; caller frees. */
 char	*x509_material_chain_pem(const struct x509_material *m);
 /*

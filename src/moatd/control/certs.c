@@ -298,6 +298,8 @@ certs_update_prepare(struct node *n, const struct cert_change *ch,
 	json_t			*doc[CERT__COUNT] = { NULL }, *ndoc;
 	char			 skey[SCHEMA_KEY_MAX], fp[100], oldfp[100];
 	char			*now = NULL;
+	char			*enc_cert[CERT__COUNT] = { NULL };
+	char			*enc_key[CERT__COUNT] = { NULL };
 	int			 seen[CERT__COUNT] = { 0 };
 	int64_t			 crev, rev[CERT__COUNT];
 	int			 id, rc = -1, puts = 0;
@@ -351,8 +353,15 @@ certs_update_prepare(struct node *n, const struct cert_change *ch,
 			continue;
 		puts++;
 		memset(&nd, 0, sizeof(nd));
-		nd.certificate = ch[k].cert_pem;
-		nd.key = ch[k].key_pem;
+		/* What is stored is what was parsed, encoded anew: trailing
+		 * bytes and anything else that came with it stay out. */
+		if ((enc_cert[id] = x509_material_chain_pem(m[id])) == NULL ||
+		    (enc_key[id] = x509_material_key_pem(m[id])) == NULL) {
+			err_set(e, E_INTERNAL, "out of memory");
+			goto out;
+		}
+		nd.certificate = enc_cert[id];
+		nd.key = enc_key[id];
 		nd.version = versions[id];
 		nd.updated_at = now;
 		nd.updated_by = who;
@@ -398,6 +407,8 @@ out:
 	for (id = 0; id < CERT__COUNT; id++) {
 		x509_material_free(m[id]);
 		json_decref(doc[id]);
+		free(enc_cert[id]);
+		x509_pem_free(enc_key[id]);
 	}
 	cluster_doc_clear(&c);
 	free(now);

@@ -11,9 +11,11 @@
  * stored hash invalidates the entry.  Failed sign-ins are counted per
  * address and slowed down exponentially.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <sodium.h>
@@ -27,7 +29,12 @@
 
 #define AUTH_CACHE_SIZE		64
 #define AUTH_CACHE_TTL		300
-#define FAIL_TABLE_SIZE		256
+#define FAIL_TABLE_SIZE		4096
+#define NAME_MAX_LEN		256	/* a user's display name */
+/* RS: 5 failed sign-ins within 15 minutes lock the user for 30. */
+#define LOCK_FAILURES		5
+#define LOCK_WINDOW		(15 * 60)
+#define LOCK_TIME		(30 * 60)
 #define FAIL_FREE		5	/* failures before any delay */
 #define FAIL_MAX_DELAY		60
 #define FAIL_FORGET		600	/* seconds until a quiet address is forgotten */
@@ -80,11 +87,19 @@ static struct {
 static unsigned char	auth_cache_key[crypto_generichash_KEYBYTES];
 static int		auth_cache_ready;
 
-static struct {
-	char		 peer[64];
+/*
+ * Failed sign-ins, per address (back-off) and per user name (lockout):
+ * two tables, so that failures from many addresses cannot push a user's
+ * lock out, nor many names an address's back-off.  A full table evicts
+ * the oldest entry that does not block anything at the moment.
+ */
+struct fail_entry {
+	char		 key[256];	/* address, or lowercased user name */
 	int		 failures;
-	time_t		 last, blocked_until;
-} fail_table[FAIL_TABLE_SIZE];
+	time_t		 first, last, blocked_until;
+};
+static struct fail_entry	fail_table[FAIL_TABLE_SIZE];
+static struct fail_entry	lock_table[FAIL_TABLE_SIZE];
 
 int
 users_role_allows(const char *role, enum perm perm)
@@ -173,6 +188,23 @@ password_check(const char *password, struct err *e)
 	return 0;
 }
 
+static int
+name_check(const char *name, struct err *e)
+{
+	size_t i;
+
+	if (name == NULL)
+		return 0;
+	if (strlen(name) > NAME_MAX_LEN)
+		return err_set(e, E_INVALID_SCHEMA, "name must be at most %d "
+		    "characters", NAME_MAX_LEN);
+	for (i = 0; name[i] != '\0'; i++)
+		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+			return err_set(e, E_INVALID_SCHEMA, "name must not "
+			    "contain control characters");
+	return 0;
+}
+
 int
 users_check_new(const char *email, const char *password, struct err *e)
 {
@@ -183,31 +215,105 @@ users_check_new(const char *email, const char *password, struct err *e)
 
 
 static int
-fail_slot(const char *peer, int create)
+fail_find(struct fail_entry *tab, const char *key, int create, int forget)
 {
 	time_t	 now = time(NULL);
-	int	 i, free_slot = -1, oldest = 0;
+	int	 i, free_slot = -1, oldest = -1;
 
 	for (i = 0; i < FAIL_TABLE_SIZE; i++) {
-		if (fail_table[i].peer[0] != '\0' &&
-		    now - fail_table[i].last > FAIL_FORGET)
-			fail_table[i].peer[0] = '\0';
-		if (fail_table[i].peer[0] == '\0') {
+		if (tab[i].key[0] != '\0' && now - tab[i].last > forget &&
+		    tab[i].blocked_until <= now)
+			tab[i].key[0] = '\0';
+		if (tab[i].key[0] == '\0') {
 			if (free_slot == -1)
 				free_slot = i;
 			continue;
 		}
-		if (strcmp(fail_table[i].peer, peer) == 0)
+		if (strcmp(tab[i].key, key) == 0)
 			return i;
-		if (fail_table[i].last < fail_table[oldest].last)
+		if (tab[i].blocked_until <= now && (oldest == -1 ||
+		    tab[i].last < tab[oldest].last))
 			oldest = i;
 	}
 	if (!create)
 		return -1;
-	i = free_slot != -1 ? free_slot : oldest;
-	memset(&fail_table[i], 0, sizeof(fail_table[i]));
-	snprintf(fail_table[i].peer, sizeof(fail_table[i].peer), "%s", peer);
+	if ((i = free_slot != -1 ? free_slot : oldest) == -1)
+		return -1;	/* everything blocks: keep it so */
+	memset(&tab[i], 0, sizeof(tab[i]));
+	snprintf(tab[i].key, sizeof(tab[i].key), "%s", key);
+	tab[i].first = now;
 	return i;
+}
+
+static int
+fail_slot(const char *peer, int create)
+{
+	return fail_find(fail_table, peer, create, FAIL_FORGET);
+}
+
+/* The lock table's key of a user name: lowercased, as emails compare. */
+static void
+lock_key(const char *email, char *out, size_t len)
+{
+	size_t i;
+
+	for (i = 0; email[i] != '\0' && i < len - 1; i++)
+		out[i] = (char)tolower((unsigned char)email[i]);
+	out[i] = '\0';
+}
+
+/* Seconds email stays locked, 0 when it is not. */
+static int
+lock_left(const char *email)
+{
+	char	 key[256];
+	int	 i;
+	time_t	 now = time(NULL);
+
+	lock_key(email, key, sizeof(key));
+	if ((i = fail_find(lock_table, key, 0, LOCK_WINDOW)) == -1 ||
+	    lock_table[i].blocked_until <= now)
+		return 0;
+	return (int)(lock_table[i].blocked_until - now);
+}
+
+static void
+lock_record(struct node *n, const char *email, const char *shown)
+{
+	char	 key[256];
+	int	 i;
+	time_t	 now = time(NULL);
+
+	lock_key(email, key, sizeof(key));
+	if ((i = fail_find(lock_table, key, 1, LOCK_WINDOW)) == -1)
+		return;
+	if (now - lock_table[i].first > LOCK_WINDOW) {
+		lock_table[i].first = now;
+		lock_table[i].failures = 0;
+	}
+	lock_table[i].failures++;
+	lock_table[i].last = now;
+	if (lock_table[i].failures >= LOCK_FAILURES &&
+	    lock_table[i].blocked_until <= now) {
+		lock_table[i].blocked_until = now + LOCK_TIME;
+		log_warn("user \"%s\" locked for %d minutes after %d failed "
+		    "sign-ins in %d minutes", shown, LOCK_TIME / 60,
+		    lock_table[i].failures, LOCK_WINDOW / 60);
+		events_add(n, "user_locked", "WARNING", json_pack("{s:s, s:i}",
+		    "user", shown, "minutes", LOCK_TIME / 60));
+	}
+}
+
+/* A new password (an admin's reset) ends a lock. */
+static void
+lock_clear(const char *email)
+{
+	char	 key[256];
+	int	 i;
+
+	lock_key(email, key, sizeof(key));
+	if ((i = fail_find(lock_table, key, 0, LOCK_WINDOW)) != -1)
+		memset(&lock_table[i], 0, sizeof(lock_table[i]));
 }
 
 static void
@@ -216,6 +322,8 @@ fail_record(const char *peer)
 	int	 i = fail_slot(peer, 1), over;
 	time_t	 now = time(NULL);
 
+	if (i == -1)
+		return;
 	fail_table[i].failures++;
 	fail_table[i].last = now;
 	over = fail_table[i].failures - FAIL_FREE;
@@ -359,6 +467,7 @@ auth_fail(struct node *n, const char *email, const char *peer, struct err *e)
 		user[i] = email[i] >= 0x20 && email[i] < 0x7f ? email[i] : '?';
 	user[i] = '\0';
 	log_warn("failed sign-in for \"%s\" from %s", user, peer);
+	lock_record(n, email, user);
 	events_add(n, "failed_sign_in", "WARNING", json_pack("{s:s, s:s}",
 	    "user", user, "peer", peer));
 	return err_set(e, E_UNAUTHORIZED, "invalid username or password");
@@ -377,7 +486,7 @@ pw_verify_done(void *arg)
 		snprintf(j->u->email, sizeof(j->u->email), "%s", j->email);
 		snprintf(j->u->role, sizeof(j->u->role), "%s", j->role);
 		if ((slot = fail_slot(j->peer, 0)) != -1)
-			fail_table[slot].peer[0] = '\0';
+			fail_table[slot].key[0] = '\0';
 		rc = 0;
 	} else {
 		auth_fail(j->n, j->email, j->peer, &e);
@@ -415,6 +524,14 @@ users_authenticate(struct node *n, const char *authz, const char *peer,
 		fail_record(peer);
 		return err_set(e, E_UNAUTHORIZED, "malformed Authorization "
 		    "header");
+	}
+	/* A NUL would cut the password short: "secret\0anything" must not
+	 * sign in as "secret". */
+	if (memchr(raw, '\0', rawlen) != NULL) {
+		sodium_memzero(raw, sizeof(raw));
+		fail_record(peer);
+		return err_set(e, E_UNAUTHORIZED, "malformed Authorization "
+		    "header (a NUL byte)");
 	}
 	*colon = '\0';
 	rc = users_sign_in(n, (char *)raw, colon + 1, peer, u, retry_after,
@@ -454,11 +571,15 @@ users_sign_in(struct node *n, const char *email, const char *password,
 		return err_set(e, E_RATE_LIMITED, "too many failed sign-ins from "
 		    "%s; retry in %d s", peer, *retry_after);
 	}
+	if ((*retry_after = lock_left(email)) > 0)
+		return err_set(e, E_RATE_LIMITED, "too many failed sign-ins for "
+		    "this user; retry in %d minutes (or have an admin set a new "
+		    "password)", (*retry_after + 59) / 60);
 	memset(&found, 0, sizeof(found));
 	if ((docs = schema_list(n->store, SK_USER, e)) == NULL)
 		goto out;
 	json_array_foreach(docs, i, d)
-		if (user_doc_decode(d, &ud) == 0 && strcmp(ud.email,
+		if (user_doc_decode(d, &ud) == 0 && strcasecmp(ud.email,
 		    email) == 0)
 			found = ud;
 	/* A remembered sign-in costs no hash: it goes on regardless. */
@@ -490,7 +611,7 @@ users_sign_in(struct node *n, const char *email, const char *password,
 			snprintf(u->email, sizeof(u->email), "%s", j->email);
 			snprintf(u->role, sizeof(u->role), "%s", found.role);
 			if (slot != -1)
-				fail_table[slot].peer[0] = '\0';
+				fail_table[slot].key[0] = '\0';
 			rc = 0;
 			goto out;
 		}
@@ -604,7 +725,9 @@ users_find(json_t *docs, const char *email, int uid)
 	json_array_foreach(docs, i, d) {
 		if (user_doc_decode(d, &u) == -1)
 			continue;
-		if ((email != NULL && strcmp(u.email, email) == 0) ||
+		/* Emails compare without case, as mail systems do: ADMIN@x
+		 * and admin@x are one user. */
+		if ((email != NULL && strcasecmp(u.email, email) == 0) ||
 		    (uid > 0 && u.uid == uid))
 			return d;
 	}
@@ -743,6 +866,7 @@ users_create(struct api_req *r, struct err *e)
 		return err_set(e, E_INVALID_SCHEMA, "user: %s (fields: email, "
 		    "password, role, name)", je.text);
 	if (users_check_new(email, password, e) == -1 ||
+	    name_check(name, e) == -1 ||
 	    role_check(role, e) == -1 ||
 	    users_may_touch(&r->user, NULL, role, e) == -1)
 		return -1;
@@ -885,6 +1009,10 @@ users_update_commit(struct api_req *r, const char *newhash, struct err *e)
 	    "email" : NULL, a.name ? "name" : NULL, a.role ? "role" : NULL,
 	    newhash ? "password" : NULL));
 	r->resp = users_get_json(r->n, uid, e);
+	if (newhash != NULL && r->resp != NULL &&
+	    json_string_value(json_object_get(r->resp, "email")) != NULL)
+		lock_clear(json_string_value(json_object_get(r->resp,
+		    "email")));
 	return r->resp != NULL ? 0 : -1;
 }
 
@@ -904,6 +1032,7 @@ users_update(struct api_req *r, int uid, struct err *e)
 		return err_set(e, E_INVALID_SCHEMA, "user: %s (fields: email, "
 		    "password, role, name)", je.text);
 	if ((email != NULL && email_check(email, e) == -1) ||
+	    name_check(name, e) == -1 ||
 	    (role != NULL && role_check(role, e) == -1) ||
 	    (password != NULL && password_check(password, e) == -1))
 		return -1;
