@@ -726,7 +726,10 @@ x509_chain_complete(const char *cert_pem, const char *pool_pem,
 			if (x509_material_chain_len(m) >= PEM_MAX_CERTS)
 				break;
 			X509_up_ref(c);
-			sk_X509_push(m->chain, c);
+			if (sk_X509_push(m->chain, c) <= 0) {
+				X509_free(c);
+				break;
+			}
 			added = 1;
 			break;
 		}

@@ -47,26 +47,57 @@ cluster_bootstrap(struct adm_session *sess, const char *path, json_t *body,
 	return ADM_EXIT_OK;
 }
 
+/* The password given at the prompt, or asked for; NULL (said) when
+ * there is none.  Free with mem_wipe_free. */
+static char *
+cluster_password(const struct cmd_args *args, const char *what)
+{
+	char *pw;
+
+	if (args->arg[ARG_PASSWORD] != NULL)
+		return strdup(args->arg[ARG_PASSWORD]);
+	if ((pw = password_read(what)) == NULL)
+		fprintf(stderr, "Error: no password (set MOAT_PASSWORD, or "
+		    "type it when asked)\n");
+	return pw;
+}
+
 int
 cmd_cluster_create(struct adm_session *sess, const struct cmd_args *args)
 {
-	return cluster_bootstrap(sess, "/v1/bootstrap/create_cluster",
+	char	*pw;
+	int	 rc;
+
+	if ((pw = cluster_password(args, "Password of the new admin")) ==
+	    NULL)
+		return ADM_EXIT_USAGE;
+	rc = cluster_bootstrap(sess, "/v1/bootstrap/create_cluster",
 	    json_pack("{s:s, s:{s:s}, s:{s:s, s:s}}", "action",
 	    "create_cluster", "cluster", "name", args->arg[ARG_FQDN],
 	    "credentials", "username", args->arg[ARG_USERNAME], "password",
-	    args->arg[ARG_PASSWORD]), "name, username and password",
+	    pw), "name, username and password",
 	    "Cluster created successfully");
+	mem_wipe_free(pw);
+	return rc;
 }
 
 int
 cmd_cluster_join(struct adm_session *sess, const struct cmd_args *args)
 {
-	return cluster_bootstrap(sess, "/v1/bootstrap/join_cluster",
+	char	*pw;
+	int	 rc;
+
+	if ((pw = cluster_password(args, "Password of the cluster's admin")) ==
+	    NULL)
+		return ADM_EXIT_USAGE;
+	rc = cluster_bootstrap(sess, "/v1/bootstrap/join_cluster",
 	    json_pack("{s:s, s:{s:[s]}, s:{s:s, s:s}}", "action",
 	    "join_cluster", "cluster", "nodes", args->arg[ARG_NODE],
 	    "credentials", "username", args->arg[ARG_USERNAME], "password",
-	    args->arg[ARG_PASSWORD]), "nodes, username and password",
+	    pw), "nodes, username and password",
 	    "Joined cluster successfully");
+	mem_wipe_free(pw);
+	return rc;
 }
 
 /* "param: from -> to" for each parameter the change would alter. */

@@ -50,15 +50,22 @@ static const struct token t_end[] = {
 	{ 0 }
 };
 
-/* cluster create name <fqdn> username <email> password <password> */
+/*
+ * cluster create name <fqdn> username <email> [password <password>]:
+ * the password word is for the interactive prompt; from the shell it is
+ * refused (ps shows it), and left out it is asked for (password_read).
+ */
 static const struct token t_create_password_value[] = {
 	{ .type = TOK_VALUE, .keyword = "password", .slot = ARG_PASSWORD,
 	  .next = t_end },
 	{ 0 }
 };
 static const struct token t_create_password[] = {
+	{ .type = TOK_ENDTOKEN },
 	{ .type = TOK_KEYWORD, .keyword = "password", .slot = NO_SLOT,
-	  .next = t_create_password_value },
+	  .next = t_create_password_value,
+	  .help = "at the moatadm> prompt only; left out, it is asked for "
+	  "(or read from MOAT_PASSWORD)" },
 	{ 0 }
 };
 static const struct token t_create_username_value[] = {

@@ -131,6 +131,15 @@ main(int argc, char **argv)
 		return ADM_EXIT_USAGE;
 	if (nwords > 0 && args.action == cmd_help)
 		return cmd_help(&(struct adm_session){ 0 }, &args);
+	/* Anyone on the machine sees the command line (ps, /proc), and the
+	 * shell keeps it in its history. */
+	if (nwords > 0 && args.arg[ARG_PASSWORD] != NULL) {
+		fprintf(stderr, "Error: a password on the command line is "
+		    "visible to every user of this machine (ps); leave out "
+		    "'password ...': moatadm asks for it, or reads "
+		    "MOAT_PASSWORD\n");
+		return ADM_EXIT_USAGE;
+	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "Error: cannot initialise libcurl\n");
 		return ADM_EXIT_SERVER;

@@ -280,6 +280,14 @@ void json_fields_print(const json_t *o, const char *indent);
 /* Member key of obj formatted as above, "-" when absent; caller frees. */
 char *json_member_format(const json_t *obj, const char *key);
 
+/*
+ * A password that was not given on the command line (where ps and the
+ * shell's history would show it): $MOAT_PASSWORD, else asked on the
+ * terminal without echo, else one line of stdin.  NULL at end of input.
+ * Free with mem_wipe_free.
+ */
+char *password_read(const char *what);
+
 /* ---- prompt.c ---- */
 
 /* Runs the interactive moatadm> prompt until exit, quit or EOF. */

@@ -2,7 +2,10 @@
 #include <malloc.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include "moatadm.h"
 
@@ -193,4 +196,39 @@ json_fields_print(const json_t *o, const char *indent)
 		printf("%s%s: %s\n", indent, key, text != NULL ? text : "?");
 		free(text);
 	}
+}
+
+char *
+password_read(const char *what)
+{
+	struct termios	 old, quiet;
+	const char	*env = getenv("MOAT_PASSWORD");
+	char		*line = NULL;
+	size_t		 cap = 0;
+	ssize_t		 n;
+	int		 tty = isatty(STDIN_FILENO), hidden = 0;
+
+	if (env != NULL && *env != '\0')
+		return strdup(env);
+	if (tty) {
+		fprintf(stderr, "%s: ", what);
+		fflush(stderr);
+		if (tcgetattr(STDIN_FILENO, &old) == 0) {
+			quiet = old;
+			quiet.c_lflag &= ~(tcflag_t)ECHO;
+			hidden = tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
+		}
+	}
+	n = getline(&line, &cap, stdin);
+	if (hidden) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		fputc('\n', stderr);
+	}
+	if (n <= 0) {
+		mem_wipe_free(line);
+		return NULL;
+	}
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	return line;
 }

@@ -14,6 +14,7 @@
 #include "api.h"
 #include "apply.h"
 #include "certs.h"
+#include "fsutil.h"
 #include "https.h"
 #include "log.h"
 #include "metrics.h"
@@ -30,7 +31,7 @@ usage(FILE *f, int status)
 	    "[--cm-port N]\n"
 	    "             [--metrics-port N] [--store sqlite | "
 	    "--store etcd://HOST:PORT[,HOST:PORT...]]\n"
-	    "             [--bootstrap-token TOKEN] [--workers N] "
+	    "             [--bootstrap-token-file FILE] [--workers N] "
 	    "[--ui-idle-timeout S]\n"
 	    "\n"
 	    "  --data-dir DIR     this node's state (certificates, node.json, "
@@ -43,8 +44,12 @@ usage(FILE *f, int status)
 	    "  --store URL        sqlite (embedded, one node; the default), or\n"
 	    "                     etcd://h:p[,h:p...] / etcds://h:p?ca=&cert=&"
 	    "key= for a cluster\n"
-	    "  --bootstrap-token  lets create_cluster come from other "
-	    "machines\n"
+	    "  --bootstrap-token-file FILE  a token (the file's first line) "
+	    "that lets\n"
+	    "                     create_cluster come from other machines "
+	    "(or\n"
+	    "                     MOAT_BOOTSTRAP_TOKEN; never on the command "
+	    "line)\n"
 	    "  --workers N        data threads (default: one per core)\n"
 	    "  --ui-idle-timeout S  UI sessions end after S idle seconds "
 	    "(default 900)\n");
@@ -65,6 +70,31 @@ on_sighup(evutil_socket_t sig, short what, void *arg)
 
 	snprintf(dir, sizeof(dir), "%s/certs", n->cfg.data_dir);
 	certs_import_dir(n, dir, "SIGHUP");
+}
+
+/* The first line of path, for a secret that must not be an argument. */
+static int
+read_token_file(const char *path, char **out)
+{
+	struct err	 e = { 0 };
+	char		*buf;
+
+	if (fs_read(path, 4096, &buf, &e) != 0) {
+		fprintf(stderr, "moatd: cannot read the bootstrap token from "
+		    "%s: %s\n", path, e.msg ? err_msg(&e) : "no such file");
+		err_clear(&e);
+		return -1;
+	}
+	buf[strcspn(buf, "\r\n")] = '\0';
+	if (strlen(buf) < 16) {
+		fprintf(stderr, "moatd: the bootstrap token in %s is shorter "
+		    "than 16 characters\n", path);
+		free(buf);
+		return -1;
+	}
+	free(*out);
+	*out = buf;
+	return 0;
 }
 
 static int
@@ -148,6 +178,7 @@ main(int argc, char *argv[])
 		{ "metrics-port",	required_argument, NULL, 'm' },
 		{ "store",		required_argument, NULL, 's' },
 		{ "bootstrap-token",	required_argument, NULL, 't' },
+		{ "bootstrap-token-file", required_argument, NULL, 'T' },
 		{ "workers",		required_argument, NULL, 'w' },
 		{ "ui-idle-timeout",	required_argument, NULL, 'i' },
 		{ "help",		no_argument,	   NULL, 'h' },
@@ -163,6 +194,7 @@ main(int argc, char *argv[])
 	struct tlsctx		*ctx;
 	struct err		 e = { 0 };
 	char			 sock[4200];
+	char			*token_buf = NULL;
 	int			 ch;
 
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -174,7 +206,18 @@ main(int argc, char *argv[])
 		case 'm': cfg.metrics_port = parse_port(optarg,
 			      "--metrics-port"); break;
 		case 's': cfg.store_url = optarg; break;
-		case 't': cfg.bootstrap_token = optarg; break;
+		case 't':
+			/* ps would show it to every user of the machine. */
+			fprintf(stderr, "moatd: --bootstrap-token on the command "
+			    "line is visible in ps; put the token in a file "
+			    "(--bootstrap-token-file) or in "
+			    "MOAT_BOOTSTRAP_TOKEN\n");
+			return 2;
+		case 'T':
+			if (read_token_file(optarg, &token_buf) == -1)
+				return 2;
+			cfg.bootstrap_token = token_buf;
+			break;
 		case 'w': cfg.workers = atoi(optarg); break;
 		case 'i': cfg.ui_idle_timeout = parse_seconds(optarg,
 			      "--ui-idle-timeout"); break;
@@ -283,5 +326,6 @@ main(int argc, char *argv[])
 	event_free(sigint);
 	event_base_free(base);
 	log_info("stopped");
+	free(token_buf);
 	return 0;
 }

@@ -342,7 +342,12 @@ class Node:
              "--api-port", str(self.port), "--cm-port", str(self.cm_port),
              "--metrics-port", str(self.metrics_port)]
         if self.bootstrap_token:
-            a += ["--bootstrap-token", self.bootstrap_token]
+            # A file, never the command line (ps would show it).
+            path = os.path.join(self.tmp, "bootstrap-token")
+            with open(path, "w") as f:
+                f.write(self.bootstrap_token + "\n")
+            os.chmod(path, 0o600)
+            a += ["--bootstrap-token-file", path]
         return a + self.extra_args
 
     def start(self):
@@ -453,10 +458,15 @@ class Node:
                                 verify=self.ca if verify is None else verify,
                                 timeout=timeout)
 
-    def adm(self, *words, data_dir=None, timeout=60, input=None):
+    def adm(self, *words, data_dir=None, timeout=60, input=None, env=None):
+        """moatadm with these words; env adds to the environment (a
+        password goes there or to input, never on the command line)."""
+        full = dict(os.environ)
+        full.pop("MOAT_PASSWORD", None)
+        full.update(env or {})
         return subprocess.run(
             [MOATADM, "--data-dir", data_dir or self.data_dir] + list(words),
-            capture_output=True, text=True, timeout=timeout,
+            capture_output=True, text=True, timeout=timeout, env=full,
             stdin=subprocess.DEVNULL if input is None else None, input=input)
 
     def create_cluster(self, via="sock", fqdn=None, email=None, password=None):

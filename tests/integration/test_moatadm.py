@@ -23,8 +23,14 @@ def out(p):
 
 def test_cluster_create(fresh_node):
     n = fresh_node
+    # A password on the command line is refused: ps would show it.
+    p = n.adm("cluster", "create", "name", n.fqdn, "username", ADMIN_EMAIL,
+              "password", ADMIN_PASSWORD)
+    assert p.returncode == 2 and "ps" in p.stderr, out(p)
+    assert n.sock("GET", "/v1/cluster").status_code == 503
+    # Left out, it is read from stdin (or asked on a terminal).
     p = ok(n.adm("cluster", "create", "name", n.fqdn, "username", ADMIN_EMAIL,
-                 "password", ADMIN_PASSWORD))
+                 input=ADMIN_PASSWORD + "\n"))
     assert_no_private_key(out(p))
     assert ADMIN_PASSWORD not in out(p)
     r = requests.get(n.url("/v1/cluster"), verify=n.ca,
@@ -37,7 +43,7 @@ def test_cluster_create(fresh_node):
         "credentials": {"username": ADMIN_EMAIL,
                         "password": ADMIN_PASSWORD}}).json()["description"]
     p = n.adm("cluster", "create", "name", n.fqdn, "username", ADMIN_EMAIL,
-              "password", ADMIN_PASSWORD)
+              env={"MOAT_PASSWORD": ADMIN_PASSWORD})
     assert p.returncode == 1, out(p)
     assert desc in p.stderr, (desc, p.stderr)
 

@@ -669,7 +669,8 @@ def pair_one_down(make_node, etcd):
     second = make_node(addr="127.0.0.2", api_port=first.port, create=False)
     p = second.adm("cluster", "join", "nodes",
                    "%s:%d" % (first.addr, first.port),
-                   "username", first.email, "password", first.password)
+                   "username", first.email,
+                   env={"MOAT_PASSWORD": first.password})
     assert p.returncode == 0, out(p)
     second.stop()
     return first, second

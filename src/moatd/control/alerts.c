@@ -288,8 +288,16 @@ alert_eval(struct node *n, const struct alert_def *d, const json_t *settings,
 		ct = strdup(json_string_value(json_object_get(rec,
 		    "change_time")) ? json_string_value(json_object_get(rec,
 		    "change_time")) : "");
-	else
-		ct = iso_of(*raw_state ? (since < now ? since : now) : now);
+	else {
+		time_t t = *raw_state ? (since < now ? since : now) : now;
+		time_t last;
+		/* Never before the change recorded last (the state was the
+		 * other one then). */
+		if (rec != NULL && iso_parse(json_string_value(json_object_get(
+		    rec, "change_time")), 0, &last) == 0 && t < last)
+			t = last;
+		ct = iso_of(t);
+	}
 	json_decref(rec);
 	out = json_pack("{s:b, s:b, s:s, s:s, s:s?, s:{s:b, s:s, s:o}}",
 	    "enabled", enabled, "state", state, "severity", "WARNING",

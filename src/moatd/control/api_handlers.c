@@ -279,13 +279,21 @@ api_alert_get(struct api_req *r, struct err *e)
 int
 api_logs_get(struct api_req *r, struct err *e)
 {
+	static const char *const names[5] = { "stime", "etime", "order",
+		"limit", "offset" };
 	struct events_query	 q;
 	char			 b[5][64];
+	const char		*v[5];
+	int			 i;
 
-	if (events_query_parse(&q, api_query_arg(r, "stime", b[0], 64),
-	    api_query_arg(r, "etime", b[1], 64), api_query_arg(r, "order",
-	    b[2], 64), api_query_arg(r, "limit", b[3], 64),
-	    api_query_arg(r, "offset", b[4], 64), e) == -1)
+	for (i = 0; i < 5; i++) {
+		v[i] = api_query_arg(r, names[i], b[i], sizeof(b[i]));
+		/* Cut to fit would pass what was never checked. */
+		if (v[i] != NULL && strlen(v[i]) >= sizeof(b[i]) - 1)
+			return err_set(e, E_INVALID_SCHEMA, "%s is too long",
+			    names[i]);
+	}
+	if (events_query_parse(&q, v[0], v[1], v[2], v[3], v[4], e) == -1)
 		return -1;
 	r->resp = events_list_json(r->n, &q, e);
 	return r->resp != NULL ? 0 : -1;
@@ -353,19 +361,21 @@ api_certs_rotate(struct api_req *r, struct err *e)
 	json_t		*b;
 	json_error_t	 je;
 	const char	*name = NULL;
-	int		 rc = -1, force = 0, days = 0;
+	json_int_t	 days = 0;
+	int		 rc = -1, force = 0;
 
 	if ((b = api_body(r, 1, e)) == NULL)
 		return -1;
-	if (json_unpack_ex(b, &je, JSON_STRICT, "{s?s, s?b, s?i}", "name",
+	if (json_unpack_ex(b, &je, JSON_STRICT, "{s?s, s?b, s?I}", "name",
 	    &name, "force", &force, "validity_days", &days) != 0)
 		schema_error(e, &je, "{}, {\"name\": <certificate name>}, "
 		    "either with \"force\": true and \"validity_days\": <n>");
-	else if (json_object_get(b, "validity_days") != NULL && days == 0)
+	else if (json_object_get(b, "validity_days") != NULL &&
+	    (days < 1 || days > 825))
 		err_set(e, E_INVALID_SCHEMA, "validity_days must be from 1 to "
 		    "825");
 	else
-		rc = certs_rotate(r, name, force, days, e);
+		rc = certs_rotate(r, name, force, (int)days, e);
 	return rc;
 }
 

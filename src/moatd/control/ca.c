@@ -30,6 +30,10 @@
 #define CA_DAYS		3650
 #define MAX_GRACE_DAYS	365
 
+/* Why this node's last rollover step failed ("" when it did not): said
+ * once in the log, and shown by GET .../ca until a step works. */
+static char	ca_error[256];
+
 static void
 ca_fingerprint(const char *pem, char *fp)
 {
@@ -58,7 +62,8 @@ ca_switch_into(struct node *n, struct store_txn *t, json_t *doc,
 	if (ncert == NULL || nkey == NULL)
 		return err_set(e, E_STORE, "the new cluster CA is damaged in "
 		    "the store");
-	if (certs_reissue_into(n, t, ncert, nkey, who, list, e) == -1)
+	if (certs_reissue_into(n, t, ncert, nkey, json_string_value(
+	    json_object_get(doc, "cert")), who, list, e) == -1)
 		return -1;
 	ca_fingerprint(json_string_value(json_object_get(doc, "cert")),
 	    oldfp);
@@ -209,9 +214,11 @@ ca_describe_json(struct node *n, struct err *e)
 	state = next != NULL ? "publishing" : json_object_get(doc,
 	    "previous") != NULL ? "switched" : "none";
 	bundle = ca_doc_bundle(doc);
-	out = json_pack("{s:s, s:o, s:{s:s, s:s?}, s:s?}", "name", "ca",
+	out = json_pack("{s:s, s:o, s:{s:s, s:s?, s:s?}, s:s?}", "name", "ca",
 	    "certificates", arr, "rollover", "state", state, "reissue_at",
-	    json_string_value(json_object_get(next, "at")), "pem", bundle);
+	    json_string_value(json_object_get(next, "at")), "last_error",
+	    ca_error[0] != '\0' && strcmp(state, "none") != 0 ? ca_error :
+	    NULL, "pem", bundle);
 	free(bundle);
 	json_decref(doc);
 	if (out == NULL)
@@ -287,8 +294,14 @@ ca_tick(struct node *n)
 		goto out;
 	if (next != NULL && (iso_parse(json_string_value(json_object_get(next,
 	    "at")), 0, &due) == -1 || time(NULL) >= due)) {
-		if (ca_switch_into(n, t, doc, "CA rollover", list, &e) == -1)
+		if (ca_switch_into(n, t, doc, "CA rollover", list, &e) == -1) {
+			if (strcmp(ca_error, err_msg(&e)) != 0)
+				log_error("CA rollover: cannot re-issue the "
+				    "certificates from the new CA: %s; retrying",
+				    err_msg(&e));
+			snprintf(ca_error, sizeof(ca_error), "%s", err_msg(&e));
 			goto out;
+		}
 		changed = 1;
 	} else if (next == NULL && prev != NULL &&
 	    ca_previous_unused(n, prev)) {
@@ -306,8 +319,12 @@ ca_tick(struct node *n)
 	store_txn_put_json(t, schema_key(SK_CA), doc);
 	/* Another node doing the same step at once makes this compare
 	 * fail: it did it, nothing to say. */
-	if (store_txn_commit(n->store, t, &e) == -1 && e.code != E_CONFLICT)
-		log_error("CA rollover step failed: %s", err_msg(&e));
+	if (store_txn_commit(n->store, t, &e) == -1 && e.code != E_CONFLICT) {
+		if (strcmp(ca_error, err_msg(&e)) != 0)
+			log_error("CA rollover step failed: %s", err_msg(&e));
+		snprintf(ca_error, sizeof(ca_error), "%s", err_msg(&e));
+	} else
+		ca_error[0] = '\0';
 out:
 	err_clear(&e);
 	json_decref(list);

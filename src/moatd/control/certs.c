@@ -34,6 +34,8 @@ struct rotate_plan {
 	const char	*event;
 	/* The CA to issue from; NULL: the cluster's signing CA. */
 	const char	*ca_cert, *ca_key;
+	/* A CA switch: the CA being rotated out (its leaves all go). */
+	const char	*old_ca;
 };
 
 int
@@ -280,6 +282,37 @@ certs_commit_and_wait(struct api_req *r, struct store_txn *t,
 	return api_park(r, &w, certs_answer);
 }
 
+/* 1 when cert_pem was issued by a CA that will stay in ca.pem: the
+ * signing one, or the next one during a rollover; never the previous one,
+ * which leaves ca.pem once nothing served chains to it. */
+static int
+certs_ca_publishes(struct node *n, const char *cert_pem, int64_t *rev)
+{
+	struct x509_material	*m = NULL, *ca;
+	json_t			*doc;
+	const char		*pems[2];
+	int			 i, ok = 0;
+
+	if ((doc = schema_get(n->store, schema_key(SK_CA), rev, NULL)) ==
+	    NULL || x509_material_parse(cert_pem, NULL, &m, NULL) == -1) {
+		json_decref(doc);
+		return 0;
+	}
+	pems[0] = json_string_value(json_object_get(doc, "cert"));
+	pems[1] = json_string_value(json_object_get(json_object_get(doc,
+	    "next"), "cert"));
+	for (i = 0; i < 2 && !ok; i++) {
+		ca = NULL;
+		if (pems[i] != NULL && x509_material_parse(pems[i], NULL, &ca,
+		    NULL) == 0 && x509_material_issued_by(m, ca))
+			ok = 1;
+		x509_material_free(ca);
+	}
+	x509_material_free(m);
+	json_decref(doc);
+	return ok;
+}
+
 /*
  * Validate ch[0..nch) whole and, when all are good, fill *tp with their
  * documents (and history, and events); versions[] gets the versions
@@ -325,7 +358,28 @@ certs_update_prepare(struct node *n, const struct cert_change *ch,
 		if (certs_validate(&c, &ch[k], id, &m[id], e) == -1)
 			goto out;
 	}
-	if ((t = store_txn_new()) == NULL || (now = iso_now()) == NULL) {
+	if ((t = store_txn_new()) == NULL) {
+		err_set(e, E_INTERNAL, "out of memory");
+		goto out;
+	}
+	for (k = 0; k < nch; k++) {
+		int64_t carev = 0;
+		/* A rollback to a leaf of the cluster CA: only while that CA
+		 * stays in ca.pem, checked against the CA document this
+		 * transaction compares. */
+		if (ch[k].rollback_of <= 0 || !ch[k].by_cluster_ca)
+			continue;
+		if (!certs_ca_publishes(n, ch[k].cert_pem, &carev)) {
+			err_set(e, E_INVALID_CONFIG, "version %d of %s was "
+			    "issued by a cluster CA that was rotated out: "
+			    "clients no longer trust it; rotate %s instead for "
+			    "a new one", ch[k].rollback_of, ch[k].name,
+			    ch[k].name);
+			goto out;
+		}
+		store_txn_cmp(t, schema_key(SK_CA), carev);
+	}
+	if ((now = iso_now()) == NULL) {
 		err_set(e, E_INTERNAL, "out of memory");
 		goto out;
 	}
@@ -470,6 +524,20 @@ certs_update_now(struct node *n, const struct cert_change *ch, size_t nch,
  * gets the new versions (0: untouched); list and skipped what the answer
  * shows.
  */
+/* 1 when the leaf of cert_pem was signed by ca (NULL: no). */
+static int
+certs_pem_issued_by(const char *cert_pem, const struct x509_material *ca)
+{
+	struct x509_material	*m = NULL;
+	int			 yes;
+
+	if (ca == NULL || x509_material_parse(cert_pem, NULL, &m, NULL) == -1)
+		return 0;
+	yes = x509_material_issued_by(m, ca);
+	x509_material_free(m);
+	return yes;
+}
+
 static int
 certs_rotate_fill(struct node *n, const struct rotate_plan *p,
     struct store_txn *t, int *versions, json_t *list, json_t *skipped,
@@ -482,7 +550,8 @@ certs_rotate_fill(struct node *n, const struct rotate_plan *p,
 	char			 skey[SCHEMA_KEY_MAX], **ips = NULL, *now = NULL;
 	char			 fp[100], oldfp[100];
 	int			 i, rc = -1;
-	int64_t			 rev, crev;
+	int64_t			 rev, crev, carev;
+	struct x509_material	*old_ca = NULL;
 	size_t			 k;
 
 	memset(&c, 0, sizeof(c));
@@ -491,9 +560,16 @@ certs_rotate_fill(struct node *n, const struct rotate_plan *p,
 	if (p->ca_cert != NULL) {
 		ca_cert = p->ca_cert;
 		ca_key = p->ca_key;
-	} else if ((ca = schema_get(n->store, schema_key(SK_CA), NULL, e)) ==
-	    NULL || ca_doc_decode(ca, &ca_cert, &ca_key, e) == -1)
+	} else if ((ca = schema_get(n->store, schema_key(SK_CA), &carev,
+	    e)) == NULL || ca_doc_decode(ca, &ca_cert, &ca_key, e) == -1)
 		goto out;
+	else
+		/* A CA switch in between makes this fail rather than store
+		 * leaves of the CA being rotated out. */
+		store_txn_cmp(t, schema_key(SK_CA), carev);
+	if (p->old_ca != NULL && x509_material_parse(p->old_ca, NULL, &old_ca,
+	    NULL) == -1)
+		old_ca = NULL;
 	/* SANs: every node's address, so that any node can be reached by IP. */
 	if ((nodes = nodes_list_json(n, 0, e)) == NULL)
 		goto out;
@@ -519,8 +595,12 @@ certs_rotate_fill(struct node *n, const struct rotate_plan *p,
 			goto out;
 		}
 		/* An operator's certificate (their PKI, their names) is not
-		 * ours to replace with one of the cluster CA's. */
-		if (!cd.by_cluster_ca && !p->force) {
+		 * ours to replace with one of the cluster CA's; but at a CA
+		 * switch, whatever the old CA issued goes (an old served file
+		 * brought back by an import, say), or the old CA would stay
+		 * in ca.pem for ever. */
+		if (!cd.by_cluster_ca && !p->force &&
+		    !certs_pem_issued_by(cd.certificate, old_ca)) {
 			json_decref(doc);
 			if (p->only != -1) {
 				err_set(e, E_UNSUPPORTED_ROTATION, "certificate "
@@ -554,9 +634,13 @@ certs_rotate_fill(struct node *n, const struct rotate_plan *p,
 		store_txn_cmp(t, skey, rev);
 		if (certs_issue_into(t, i, ca_cert, ca_key, c.name,
 		    (const char *const *)ips, versions[i], p->who, now,
-		    p->days, fp, e) == -1 ||
-		    certs_keep_old(t, i, doc, cd.version) == -1) {
+		    p->days, fp, e) == -1) {
 			json_decref(doc);
+			goto out;
+		}
+		if (certs_keep_old(t, i, doc, cd.version) == -1) {
+			json_decref(doc);
+			err_set(e, E_INTERNAL, "out of memory");
 			goto out;
 		}
 		certs_doc_fingerprint(cd.certificate, oldfp);
@@ -569,6 +653,7 @@ certs_rotate_fill(struct node *n, const struct rotate_plan *p,
 	}
 	rc = 0;
 out:
+	x509_material_free(old_ca);
 	cluster_doc_clear(&c);
 	free(ips);
 	json_decref(nodes);
@@ -627,7 +712,8 @@ out:
 
 int
 certs_reissue_into(struct node *n, struct store_txn *t, const char *ca_cert,
-    const char *ca_key, const char *who, json_t *list, struct err *e)
+    const char *ca_key, const char *old_ca, const char *who, json_t *list,
+    struct err *e)
 {
 	struct rotate_plan	 p;
 	int			 versions[CERT__COUNT] = { 0 };
@@ -639,6 +725,7 @@ certs_reissue_into(struct node *n, struct store_txn *t, const char *ca_cert,
 	p.event = "certificate_rotated";
 	p.ca_cert = ca_cert;
 	p.ca_key = ca_key;
+	p.old_ca = old_ca;
 	return certs_rotate_fill(n, &p, t, versions, list, NULL, e);
 }
 
@@ -652,6 +739,9 @@ certs_renew_due(struct node *n, int days_before, struct err *e)
 	int			 rc = -1;
 	size_t			 k;
 
+	if (days_before < 1)
+		return err_set(e, E_INVALID_CONFIG, "expiry_days_before_rotation "
+		    "is %d: it must be at least 1", days_before);
 	memset(&p, 0, sizeof(p));
 	p.only = -1;
 	p.days = CERT_DAYS;
@@ -841,37 +931,6 @@ certs_history_json(struct node *n, const char *name, struct err *e)
 	    CERT_HISTORY_KEEP, "versions", arr);
 }
 
-/* 1 when cert_pem was issued by a CA that will stay in ca.pem: the
- * signing one, or the next one during a rollover; never the previous one,
- * which leaves ca.pem once nothing served chains to it. */
-static int
-certs_ca_publishes(struct node *n, const char *cert_pem)
-{
-	struct x509_material	*m = NULL, *ca;
-	json_t			*doc;
-	const char		*pems[2];
-	int			 i, ok = 0;
-
-	if ((doc = schema_get(n->store, schema_key(SK_CA), NULL, NULL)) ==
-	    NULL || x509_material_parse(cert_pem, NULL, &m, NULL) == -1) {
-		json_decref(doc);
-		return 0;
-	}
-	pems[0] = json_string_value(json_object_get(doc, "cert"));
-	pems[1] = json_string_value(json_object_get(json_object_get(doc,
-	    "next"), "cert"));
-	for (i = 0; i < 2 && !ok; i++) {
-		ca = NULL;
-		if (pems[i] != NULL && x509_material_parse(pems[i], NULL, &ca,
-		    NULL) == 0 && x509_material_issued_by(m, ca))
-			ok = 1;
-		x509_material_free(ca);
-	}
-	x509_material_free(m);
-	json_decref(doc);
-	return ok;
-}
-
 int
 certs_rollback(struct api_req *r, const char *name, int version,
     struct err *e)
@@ -916,13 +975,6 @@ certs_rollback(struct api_req *r, const char *name, int version,
 		goto out;
 	}
 	cert_doc_decode(pick, &cd, NULL);
-	if (cd.by_cluster_ca && !certs_ca_publishes(r->n, cd.certificate)) {
-		err_set(e, E_INVALID_CONFIG, "version %d of %s was issued by a "
-		    "cluster CA that was rotated out: clients no longer trust "
-		    "it; rotate %s instead for a new one", cd.version, name,
-		    name);
-		goto out;
-	}
 	ch.name = name;
 	ch.cert_pem = cd.certificate;
 	ch.key_pem = cd.key;

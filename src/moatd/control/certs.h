@@ -52,12 +52,12 @@ int	 certs_rotate(struct api_req *r, const char *name, int force, int days,
  * none due, or another node did it), -1 on error.
  */
 int	 certs_renew_due(struct node *n, int days_before, struct err *e);
-/* Re-issue, into t, every certificate the cluster CA issued, from the
- * CA given (a CA rollover's switch); list gets [{name, version,
- * fingerprint_sha256}]. */
+/* Re-issue, into t, every certificate the cluster CA issued (and any
+ * other that old_ca signed), from the CA given (a CA rollover's switch);
+ * list gets [{name, version, fingerprint_sha256}]. */
 int	 certs_reissue_into(struct node *n, struct store_txn *t,
-	    const char *ca_cert, const char *ca_key, const char *who,
-	    json_t *list, struct err *e);
+	    const char *ca_cert, const char *ca_key, const char *old_ca,
+	    const char *who, json_t *list, struct err *e);
 /*
  * The versions of certificate name this cluster keeps, newest first: the
  * one served, then up to CERT_HISTORY_KEEP earlier ones, each described

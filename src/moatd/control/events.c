@@ -85,19 +85,20 @@ events_add(struct node *n, const char *type, const char *severity,
 	store_txn_free(t);
 }
 
-void
-events_trim(struct node *n)
+/* One trimming transaction: 1 when more is left to drop. */
+static int
+events_trim_once(struct node *n)
 {
 	struct store_kv		*kv = NULL;
 	struct store_txn	*t;
 	struct err		 e = { 0 };
-	size_t			 nkv = 0, i, drop;
+	size_t			 nkv = 0, i, drop = 0;
 	int			 max;
 
 	if (n->store == NULL || store_list(n->store, schema_prefix(SK_EVENT),
 	    &kv, &nkv, &e) == -1) {
 		err_clear(&e);
-		return;
+		return 0;
 	}
 	if (nkv > EVENTS_KEEP && (t = store_txn_new()) != NULL) {
 		drop = nkv - EVENTS_KEEP;
@@ -106,12 +107,26 @@ events_trim(struct node *n)
 			drop = (size_t)max;
 		for (i = 0; i < drop; i++)
 			store_txn_del(t, kv[i].key);
-		if (store_txn_commit(n->store, t, &e) == -1)
+		if (store_txn_commit(n->store, t, &e) == -1) {
 			log_error("cannot trim the event log: %s", err_msg(&e));
+			drop = 0;
+		}
 		err_clear(&e);
 		store_txn_free(t);
 	}
 	store_kvs_free(kv, nkv);
+	return drop > 0 && nkv - drop > EVENTS_KEEP;
+}
+
+void
+events_trim(struct node *n)
+{
+	int rounds;
+
+	/* A transaction holds a bounded number of deletes (etcd's limit):
+	 * as many as it takes, within reason for one tick. */
+	for (rounds = 0; rounds < 16 && events_trim_once(n); rounds++)
+		;
 }
 
 /* The event's time from its key (exact to the microsecond). */

@@ -97,6 +97,9 @@ struct fail_entry {
 	char		 key[256];	/* address, or lowercased user name */
 	int		 failures;
 	time_t		 first, last, blocked_until;
+	/* The event log hears of an address at most once a minute. */
+	time_t		 event_at;
+	int		 unreported;
 };
 static struct fail_entry	fail_table[FAIL_TABLE_SIZE];
 static struct fail_entry	lock_table[FAIL_TABLE_SIZE];
@@ -455,10 +458,13 @@ pw_hash_work(void *arg)
 }
 
 static int
-auth_fail(struct node *n, const char *email, const char *peer, struct err *e)
+auth_fail(struct node *n, const char *email, int known, const char *peer,
+    struct err *e)
 {
 	char	 user[65];
 	size_t	 i;
+	int	 slot;
+	time_t	 now = time(NULL);
 
 	fail_record(peer);
 	/* The name as given, printable ASCII only: the logs are read by
@@ -468,8 +474,25 @@ auth_fail(struct node *n, const char *email, const char *peer, struct err *e)
 	user[i] = '\0';
 	log_warn("failed sign-in for \"%s\" from %s", user, peer);
 	lock_record(n, email, user);
-	events_add(n, "failed_sign_in", "WARNING", json_pack("{s:s, s:s}",
-	    "user", user, "peer", peer));
+	/*
+	 * The cluster's event log, which every viewer reads: a name that is
+	 * no user is often a password typed in the wrong field, so it is not
+	 * repeated there; and one address says at most once a minute how
+	 * many times it failed, so that a flood cannot push the log's real
+	 * events out.
+	 */
+	if ((slot = fail_slot(peer, 0)) == -1)
+		return err_set(e, E_UNAUTHORIZED, "invalid username or "
+		    "password");
+	if (now - fail_table[slot].event_at < 60) {
+		fail_table[slot].unreported++;
+	} else {
+		events_add(n, "failed_sign_in", "WARNING", json_pack("{s:s, "
+		    "s:s, s:i}", "user", known ? user : "(not a user)", "peer",
+		    peer, "count", fail_table[slot].unreported + 1));
+		fail_table[slot].event_at = now;
+		fail_table[slot].unreported = 0;
+	}
 	return err_set(e, E_UNAUTHORIZED, "invalid username or password");
 }
 
@@ -489,7 +512,7 @@ pw_verify_done(void *arg)
 			fail_table[slot].key[0] = '\0';
 		rc = 0;
 	} else {
-		auth_fail(j->n, j->email, j->peer, &e);
+		auth_fail(j->n, j->email, j->uid > 0, j->peer, &e);
 	}
 	j->done(j->arg, rc, 0, &e);
 	err_clear(&e);

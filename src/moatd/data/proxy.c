@@ -51,13 +51,12 @@ struct tag {
 };
 
 /*
- * Counters of one port, for the metrics exporter.  A slot is claimed by
- * the control thread the first time a port is served and kept for the
- * proxy's life (a port served again counts on); the workers add to it
- * with relaxed atomics, the control thread reads it the same way.
+ * Counters of one port, for the metrics exporter: part of its listener,
+ * so they live exactly as long as the port is served (a database created
+ * later on the same port starts from zero).  The workers add with
+ * relaxed atomics, the control thread reads the same way.
  */
 struct pstats {
-	int			 port;		/* 0: free slot */
 	_Atomic uint64_t	 hs[TLS_HS__COUNT];
 	_Atomic uint64_t	 in, out;
 };
@@ -69,7 +68,8 @@ struct pstats {
 struct endpoint {
 	_Atomic int	 refs;
 	int		 port;
-	struct pstats	*st;		/* the proxy's: lives as long */
+	struct pstats	*st;		/* its listener's (freed after every
+					   connection that uses it) */
 	struct tlsctx	*ctx;		/* NULL: plaintext */
 	char		 backend[108];
 	char		 label[32];
@@ -81,6 +81,7 @@ struct listener {
 	struct tag	 tag;
 	pthread_mutex_t	 mu;		/* guards ep */
 	struct endpoint	*ep;
+	struct pstats	 st;
 };
 
 enum {
@@ -187,7 +188,6 @@ struct proxy {
 	pthread_mutex_t	 mu;		/* guards the done list */
 	struct pjob	*done_head, **done_tail;
 	struct pjob	*live;		/* JOB_POST jobs not yet finished */
-	struct pstats	 stats[MAX_LISTENERS];
 };
 
 static BIO_METHOD	*pbio_method;
@@ -1241,23 +1241,6 @@ listen_tcp(const char *addr, int port, struct err *e)
 	return fd;
 }
 
-/* The counters of port, claimed on first use (control thread). */
-static struct pstats *
-proxy_stats_slot(struct proxy *p, int port)
-{
-	int i;
-
-	for (i = 0; i < MAX_LISTENERS; i++)
-		if (p->stats[i].port == port)
-			return &p->stats[i];
-	for (i = 0; i < MAX_LISTENERS; i++)
-		if (p->stats[i].port == 0) {
-			p->stats[i].port = port;
-			return &p->stats[i];
-		}
-	return NULL;
-}
-
 int
 proxy_port_stats(struct proxy *p, int port, struct proxy_port_stats *out)
 {
@@ -1265,9 +1248,9 @@ proxy_port_stats(struct proxy *p, int port, struct proxy_port_stats *out)
 
 	memset(out, 0, sizeof(*out));
 	out->port = port;
-	for (i = 0; i < MAX_LISTENERS; i++) {
-		struct pstats *st = &p->stats[i];
-		if (st->port != port)
+	for (i = 0; i < p->nls; i++) {
+		struct pstats *st = &p->ls[i]->st;
+		if (p->ls[i]->port != port)
 			continue;
 		for (k = 0; k < TLS_HS__COUNT; k++)
 			out->handshakes[k] = atomic_load_explicit(&st->hs[k],
@@ -1295,16 +1278,13 @@ proxy_endpoint_set_async(struct proxy *p, const char *addr, int port,
 		return err_set(e, E_INTERNAL, "out of memory");
 	atomic_init(&ep->refs, 1);
 	ep->port = port;
-	if ((ep->st = proxy_stats_slot(p, port)) == NULL) {
-		free(ep);
-		return err_set(e, E_INTERNAL, "too many endpoints");
-	}
 	ep->ctx = tlsctx_ref(ctx);
 	snprintf(ep->backend, sizeof(ep->backend), "%s", backend);
 	snprintf(ep->label, sizeof(ep->label), "%s", label);
 	if ((l = proxy_listener(p, port, NULL)) != NULL) {
 		/* Workers read l->ep under l->mu at accept time: no
-		 * command needed. */
+		 * command needed.  The counters go on. */
+		ep->st = &l->st;
 		pthread_mutex_lock(&l->mu);
 		old = l->ep;
 		l->ep = ep;
@@ -1323,6 +1303,7 @@ proxy_endpoint_set_async(struct proxy *p, const char *addr, int port,
 	}
 	l->fd = fd;
 	l->port = port;
+	ep->st = &l->st;
 	l->ep = ep;
 	l->tag.kind = TAG_LISTEN;
 	l->tag.ptr = l;

@@ -44,9 +44,101 @@ struct https_sess {
 	struct https_sess	*prev, *next;
 };
 
+/*
+ * Out of file descriptors, accept() fails at once for as long as the
+ * connections stay: libevent would retry in a tight loop and log every
+ * failure.  The guard stops accepting, resumes after a pause, and logs
+ * once per episode.
+ */
+struct accept_guard {
+	struct evconnlistener	*lev;
+	struct event		*resume;
+	const char		*what;
+	time_t			 last_error;
+	char			 name[64];
+};
+
+#define ACCEPT_PAUSE_MS		250
+#define ACCEPT_EPISODE_S	10	/* quiet this long: a new episode */
+
+static void
+guard_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct accept_guard *g = arg;
+
+	evconnlistener_enable(g->lev);
+}
+
+/* libevent hands the error callback the listener's own argument (evhttp
+ * owns it): the guard is found by its listener.  Control thread only. */
+#define MAX_GUARDS	8
+static struct accept_guard	*guards[MAX_GUARDS];
+
+static void
+guard_error(struct evconnlistener *lev, void *arg)
+{
+	struct accept_guard	*g = NULL;
+	struct timeval		 tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+	int			 err = EVUTIL_SOCKET_ERROR(), i;
+	time_t			 now = time(NULL);
+
+	for (i = 0; i < MAX_GUARDS && g == NULL; i++)
+		if (guards[i] != NULL && guards[i]->lev == lev)
+			g = guards[i];
+	if (g == NULL)
+		return;
+
+	if (now - g->last_error > ACCEPT_EPISODE_S)
+		log_warn("%s: cannot accept connections: %s; pausing %d ms at "
+		    "a time until it can", g->name, strerror(err),
+		    ACCEPT_PAUSE_MS);
+	g->last_error = now;
+	evconnlistener_disable(lev);
+	evtimer_add(g->resume, &tv);
+}
+
+static struct accept_guard *
+guard_new(struct event_base *base, struct evconnlistener *lev,
+    const char *name)
+{
+	struct accept_guard *g;
+
+	int i;
+
+	for (i = 0; i < MAX_GUARDS && guards[i] != NULL; i++)
+		;
+	if (lev == NULL || i == MAX_GUARDS ||
+	    (g = calloc(1, sizeof(*g))) == NULL)
+		return NULL;
+	if ((g->resume = evtimer_new(base, guard_resume, g)) == NULL) {
+		free(g);
+		return NULL;
+	}
+	g->lev = lev;
+	snprintf(g->name, sizeof(g->name), "%s", name);
+	guards[i] = g;
+	evconnlistener_set_error_cb(lev, guard_error);
+	return g;
+}
+
+static void
+guard_free(struct accept_guard *g)
+{
+	int i;
+
+	if (g == NULL)
+		return;
+	for (i = 0; i < MAX_GUARDS; i++)
+		if (guards[i] == g)
+			guards[i] = NULL;
+	event_free(g->resume);
+	free(g);
+}
+
 struct https {
 	struct event_base	*base;
 	struct evhttp		*http;
+	struct accept_guard	*guard;
 	struct tlsctx		*ctx;	/* owned reference: next handshakes */
 	struct https_sess	*sessions;
 	uint64_t		 hs[TLS_HS__COUNT];	/* for the metrics */
@@ -148,7 +240,9 @@ struct https *
 https_new(struct event_base *base, const char *addr, int port,
     struct tlsctx *ctx, https_cb cb, void *arg, struct err *e)
 {
-	struct https	*h;
+	struct evhttp_bound_socket	*bound;
+	struct https			*h;
+	char				 name[96];
 
 	if (sess_idx == -1)
 		sess_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL,
@@ -164,12 +258,16 @@ https_new(struct event_base *base, const char *addr, int port,
 	http_common_setup(h->http);
 	evhttp_set_bevcb(h->http, https_bevcb, h);
 	evhttp_set_gencb(h->http, cb, arg);
-	if (evhttp_bind_socket(h->http, addr, (ev_uint16_t)port) != 0) {
+	if ((bound = evhttp_bind_socket_with_handle(h->http, addr,
+	    (ev_uint16_t)port)) == NULL) {
 		err_set(e, E_INTERNAL, "cannot listen on %s:%d: %s", addr,
 		    port, strerror(errno));
 		https_free(h);
 		return NULL;
 	}
+	snprintf(name, sizeof(name), "%s:%d", addr, port);
+	h->guard = guard_new(base, evhttp_bound_socket_get_listener(bound),
+	    name);
 	return h;
 }
 
@@ -184,6 +282,7 @@ https_free(struct https *h)
 	 * ex_data callback does not touch h. */
 	for (s = h->sessions; s != NULL; s = s->next)
 		s->h = NULL;
+	guard_free(h->guard);
 	evhttp_free(h->http);
 	tlsctx_unref(h->ctx);
 	free(h);
@@ -342,6 +441,9 @@ http_local_new(struct event_base *base, const char *path, https_cb cb,
 	evhttp_set_gencb(http, cb, arg);
 	l = evconnlistener_new(base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE |
 	    LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if (l != NULL)
+		/* Lives as long as the process's one control socket. */
+		(void)guard_new(base, l, path);
 	if (l == NULL || evhttp_bind_listener(http, l) == NULL) {
 		if (l != NULL)
 			evconnlistener_free(l);
