@@ -3,6 +3,7 @@ CC      ?= cc
 PKGS    := libssl libcrypto libevent libevent_openssl libevent_pthreads jansson sqlite3 libsodium libcurl
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Isrc/lib
+CFLAGS  += $(EXTRA_CFLAGS)
 ifeq ($(WERROR),1)
 CFLAGS  += -Werror
 endif
@@ -36,7 +37,7 @@ DATA_DIR ?= $(CURDIR)/run
 ADDR     ?= 127.0.0.1
 API_PORT ?= 9443
 
-.PHONY: all deps run test unit integration clean bench
+.PHONY: all deps run test unit integration clean bench fuzz fuzz-run replay
 all: deps-check $(BUILD)/moatd $(BUILD)/moatadm
 
 # Fail early, with the fix, when a -dev package is missing.
@@ -86,7 +87,54 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmoat.a $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(MOATD_INC) $(LDFLAGS) -MMD -MP -Itests/unit -o $@ $< $(BUILD)/libmoat.a $(LIBS)
 
-unit: all $(UNIT_BIN)
+# Fuzzing (tests/fuzz): each harness with the objects it exercises.
+# `make test` replays every corpus (the inputs found so far, and every
+# crash kept) with the project's compiler and flags; `make fuzz` runs
+# libFuzzer (Debian's clang) for FUZZ_SECONDS per harness.
+FUZZ_NAMES       := x509 cron schema grammar
+FUZZ_OBJ_x509    :=
+FUZZ_OBJ_cron    := $(BUILD)/src/moatd/control/cron.o
+FUZZ_OBJ_schema  := $(BUILD)/src/moatd/schema.o \
+	$(BUILD)/src/moatd/control/events.o $(BUILD)/src/moatd/control/alerts.o \
+	$(BUILD)/src/moatd/control/nodes.o
+FUZZ_OBJ_grammar := $(filter-out $(BUILD)/src/moatadm/main.o,$(ADM_OBJ))
+FUZZ_INC         := $(MOATD_INC) -Isrc/moatadm
+FUZZ_REPLAY      := $(FUZZ_NAMES:%=$(BUILD)/fuzz/replay_%)
+FUZZ_SECONDS     ?= 60
+
+define fuzz_rules
+$(BUILD)/fuzz/replay_$(1): tests/fuzz/fuzz_$(1).c tests/fuzz/replay.c $(FUZZ_OBJ_$(1)) $(BUILD)/libmoat.a $(FLAGS_STAMP)
+	@mkdir -p $$(dir $$@)
+	$(CC) $(CFLAGS) $(FUZZ_INC) $(LDFLAGS) -o $$@ tests/fuzz/fuzz_$(1).c tests/fuzz/replay.c $(FUZZ_OBJ_$(1)) $(BUILD)/libmoat.a $(LIBS) -ledit
+$(BUILD)/fuzz/fuzz_$(1): tests/fuzz/fuzz_$(1).c $(FUZZ_OBJ_$(1)) $(BUILD)/libmoat.a $(FLAGS_STAMP)
+	@mkdir -p $$(dir $$@)
+	$(CC) $(CFLAGS) $(FUZZ_INC) -fsanitize=fuzzer,address,undefined -o $$@ tests/fuzz/fuzz_$(1).c $(FUZZ_OBJ_$(1)) $(BUILD)/libmoat.a $(LIBS) -ledit
+endef
+$(foreach f,$(FUZZ_NAMES),$(eval $(call fuzz_rules,$(f))))
+
+replay: $(FUZZ_REPLAY)
+	@set -e; for f in $(FUZZ_NAMES); do $(BUILD)/fuzz/replay_$$f tests/fuzz/corpus/$$f; done
+
+fuzz:
+	scripts/deps fuzz
+	$(MAKE) BUILD=build-fuzz CC=clang \
+	    EXTRA_CFLAGS="-fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined" \
+	    fuzz-run
+
+fuzz-run: $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
+	@mkdir -p tests/fuzz/crashes; for f in $(FUZZ_NAMES); do \
+		echo "== fuzz_$$f for $(FUZZ_SECONDS) s"; \
+		if ! $(BUILD)/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) \
+		    -artifact_prefix=tests/fuzz/crashes/$$f- \
+		    tests/fuzz/corpus/$$f > $(BUILD)/fuzz/$$f.log 2>&1; then \
+			tail -40 $(BUILD)/fuzz/$$f.log; \
+			echo "fuzz_$$f found a crash: tests/fuzz/crashes/"; \
+			exit 1; \
+		fi; \
+		grep -E '^Done|cov:' $(BUILD)/fuzz/$$f.log | tail -2; \
+	done
+
+unit: all $(UNIT_BIN) replay
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 	@echo "== $(BUILD)/tests/test_store against etcd"
 	@tests/unit/with-etcd $(BUILD)/tests/test_store
@@ -106,6 +154,6 @@ bench: deps all
 	bench/run
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(shell find build build-asan -name '*.d' 2>/dev/null)

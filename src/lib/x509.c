@@ -293,6 +293,13 @@ x509_check_key_strength(EVP_PKEY *pk, const char *what, struct err *e)
 	char	 group[64];
 	size_t	 glen = 0;
 
+	/* A public key OpenSSL cannot decode (found by fuzz_x509: moatd
+	 * crashed on such a certificate in an update). */
+	if (pk == NULL) {
+		ERR_clear_error();
+		return err_set(e, E_INVALID_PEM, "%s: the certificate's public "
+		    "key does not parse", what);
+	}
 	switch (EVP_PKEY_get_base_id(pk)) {
 	case EVP_PKEY_RSA:
 		if (EVP_PKEY_get_bits(pk) < 2048)
