@@ -46,6 +46,8 @@ def test_api_port_out_of_descriptors(node):
         while len(held) < 400 and failed < 5:
             s = socket.socket()
             s.settimeout(0.3)
+            # From 20 addresses: one address may hold only so many.
+            s.bind(("127.0.0.%d" % (100 + len(held) % 20), 0))
             try:
                 # Past what moatd took, the kernel's backlog holds some;
                 # past that, connecting times out.

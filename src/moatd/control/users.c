@@ -103,6 +103,10 @@ struct fail_entry {
 };
 static struct fail_entry	fail_table[FAIL_TABLE_SIZE];
 static struct fail_entry	lock_table[FAIL_TABLE_SIZE];
+/* When every entry of fail_table blocks (thousands of addresses failing
+ * at once), the addresses without one share this entry: they are slowed
+ * down together rather than not at all. */
+static struct fail_entry	fail_overflow;
 
 int
 users_role_allows(const char *role, enum perm perm)
@@ -254,6 +258,35 @@ fail_slot(const char *peer, int create)
 	return fail_find(fail_table, peer, create, FAIL_FORGET);
 }
 
+/* 1 when fail_table could take a new address (a free entry, or one
+ * that blocks nothing and can go). */
+static int
+fail_has_room(void)
+{
+	time_t	now = time(NULL);
+	int	i;
+
+	for (i = 0; i < FAIL_TABLE_SIZE; i++)
+		if (fail_table[i].key[0] == '\0' ||
+		    fail_table[i].blocked_until <= now)
+			return 1;
+	return 0;
+}
+
+/* The entry that holds peer's failures: its own, or the shared one when
+ * the table has no room (NULL when neither has any yet). */
+static struct fail_entry *
+fail_entry_of(const char *peer, int create)
+{
+	int i = fail_slot(peer, create);
+
+	if (i != -1)
+		return &fail_table[i];
+	if (create || (!fail_has_room() && fail_overflow.failures > 0))
+		return &fail_overflow;
+	return NULL;
+}
+
 /* The lock table's key of a user name: lowercased, as emails compare. */
 static void
 lock_key(const char *email, char *out, size_t len)
@@ -322,23 +355,25 @@ lock_clear(const char *email)
 static void
 fail_record(const char *peer)
 {
-	int	 i = fail_slot(peer, 1), over;
-	time_t	 now = time(NULL);
+	struct fail_entry	*f = fail_entry_of(peer, 1);
+	time_t			 now = time(NULL);
+	int			 over;
 
-	if (i == -1)
-		return;
-	fail_table[i].failures++;
-	fail_table[i].last = now;
-	over = fail_table[i].failures - FAIL_FREE;
+	if (now - f->last > FAIL_FORGET && f == &fail_overflow)
+		f->failures = 0;
+	f->failures++;
+	f->last = now;
+	over = f->failures - FAIL_FREE;
 	if (over >= 0) {
 		/* 4 s, doubling: long enough that a slow argon2 check of the
 		 * next attempt cannot outlast it. */
 		int delay = over >= 4 ? FAIL_MAX_DELAY : 4 << over;
 		if (delay > FAIL_MAX_DELAY)
 			delay = FAIL_MAX_DELAY;
-		fail_table[i].blocked_until = now + delay;
+		f->blocked_until = now + delay;
 		log_warn("%d failed logins from %s: refusing it for %d s",
-		    fail_table[i].failures, peer, delay);
+		    f->failures, f == &fail_overflow ? "addresses without an "
+		    "entry of their own" : peer, delay);
 	}
 }
 
@@ -527,13 +562,14 @@ users_authenticate(struct node *n, const char *authz, const char *peer,
 	unsigned char	 raw[1024];
 	size_t		 rawlen = 0;
 	char		*colon;
-	int		 slot, rc;
+	int		 rc;
+	struct fail_entry *fe;
 	time_t		 now = time(NULL);
 
 	*retry_after = 0;
-	if ((slot = fail_slot(peer, 0)) != -1 &&
-	    fail_table[slot].blocked_until > now) {
-		*retry_after = (int)(fail_table[slot].blocked_until - now);
+	if ((fe = fail_entry_of(peer, 0)) != NULL &&
+	    fe->blocked_until > now) {
+		*retry_after = (int)(fe->blocked_until - now);
 		return err_set(e, E_RATE_LIMITED, "too many failed sign-ins from "
 		    "%s; retry in %d s", peer, *retry_after);
 	}
@@ -585,12 +621,13 @@ users_sign_in(struct node *n, const char *email, const char *password,
 	struct pw_job	*j = NULL;
 	size_t		 i;
 	int		 slot, rc = -1;
+	struct fail_entry *fe;
 	time_t		 now = time(NULL);
 
 	*retry_after = 0;
-	if ((slot = fail_slot(peer, 0)) != -1 &&
-	    fail_table[slot].blocked_until > now) {
-		*retry_after = (int)(fail_table[slot].blocked_until - now);
+	if ((fe = fail_entry_of(peer, 0)) != NULL &&
+	    fe->blocked_until > now) {
+		*retry_after = (int)(fe->blocked_until - now);
 		return err_set(e, E_RATE_LIMITED, "too many failed sign-ins from "
 		    "%s; retry in %d s", peer, *retry_after);
 	}
@@ -633,7 +670,7 @@ users_sign_in(struct node *n, const char *email, const char *password,
 			u->uid = found.uid;
 			snprintf(u->email, sizeof(u->email), "%s", j->email);
 			snprintf(u->role, sizeof(u->role), "%s", found.role);
-			if (slot != -1)
+			if ((slot = fail_slot(peer, 0)) != -1)
 				fail_table[slot].key[0] = '\0';
 			rc = 0;
 			goto out;

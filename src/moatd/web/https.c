@@ -29,14 +29,32 @@
 #include "log.h"
 #include "tlsctx_impl.h"
 
-#define HTTP_MAX_BODY		(4 * 1024 * 1024)
+#define HTTP_MAX_BODY		(2 * 1024 * 1024)
 #define HTTP_MAX_HEADERS	(32 * 1024)
 #define HTTP_TIMEOUT		60
+
+/*
+ * Slow and flooding clients.  A connection has FIRST_REQUEST_S from its
+ * accept to deliver its first whole request (TLS handshake, headers and
+ * body: a client that trickles one byte at a time cannot keep it longer),
+ * and NEXT_REQUEST_S after each answer for the next one; one address
+ * holds at most PER_ADDR connections on a port, and a port at most
+ * MAX_SESSIONS.  Together with the body limit, that bounds what all
+ * connections can make moatd buffer, and a flood from one address leaves
+ * room for everyone else.
+ */
+#define FIRST_REQUEST_S		10
+#define NEXT_REQUEST_S		60
+#define PER_ADDR		32
+#define MAX_SESSIONS		2048
 
 struct https_sess {
 	SSL			*ssl;
 	struct bufferevent	*bev;
 	struct https		*h;
+	struct event		*deadline;	/* the request must be in */
+	struct event		*admit;		/* the address check */
+	char			 addr[64];
 	int			 held;		/* a request awaits its answer */
 	int			 hs;		/* -1: handshaking, else result */
 	time_t			 born;
@@ -139,6 +157,10 @@ struct https {
 	struct event_base	*base;
 	struct evhttp		*http;
 	struct accept_guard	*guard;
+	https_cb		 cb;		/* the caller's dispatch */
+	void			*cb_arg;
+	int			 nsessions;
+	uint64_t		 refused;	/* closed as too slow or too many */
 	struct tlsctx		*ctx;	/* owned reference: next handshakes */
 	struct https_sess	*sessions;
 	uint64_t		 hs[TLS_HS__COUNT];	/* for the metrics */
@@ -156,6 +178,12 @@ https_sess_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 
 	if (s == NULL)
 		return;
+	if (s->deadline != NULL)
+		event_free(s->deadline);
+	if (s->admit != NULL)
+		event_free(s->admit);
+	if (s->h != NULL)
+		s->h->nsessions--;
 	if (s->h != NULL && s->hs == -1)
 		s->h->hs[time(NULL) - s->born >= HTTP_TIMEOUT ?
 		    TLS_HS_TIMEOUT : TLS_HS_ABANDONED]++;
@@ -189,6 +217,60 @@ https_info(const SSL *ssl, int where, int ret)
 	s->h->hs[s->hs]++;
 }
 
+/* evhttp owns the connection: shut the socket and let it see the end. */
+static void
+sess_drop(struct https_sess *s)
+{
+	if (s->h != NULL)
+		s->h->refused++;
+	shutdown(bufferevent_getfd(s->bev), SHUT_RDWR);
+}
+
+static void
+sess_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct https_sess *s = arg;
+
+	/* A request being answered (or parked) is not slow. */
+	if (!s->held)
+		sess_drop(s);
+}
+
+static void
+sess_arm(struct https_sess *s, int secs)
+{
+	struct timeval tv = { secs, 0 };
+
+	if (s->deadline != NULL)
+		evtimer_add(s->deadline, &tv);
+}
+
+/* Right after evhttp set the connection up (its socket is known now):
+ * one address may not hold more than PER_ADDR connections. */
+static void
+sess_admit(evutil_socket_t fd, short what, void *arg)
+{
+	struct https_sess	*s = arg, *o;
+	struct sockaddr_storage	 ss;
+	socklen_t		 sl = sizeof(ss);
+	int			 same = 0, sock = bufferevent_getfd(s->bev);
+
+	if (s->h == NULL || sock == -1 || getpeername(sock,
+	    (struct sockaddr *)&ss, &sl) == -1)
+		return;
+	if (ss.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr,
+		    s->addr, sizeof(s->addr));
+	else if (ss.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr,
+		    s->addr, sizeof(s->addr));
+	for (o = s->h->sessions; o != NULL; o = o->next)
+		if (o != s && strcmp(o->addr, s->addr) == 0)
+			same++;
+	if (same >= PER_ADDR)
+		sess_drop(s);
+}
+
 static struct bufferevent *
 https_bevcb(struct event_base *base, void *arg)
 {
@@ -197,15 +279,30 @@ https_bevcb(struct event_base *base, void *arg)
 	struct bufferevent	*bev;
 	SSL			*ssl;
 
+	/* Full: the new connection is closed at once (evhttp does it). */
+	if (h->nsessions >= MAX_SESSIONS) {
+		h->refused++;
+		return NULL;
+	}
 	if ((ssl = SSL_new(tlsctx_ssl_ctx(h->ctx))) == NULL)
 		return NULL;
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		SSL_free(ssl);
 		return NULL;
 	}
+	if ((s->deadline = evtimer_new(base, sess_deadline, s)) == NULL ||
+	    (s->admit = event_new(base, -1, 0, sess_admit, s)) == NULL) {
+		if (s->deadline != NULL)
+			event_free(s->deadline);
+		free(s);
+		SSL_free(ssl);
+		return NULL;
+	}
 	bev = bufferevent_openssl_socket_new(base, -1, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL) {
+		event_free(s->deadline);
+		event_free(s->admit);
 		free(s);
 		SSL_free(ssl);
 		return NULL;
@@ -222,8 +319,38 @@ https_bevcb(struct event_base *base, void *arg)
 	if (h->sessions != NULL)
 		h->sessions->prev = s;
 	h->sessions = s;
+	h->nsessions++;
 	SSL_set_ex_data(ssl, sess_idx, s);
+	sess_arm(s, FIRST_REQUEST_S);
+	event_active(s->admit, EV_TIMEOUT, 0);
 	return bev;
+}
+
+static struct https_sess *https_find(struct https *, const void *);
+
+/* A request is answered: the next one has NEXT_REQUEST_S to come in. */
+static void
+https_request_done(struct evhttp_request *req, void *arg)
+{
+	struct https		*h = arg;
+	struct https_sess	*s = https_find(h, http_conn_of(req));
+
+	if (s != NULL)
+		sess_arm(s, NEXT_REQUEST_S);
+}
+
+/* Every request: whole, so its connection is not slow; then the
+ * caller's dispatch. */
+static void
+https_gencb(struct evhttp_request *req, void *arg)
+{
+	struct https		*h = arg;
+	struct https_sess	*s = https_find(h, http_conn_of(req));
+
+	if (s != NULL && s->deadline != NULL)
+		evtimer_del(s->deadline);
+	evhttp_request_set_on_complete_cb(req, https_request_done, h);
+	h->cb(req, h->cb_arg);
 }
 
 static void
@@ -257,7 +384,9 @@ https_new(struct event_base *base, const char *addr, int port,
 	h->ctx = tlsctx_ref(ctx);
 	http_common_setup(h->http);
 	evhttp_set_bevcb(h->http, https_bevcb, h);
-	evhttp_set_gencb(h->http, cb, arg);
+	h->cb = cb;
+	h->cb_arg = arg;
+	evhttp_set_gencb(h->http, https_gencb, h);
 	if ((bound = evhttp_bind_socket_with_handle(h->http, addr,
 	    (ev_uint16_t)port)) == NULL) {
 		err_set(e, E_INTERNAL, "cannot listen on %s:%d: %s", addr,
@@ -372,6 +501,12 @@ void
 https_handshakes(struct https *h, uint64_t out[TLS_HS__COUNT])
 {
 	memcpy(out, h->hs, sizeof(h->hs));
+}
+
+uint64_t
+https_refused(struct https *h)
+{
+	return h->refused;
 }
 
 struct evhttp *

@@ -37,6 +37,9 @@ void		 https_hold(struct https *h, const void *conn, int hold);
 int		 https_close_pending(struct https *h, const void *conn);
 /* Established sessions by TLS version. */
 void		 https_count_versions(struct https *h, int *tls12, int *tls13);
+/* Connections closed as too slow (no whole request in time), or over a
+ * limit (per address, per port), since start. */
+uint64_t	 https_refused(struct https *h);
 /* Handshakes since start, by how they ended. */
 void		 https_handshakes(struct https *h, uint64_t out[TLS_HS__COUNT]);
 

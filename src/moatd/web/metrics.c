@@ -193,6 +193,17 @@ traffic(struct out *o, struct node *n)
 	p.what = PASS_HANDSHAKES;
 	apply_bdb_stats(n, bdb_line, &p);
 
+	family(o, "moat_http_connections_refused_total", "counter",
+	    "Connections to the HTTPS ports closed as too slow (no whole "
+	    "request in time) or over a limit (per address, per port).");
+	for (i = 0; i < sizeof(control_ports) / sizeof(control_ports[0]);
+	    i++)
+		if (PORT_OF(n, i) != NULL)
+			evbuffer_add_printf(o->b, "moat_http_connections_"
+			    "refused_total{node=\"%d\",endpoint=\"%s\"} %llu\n",
+			    o->uid, control_ports[i].name, (unsigned long long)
+			    https_refused(PORT_OF(n, i)));
+
 	family(o, "moat_connections", "gauge", "Open client connections by "
 	    "endpoint and TLS version (databases: as counted in the last "
 	    "few seconds).");
