@@ -27,6 +27,10 @@ struct tlsctx {
 	char		*pin;		/* pinned leaf: its SHA-256 fingerprint */
 	char		*verify_name;	/* CA form: the name checked */
 	char		*sni;
+	/* Data contexts: who may connect (owned copies). */
+	enum tls_subject_check	 subject_check;
+	struct tls_subject	*subjects;
+	size_t			 nsubjects;
 };
 
 int
@@ -286,12 +290,15 @@ tlsctx_ref(struct tlsctx *c)
 	return c;
 }
 
+static void	tlsctx_subjects_free(struct tlsctx *);
+
 void
 tlsctx_unref(struct tlsctx *c)
 {
 	if (c == NULL || atomic_fetch_sub(&c->refs, 1) != 1)
 		return;
 	SSL_CTX_free(c->ctx);
+	tlsctx_subjects_free(c);
 	free(c->label);
 	free(c->pin);
 	free(c->verify_name);
@@ -299,22 +306,189 @@ tlsctx_unref(struct tlsctx *c)
 	free(c);
 }
 
-/* Why a client certificate was refused, for the log. */
+static void
+tlsctx_subjects_free(struct tlsctx *c)
+{
+	size_t i;
+	char **ou;
+
+	for (i = 0; i < c->nsubjects; i++) {
+		struct tls_subject *t = &c->subjects[i];
+		free((char *)t->cn);
+		free((char *)t->o);
+		free((char *)t->l);
+		free((char *)t->st);
+		free((char *)t->c);
+		for (ou = (char **)t->ou; ou != NULL && *ou != NULL; ou++)
+			free(*ou);
+		free((char **)t->ou);
+	}
+	free(c->subjects);
+	c->subjects = NULL;
+	c->nsubjects = 0;
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s != NULL ? strdup(s) : NULL;
+}
+
+/* Copy the caller's rules into c (the verify callback reads them at
+ * every handshake, long after the caller's strings are gone). */
+static int
+tlsctx_subjects_copy(struct tlsctx *c, const struct tlsctx_data_opts *o)
+{
+	size_t i, k, n;
+
+	c->subject_check = o->subject_check;
+	if (o->nsubjects == 0)
+		return 0;
+	if ((c->subjects = calloc(o->nsubjects, sizeof(*c->subjects))) ==
+	    NULL)
+		return -1;
+	c->nsubjects = o->nsubjects;
+	for (i = 0; i < o->nsubjects; i++) {
+		const struct tls_subject *f = &o->subjects[i];
+		struct tls_subject *t = &c->subjects[i];
+		char **ou;
+		t->cn = dup_or_null(f->cn);
+		t->o = dup_or_null(f->o);
+		t->l = dup_or_null(f->l);
+		t->st = dup_or_null(f->st);
+		t->c = dup_or_null(f->c);
+		for (n = 0; f->ou != NULL && f->ou[n] != NULL; n++)
+			;
+		if ((ou = calloc(n + 1, sizeof(*ou))) == NULL)
+			return -1;
+		for (k = 0; k < n; k++)
+			ou[k] = strdup(f->ou[k]);
+		t->ou = (const char *const *)ou;
+	}
+	return 0;
+}
+
+/* The text of the first entry nid of name (NULL when none); into buf. */
+static const char *
+name_entry(X509_NAME *name, int nid, int *pos, char *buf, size_t len)
+{
+	int		 i = X509_NAME_get_index_by_NID(name, nid, *pos);
+	ASN1_STRING	*d;
+	unsigned char	*u = NULL;
+	int		 ul;
+
+	if (i < 0)
+		return NULL;
+	*pos = i;
+	d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+	if ((ul = ASN1_STRING_to_UTF8(&u, d)) < 0)
+		return NULL;
+	snprintf(buf, len, "%.*s", ul, u);
+	OPENSSL_free(u);
+	return buf;
+}
+
+static int
+field_is(X509_NAME *name, int nid, const char *want)
+{
+	char	 buf[256];
+	int	 pos = -1;
+
+	if (want == NULL)
+		return 1;
+	return name_entry(name, nid, &pos, buf, sizeof(buf)) != NULL &&
+	    strcmp(buf, want) == 0;
+}
+
+/* Every OU in want is one of the certificate's. */
+static int
+ous_present(X509_NAME *name, const char *const *want)
+{
+	char	 buf[256];
+	int	 pos, found;
+
+	for (; want != NULL && *want != NULL; want++) {
+		found = 0;
+		pos = -1;
+		while (!found && name_entry(name, NID_organizationalUnitName,
+		    &pos, buf, sizeof(buf)) != NULL)
+			found = strcmp(buf, *want) == 0;
+		if (!found)
+			return 0;
+	}
+	return 1;
+}
+
+/* 1 when leaf is one that rules let in. */
+static int
+tlsctx_subject_allowed(const struct tlsctx *c, X509 *leaf)
+{
+	X509_NAME	*name = X509_get_subject_name(leaf);
+	size_t		 i;
+
+	if (c->subject_check == TLS_SUBJECT_ANY || c->nsubjects == 0)
+		return 1;
+	for (i = 0; i < c->nsubjects; i++) {
+		const struct tls_subject *t = &c->subjects[i];
+		if (c->subject_check == TLS_SUBJECT_SAN_CN) {
+			/* A SAN DNS entry, or the CN, names it. */
+			if (X509_check_host(leaf, t->cn, 0,
+			    X509_CHECK_FLAG_NO_WILDCARDS, NULL) == 1 ||
+			    field_is(name, NID_commonName, t->cn))
+				return 1;
+			continue;
+		}
+		if (field_is(name, NID_commonName, t->cn) &&
+		    field_is(name, NID_organizationName, t->o) &&
+		    field_is(name, NID_localityName, t->l) &&
+		    field_is(name, NID_stateOrProvinceName, t->st) &&
+		    field_is(name, NID_countryName, t->c) &&
+		    ous_present(name, t->ou))
+			return 1;
+	}
+	return 0;
+}
+
+/* Why a client certificate was refused, for the log; and the checks
+ * that come after the chain: revocation only where a CRL is known, and
+ * who may connect. */
 static int
 tlsctx_verify_cb(int ok, X509_STORE_CTX *xs)
 {
-	SSL		*ssl;
-	SSL_CTX		*ctx;
-	const char	*label;
-	char		 subj[256] = "";
-	X509		*cur;
+	SSL			*ssl;
+	SSL_CTX			*ctx;
+	const struct tlsctx	*c;
+	const char		*label;
+	char			 subj[256] = "";
+	X509			*cur;
+	int			 err = X509_STORE_CTX_get_error(xs);
 
-	if (ok)
-		return ok;
 	ssl = X509_STORE_CTX_get_ex_data(xs,
 	    SSL_get_ex_data_X509_STORE_CTX_idx());
 	ctx = ssl != NULL ? SSL_get_SSL_CTX(ssl) : NULL;
-	label = ctx != NULL ? SSL_CTX_get_app_data(ctx) : NULL;
+	c = ctx != NULL ? SSL_CTX_get_app_data(ctx) : NULL;
+	label = c != NULL ? c->label : NULL;
+	/* CRLs are checked where the operator gave one: an issuer without
+	 * a CRL is not a reason to refuse. */
+	if (!ok && (err == X509_V_ERR_UNABLE_TO_GET_CRL ||
+	    err == X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER)) {
+		X509_STORE_CTX_set_error(xs, X509_V_OK);
+		return 1;
+	}
+	if (ok && c != NULL && X509_STORE_CTX_get_error_depth(xs) == 0 &&
+	    (cur = X509_STORE_CTX_get_current_cert(xs)) != NULL &&
+	    !tlsctx_subject_allowed(c, cur)) {
+		X509_NAME_oneline(X509_get_subject_name(cur), subj,
+		    sizeof(subj));
+		log_warn("%s: client certificate %s refused: its subject is "
+		    "not among the authorized subjects",
+		    label ? label : "endpoint", subj);
+		X509_STORE_CTX_set_error(xs,
+		    X509_V_ERR_APPLICATION_VERIFICATION);
+		return 0;
+	}
+	if (ok)
+		return ok;
 	if ((cur = X509_STORE_CTX_get_current_cert(xs)) != NULL)
 		X509_NAME_oneline(X509_get_subject_name(cur), subj,
 		    sizeof(subj));
@@ -352,6 +526,49 @@ tlsctx_set_client_trust(SSL_CTX *ctx, const char *pem, struct err *e)
 	return 0;
 }
 
+/* The CRLs of pem into ctx's store, checked for the leaf (-1 with e
+ * when pem has none that parses, or something else). */
+static int
+tlsctx_add_crls(SSL_CTX *ctx, const char *pem, struct err *e)
+{
+	X509_STORE	*st = SSL_CTX_get_cert_store(ctx);
+	BIO		*bio;
+	X509_CRL	*crl;
+	int		 n = 0;
+
+	if (pem == NULL || *pem == '\0')
+		return 0;
+	if ((bio = BIO_new_mem_buf(pem, -1)) == NULL)
+		return err_set(e, E_INTERNAL, "out of memory");
+	while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL) {
+		X509_STORE_add_crl(st, crl);
+		X509_CRL_free(crl);
+		n++;
+	}
+	BIO_free(bio);
+	ERR_clear_error();
+	if (n == 0)
+		return err_set(e, E_INVALID_PEM, "crl: no PEM CRL parses "
+		    "(expected -----BEGIN X509 CRL-----)");
+	X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK);
+	return 0;
+}
+
+int
+tls_crl_check(const char *pem, struct err *e)
+{
+	SSL_CTX	*ctx;
+	int	 rc;
+
+	if (strstr(pem, "PRIVATE KEY") != NULL)
+		return err_set(e, E_INVALID_PEM, "crl: holds a private key");
+	if ((ctx = SSL_CTX_new(TLS_method())) == NULL)
+		return err_set(e, E_INTERNAL, "out of memory");
+	rc = tlsctx_add_crls(ctx, pem, e);
+	SSL_CTX_free(ctx);
+	return rc;
+}
+
 struct tlsctx *
 tlsctx_data_new(const struct x509_material *m, const struct tls_policy *p,
     const struct tlsctx_data_opts *opts, struct err *e)
@@ -370,13 +587,19 @@ tlsctx_data_new(const struct x509_material *m, const struct tls_policy *p,
 	SSL_CTX_set_session_cache_mode(c->ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_num_tickets(c->ctx, 1);
 	if (opts != NULL && opts->label != NULL &&
-	    (label = strdup(opts->label)) != NULL) {
+	    (label = strdup(opts->label)) != NULL)
 		c->label = label;
-		SSL_CTX_set_app_data(c->ctx, label);
-	}
+	/* The verify callback finds the rules and the label through it. */
+	SSL_CTX_set_app_data(c->ctx, c);
 	if (opts != NULL && opts->client_trust_pem != NULL &&
-	    tlsctx_set_client_trust(c->ctx, opts->client_trust_pem, e) == -1) {
+	    (tlsctx_set_client_trust(c->ctx, opts->client_trust_pem, e) == -1 ||
+	    tlsctx_add_crls(c->ctx, opts->crl_pem, e) == -1)) {
 		tlsctx_unref(c);
+		return NULL;
+	}
+	if (opts != NULL && tlsctx_subjects_copy(c, opts) == -1) {
+		tlsctx_unref(c);
+		err_set(e, E_INTERNAL, "out of memory");
 		return NULL;
 	}
 	return c;

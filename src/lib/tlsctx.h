@@ -58,13 +58,36 @@ struct tlsctx;
 struct tlsctx	*tlsctx_server_new(const struct x509_material *m,
 		    const struct tls_policy *p, struct err *e);
 
+/* Who may connect, beyond a certificate that verifies (RS's
+ * authorized_subjects): CN required, the others checked when given. */
+struct tls_subject {
+	const char		*cn, *o, *l, *st, *c;
+	const char *const	*ou;	/* NULL-terminated; all must be there */
+};
+
+enum tls_subject_check {
+	TLS_SUBJECT_ANY,	/* "disabled": any verified certificate */
+	TLS_SUBJECT_SAN_CN,	/* a SAN DNS name or the CN is a listed CN */
+	TLS_SUBJECT_FULL,	/* the subject matches a listed one */
+};
+
 /* Options of a data-path context (a database endpoint). */
 struct tlsctx_data_opts {
 	/* PEM certificates a client must present or chain to (leaf or CA
 	 * form); NULL: no client certificate is asked for. */
-	const char	*client_trust_pem;
-	const char	*label;		/* for log lines, e.g. "db:1" */
+	const char		*client_trust_pem;
+	const char		*label;		/* for log lines, e.g. "db:1" */
+	enum tls_subject_check	 subject_check;
+	const struct tls_subject *subjects;	/* nsubjects of them */
+	size_t			 nsubjects;
+	/* PEM CRLs: a client certificate one of them revokes is refused
+	 * (an issuer without a CRL here is not checked). */
+	const char		*crl_pem;
 };
+
+/* 0 when pem holds at least one CRL and nothing else that fails to
+ * parse (E_INVALID_PEM). */
+int		 tls_crl_check(const char *pem, struct err *e);
 
 /*
  * A context for a proxy endpoint: as tlsctx_server_new, plus read-ahead

@@ -93,6 +93,61 @@ one_of(const char *v, const char *const *allowed)
 static const char *const tls_modes[] = { "enabled", "disabled", "replica_ssl",
 	NULL };
 static const char *const on_off[] = { "enabled", "disabled", NULL };
+static const char *const subject_checks[] = { "disabled", "san_cn",
+	"full_subject", NULL };
+
+#define MAX_SUBJECTS	100
+
+/* RS's authorized_subjects: [{CN, O, OU: [...], L, ST, C}], CN required. */
+static int
+bdb_check_subjects(json_t *list, struct err *e)
+{
+	static const char *const single[] = { "CN", "O", "L", "ST", "C",
+		NULL };
+	const char	*k;
+	json_t		*it, *v, *ou;
+	size_t		 i, j;
+
+	if (!json_is_array(list) || json_array_size(list) > MAX_SUBJECTS)
+		return err_set(e, E_INVALID_SCHEMA, "authorized_subjects must be "
+		    "a list of at most %d subjects", MAX_SUBJECTS);
+	json_array_foreach(list, i, it) {
+		if (!json_is_object(it))
+			return err_set(e, E_INVALID_SCHEMA, "authorized_subjects"
+			    "[%zu] must be an object {CN, O, OU, L, ST, C}", i);
+		json_object_foreach(it, k, v) {
+			if (strcmp(k, "OU") == 0) {
+				if (!json_is_array(v))
+					return err_set(e, E_INVALID_SCHEMA,
+					    "authorized_subjects[%zu].OU must "
+					    "be a list of strings", i);
+				json_array_foreach(v, j, ou)
+					if (!json_is_string(ou) ||
+					    strlen(json_string_value(ou)) > 64)
+						return err_set(e,
+						    E_INVALID_SCHEMA,
+						    "authorized_subjects[%zu]"
+						    ".OU[%zu] must be a string "
+						    "of at most 64 characters",
+						    i, j);
+				continue;
+			}
+			if (!one_of(k, single))
+				return err_set(e, E_INVALID_SCHEMA, "authorized_"
+				    "subjects[%zu]: unknown field \"%.32s\" "
+				    "(CN, O, OU, L, ST, C)", i, k);
+			if (!json_is_string(v) || *json_string_value(v) ==
+			    '\0' || strlen(json_string_value(v)) > 64)
+				return err_set(e, E_INVALID_SCHEMA, "authorized_"
+				    "subjects[%zu].%s must be a string of 1 to "
+				    "64 characters", i, k);
+		}
+		if (json_object_get(it, "CN") == NULL)
+			return err_set(e, E_INVALID_SCHEMA, "authorized_subjects"
+			    "[%zu] needs a CN", i);
+	}
+	return 0;
+}
 /* Same order as enum shard_persistence. */
 static const char *const persistence_modes[] = { "aof", "snapshot",
 	"disabled", NULL };
@@ -312,7 +367,9 @@ bdb_merge(struct node *n, json_t *doc, json_t *body, int creating,
 	static const char *const fields[] = { "name", "port", "memory_size",
 	    "tls_mode", "authentication_redis_pass",
 	    "enforce_client_authentication", "authentication_ssl_client_certs",
-	    "data_persistence", "replica_sources", "replica_sync", NULL };
+	    "client_cert_subject_validation_type", "authorized_subjects",
+	    "crl", "data_persistence", "replica_sources", "replica_sync",
+	    NULL };
 	json_t		*srcs = NULL;
 
 	json_object_foreach(body, key, v) {
@@ -322,7 +379,9 @@ bdb_merge(struct node *n, json_t *doc, json_t *body, int creating,
 			    "memory_size, tls_mode, data_persistence, "
 			    "authentication_redis_pass, "
 			    "enforce_client_authentication, "
-			    "authentication_ssl_client_certs, replica_sources, "
+			    "authentication_ssl_client_certs, "
+			    "client_cert_subject_validation_type, "
+			    "authorized_subjects, crl, replica_sources, "
 			    "replica_sync", key);
 		if (strcmp(key, "port") == 0) {
 			if (!creating)
@@ -342,6 +401,17 @@ bdb_merge(struct node *n, json_t *doc, json_t *body, int creating,
 		} else if (strcmp(key, "authentication_ssl_client_certs") == 0) {
 			if (bdb_check_client_certs(v, e) == -1)
 				return -1;
+		} else if (strcmp(key, "authorized_subjects") == 0) {
+			if (bdb_check_subjects(v, e) == -1)
+				return -1;
+		} else if (strcmp(key, "crl") == 0) {
+			/* "" takes the CRLs away. */
+			if (!json_is_string(v) || (*json_string_value(v) !=
+			    '\0' && tls_crl_check(json_string_value(v), e) ==
+			    -1))
+				return json_is_string(v) ? -1 : err_set(e,
+				    E_INVALID_SCHEMA, "crl must be PEM text "
+				    "(one or more X509 CRLs), or \"\"");
 		} else if (strcmp(key, "replica_sources") == 0) {
 			/* The port may come later in body: checked below. */
 			continue;
@@ -366,6 +436,11 @@ bdb_merge(struct node *n, json_t *doc, json_t *body, int creating,
 		    !one_of(json_string_value(v), replica_sync_modes)) {
 			return err_set(e, E_INVALID_SCHEMA, "replica_sync must be "
 			    "enabled, disabled, paused or stopped");
+		} else if (strcmp(key, "client_cert_subject_validation_type") ==
+		    0 && !one_of(json_string_value(v), subject_checks)) {
+			return err_set(e, E_INVALID_SCHEMA, "client_cert_subject_"
+			    "validation_type must be disabled, san_cn or "
+			    "full_subject");
 		} else if (strcmp(key, "enforce_client_authentication") == 0 &&
 		    !one_of(json_string_value(v), on_off)) {
 			return err_set(e, E_INVALID_SCHEMA, "enforce_client_"
@@ -413,6 +488,23 @@ bdb_merge(struct node *n, json_t *doc, json_t *body, int creating,
 			return err_set(e, E_INVALID_CONFIG, "client "
 			    "authentication needs at least one certificate in "
 			    "authentication_ssl_client_certs");
+	}
+	if (json_string_value(json_object_get(doc,
+	    "client_cert_subject_validation_type")) != NULL &&
+	    strcmp(json_string_value(json_object_get(doc,
+	    "client_cert_subject_validation_type")), "disabled") != 0) {
+		if (strcmp(json_string_value(json_object_get(doc,
+		    "enforce_client_authentication")), "enabled") != 0)
+			return err_set(e, E_INVALID_CONFIG, "client_cert_subject_"
+			    "validation_type needs enforce_client_authentication "
+			    "\"enabled\"");
+		if (json_array_size(json_object_get(doc,
+		    "authorized_subjects")) == 0)
+			return err_set(e, E_INVALID_CONFIG, "client_cert_subject_"
+			    "validation_type \"%s\" needs at least one subject in "
+			    "authorized_subjects", json_string_value(
+			    json_object_get(doc,
+			    "client_cert_subject_validation_type")));
 	}
 	(void)n;
 	return 0;
@@ -487,11 +579,14 @@ bdbs_create(struct node *n, json_t *body, const char *who, json_t **out,
 	int	 uid = 1, port, rc = -1;
 	char	*now = iso_now();
 
-	doc = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:[]}", "name", "",
+	doc = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:[], s:s, s:[], "
+	    "s:s}", "name", "",
 	    "memory_size", (json_int_t)MEM_DEFAULT, "tls_mode", "disabled",
 	    "data_persistence", "aof",
 	    "authentication_redis_pass", "", "enforce_client_authentication",
-	    "disabled", "authentication_ssl_client_certs");
+	    "disabled", "authentication_ssl_client_certs",
+	    "client_cert_subject_validation_type", "disabled",
+	    "authorized_subjects", "crl", "");
 	json_object_del(doc, "name");
 	if (bdb_merge(n, doc, body, 1, e) == -1 ||
 	    (docs = bdb_docs(n, e)) == NULL)
