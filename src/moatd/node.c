@@ -19,6 +19,7 @@
 #include "node.h"
 #include "rollout.h"
 #include "schema.h"
+#include "seal.h"
 #include "sessions.h"
 #include "users.h"
 #include "workpool.h"
@@ -216,6 +217,11 @@ node_init(struct node *n, struct event_base *base,
 	if (fs_mkdir(path, 0700, e) == -1)
 		return -1;
 	fs_empty_dir(path);
+	/* The key that seals private keys in the store (seal.h): created
+	 * with the cluster, handed to a node when it joins. */
+	snprintf(path, sizeof(path), "%s/cluster.key", cfg->data_dir);
+	if (seal_key_load(path, e) == -1)
+		return -1;
 	/* A node that joined a cluster remembers its uid and store. */
 	snprintf(path, sizeof(path), "%s/node.json", cfg->data_dir);
 	if ((id = json_load_file(path, 0, NULL)) != NULL) {

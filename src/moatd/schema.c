@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "seal.h"
 #include "schema.h"
 
 const struct cert_service cert_services[CERT__COUNT] = {
@@ -348,20 +349,43 @@ cert_doc_decode(const json_t *j, struct cert_doc *c, struct err *e)
 	return 0;
 }
 
+char *
+schema_seal_key(const char *key)
+{
+	/* Already sealed (a document copied as stored): as it is. */
+	if (strncmp(key, SEAL_PREFIX, strlen(SEAL_PREFIX)) == 0)
+		return strdup(key);
+	return seal_text(key);
+}
+
 json_t *
 cert_doc_encode(int id, const struct cert_doc *c)
 {
-	return json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:b}", "name",
+	char	*sk = schema_seal_key(c->key);
+	json_t	*j;
+
+	if (sk == NULL)
+		return NULL;
+	j = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:b}", "name",
 	    cert_services[id].name, "certificate", c->certificate, "key",
-	    c->key, "version", c->version, "updated_at", c->updated_at ?
+	    sk, "version", c->version, "updated_at", c->updated_at ?
 	    c->updated_at : "", "updated_by", c->updated_by ? c->updated_by :
 	    "", "issued_by_cluster_ca", c->by_cluster_ca);
+	seal_free(sk);
+	return j;
 }
 
 json_t *
 ca_doc_encode(const char *cert, const char *key)
 {
-	return json_pack("{s:s, s:s}", "cert", cert, "key", key);
+	char	*sk = schema_seal_key(key);
+	json_t	*j;
+
+	if (sk == NULL)
+		return NULL;
+	j = json_pack("{s:s, s:s}", "cert", cert, "key", sk);
+	seal_free(sk);
+	return j;
 }
 
 int

@@ -147,9 +147,14 @@ struct cert_doc {
 	int		 by_cluster_ca;
 };
 
+/* c->key is the key as stored: sealed (seal.h) once the cluster has a
+ * key; unseal_text() it where it is used, and nowhere else. */
 int		 cert_doc_decode(const json_t *j, struct cert_doc *c,
 		    struct err *e);
+/* Seals c->key (unless it is sealed already). */
 json_t		*cert_doc_encode(int id, const struct cert_doc *c);
+/* A private key as the store keeps it (sealed); free with seal_free. */
+char		*schema_seal_key(const char *key);
 
 /*
  * The cluster CA: {"cert", "key"} sign; during a rollover (ca.c) also

@@ -111,9 +111,10 @@ def test_join_serves_the_clusters_certificates(pair):
     assert r.status_code == 401, r.text
     assert r.json()["error_code"] == "unauthorized"
     assert second.sock("GET", "/v1/cluster").status_code == 503
-    # moatadm, the rladmin way.
+    # moatadm, the rladmin way (the password asked for, never an
+    # argument: ps would show it).
     p = second.adm("cluster", "join", "nodes", "%s:%d" % (first.addr, first.port),
-                   "username", first.email, "password", first.password)
+                   "username", first.email, input=first.password + "\n")
     assert p.returncode == 0, p.stderr
     assert "Joined cluster successfully" in p.stdout
     second.uid = 2

@@ -21,6 +21,7 @@
 #include "apply_bdbs.h"
 #include "fsutil.h"
 #include "https.h"
+#include "seal.h"
 #include "log.h"
 #include "x509.h"
 
@@ -197,6 +198,7 @@ apply_cert(struct node *n, const struct snapshot *snap, int id,
 	struct err			 e = { 0 };
 	char				 key[SCHEMA_KEY_MAX], fname[64];
 	json_t				*doc;
+	char				*plain_key = NULL;
 	int				 changed;
 
 	doc = snap_json(snap, schema_key_of(SK_CERT, id, key), NULL);
@@ -212,7 +214,8 @@ apply_cert(struct node *n, const struct snapshot *snap, int id,
 	}
 	/* Everything in the store was validated by the node that wrote it;
 	 * still, a node never serves material it cannot load. */
-	if (x509_material_parse(cd.certificate, cd.key, &m, &e) == -1 ||
+	if ((plain_key = unseal_text(cd.key, &e)) == NULL ||
+	    x509_material_parse(cd.certificate, plain_key, &m, &e) == -1 ||
 	    (ctx = tlsctx_server_new(m, cluster_tls_policy(
 	    &ap->cluster.policy, svc->policy, &tp), &e)) == NULL) {
 		log_error("certificate %s version %d not applied: %s",
@@ -223,8 +226,10 @@ apply_cert(struct node *n, const struct snapshot *snap, int id,
 		snprintf(fname, sizeof(fname), "%s_cert.pem", svc->name);
 		apply_write_file(n, fname, cd.certificate, 0644);
 		snprintf(fname, sizeof(fname), "%s_key.pem", svc->name);
-		apply_write_file(n, fname, cd.key, 0600);
+		apply_write_file(n, fname, plain_key, 0600);
 	}
+	seal_free(plain_key);
+	plain_key = NULL;
 	tlsctx_unref(sv->ctx);
 	x509_material_free(sv->material);
 	sv->ctx = ctx;
@@ -243,6 +248,7 @@ apply_cert(struct node *n, const struct snapshot *snap, int id,
 	json_decref(doc);
 	return changed;
 fail:
+	seal_free(plain_key);
 	x509_material_free(m);
 	json_decref(doc);
 	err_clear(&e);

@@ -22,6 +22,7 @@
 #include "jobs.h"
 #include "log.h"
 #include "nodes.h"
+#include "seal.h"
 
 static int
 schema_error(struct err *e, const json_error_t *je, const char *shape)
@@ -121,6 +122,17 @@ api_cluster_store(struct api_req *r, struct err *e)
 		    "embedded store; start its first node with --store "
 		    "etcd://... for other nodes to join");
 	r->resp = json_pack("{s:s}", "store", store_url(r->n->store));
+	/* A node that joins needs the key that opens the private keys in
+	 * the store: an admin's join gets it (over the TLS the credentials
+	 * came through), nobody else. */
+	if (r->resp != NULL && (r->local || strcmp(r->user.role, "admin") ==
+	    0)) {
+		char *k = seal_key_b64();
+		if (k != NULL)
+			json_object_set_new(r->resp, "cluster_key",
+			    json_string(k));
+		seal_free(k);
+	}
 	return 0;
 }
 

@@ -29,6 +29,7 @@
 #include "events.h"
 #include "log.h"
 #include "schema.h"
+#include "seal.h"
 #include "workpool.h"
 #include "x509.h"
 
@@ -172,6 +173,14 @@ bootstrap_create_commit(struct api_req *r, const char *hash, struct err *e)
 		err_set(e, E_INTERNAL, "out of memory");
 		goto out;
 	}
+	/* The keys go into the store sealed: the cluster key first. */
+	if (!seal_have_key()) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/cluster.key",
+		    n->cfg.data_dir);
+		if (seal_key_create(path, e) == -1)
+			goto out;
+	}
 	/* All of it in one transaction that only succeeds on an empty
 	 * store: two concurrent creations cannot both win. */
 	store_txn_cmp(t, schema_key(SK_CLUSTER), 0);
@@ -252,7 +261,7 @@ bootstrap_create(struct api_req *r, const char *fqdn, const char *user,
 
 static char *
 join_ask_store(const char *node, int default_port, const char *user,
-    const char *password, struct err *e)
+    const char *password, char **cluster_key, struct err *e)
 {
 	CURL		*c;
 	struct curlbuf	 b = { NULL, 0, 65536 };
@@ -299,6 +308,10 @@ join_ask_store(const char *node, int default_port, const char *user,
 		err_set(e, E_JOIN_FAILED, "the node %.128s answered %ld", node,
 		    code);
 	else {
+		if (json_string_value(json_object_get(j, "cluster_key")) !=
+		    NULL)
+			*cluster_key = strdup(json_string_value(
+			    json_object_get(j, "cluster_key")));
 		if (json_string_value(json_object_get(j, "store")) != NULL)
 			store = strdup(json_string_value(json_object_get(j,
 			    "store")));
@@ -360,6 +373,7 @@ struct join_job {
 	char		*node, *user, *password;
 	int		 port;
 	char		*url;		/* the answer */
+	char		*cluster_key;	/* base64; wiped */
 	struct err	 e;
 };
 
@@ -373,6 +387,7 @@ join_job_free(struct join_job *j)
 		free(j->password);
 	}
 	free(j->url);
+	seal_free(j->cluster_key);
 	err_clear(&j->e);
 	free(j);
 }
@@ -382,7 +397,8 @@ join_work(void *arg)
 {
 	struct join_job *j = arg;
 
-	j->url = join_ask_store(j->node, j->port, j->user, j->password, &j->e);
+	j->url = join_ask_store(j->node, j->port, j->user, j->password,
+	    &j->cluster_key, &j->e);
 }
 
 static void
@@ -411,6 +427,15 @@ join_done(void *arg)
 		err_set(&e, E_CLUSTER_EXISTS, "this node joined a cluster "
 		    "meanwhile");
 		goto out;
+	}
+	/* The key that opens the cluster's private keys, before anything
+	 * of the store is applied. */
+	if (j->cluster_key != NULL) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/cluster.key",
+		    n->cfg.data_dir);
+		if (seal_key_install(j->cluster_key, path, &e) == -1)
+			goto out;
 	}
 	if ((s = store_open(j->url, n->cfg.data_dir, &e)) == NULL ||
 	    schema_check(s, &e) == -1 ||

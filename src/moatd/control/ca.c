@@ -25,6 +25,7 @@
 #include "log.h"
 #include "nodes.h"
 #include "schema.h"
+#include "seal.h"
 #include "x509.h"
 
 #define CA_DAYS		3650
@@ -57,13 +58,20 @@ ca_switch_into(struct node *n, struct store_txn *t, json_t *doc,
 	json_t		*next = json_object_get(doc, "next");
 	const char	*ncert = json_string_value(json_object_get(next, "cert"));
 	const char	*nkey = json_string_value(json_object_get(next, "key"));
-	char		 oldfp[100], newfp[100];
+	char		 oldfp[100], newfp[100], *plain;
+	int		 rc;
 
 	if (ncert == NULL || nkey == NULL)
 		return err_set(e, E_STORE, "the new cluster CA is damaged in "
 		    "the store");
-	if (certs_reissue_into(n, t, ncert, nkey, json_string_value(
-	    json_object_get(doc, "cert")), who, list, e) == -1)
+	/* nkey stays as stored (sealed) in the document; the issuing
+	 * needs it open. */
+	if ((plain = unseal_text(nkey, e)) == NULL)
+		return -1;
+	rc = certs_reissue_into(n, t, ncert, plain, json_string_value(
+	    json_object_get(doc, "cert")), who, list, e);
+	seal_free(plain);
+	if (rc == -1)
 		return -1;
 	ca_fingerprint(json_string_value(json_object_get(doc, "cert")),
 	    oldfp);
@@ -104,6 +112,7 @@ ca_rotate(struct api_req *r, double grace_days, int now, struct err *e)
 	json_t			*doc = NULL, *cdoc = NULL, *list = NULL;
 	const char		*fqdn;
 	char			*cert = NULL, *key = NULL, *cn = NULL;
+	char			*sealed;
 	char			 at[ISO_TIME_LEN], stamp[ISO_TIME_LEN];
 	char			 oldfp[100], newfp[100];
 	int64_t			 rev;
@@ -148,8 +157,13 @@ ca_rotate(struct api_req *r, double grace_days, int now, struct err *e)
 	ca_fingerprint(json_string_value(json_object_get(doc, "cert")),
 	    oldfp);
 	ca_fingerprint(cert, newfp);
+	if ((sealed = schema_seal_key(key)) == NULL) {
+		err_set(e, E_INTERNAL, "out of memory");
+		goto out;
+	}
 	json_object_set_new(doc, "next", json_pack("{s:s, s:s, s:s, s:s}",
-	    "cert", cert, "key", key, "at", at, "started", stamp));
+	    "cert", cert, "key", sealed, "at", at, "started", stamp));
+	seal_free(sealed);
 	store_txn_cmp(t, schema_key(SK_CA), rev);
 	events_txn_add(n, t, "ca_rollover_started", "INFO", json_pack("{s:s, "
 	    "s:s, s:s, s:s}", "old_fingerprint_sha256", oldfp,

@@ -19,6 +19,7 @@
 #include "nodes.h"
 #include "rollout.h"
 #include "schema.h"
+#include "seal.h"
 #include "x509.h"
 
 #define CERT_DAYS	365
@@ -552,6 +553,7 @@ certs_rotate_fill(struct node *n, const struct rotate_plan *p,
 	int			 i, rc = -1;
 	int64_t			 rev, crev, carev;
 	struct x509_material	*old_ca = NULL;
+	char			*ca_plain = NULL;
 	size_t			 k;
 
 	memset(&c, 0, sizeof(c));
@@ -567,6 +569,9 @@ certs_rotate_fill(struct node *n, const struct rotate_plan *p,
 		/* A CA switch in between makes this fail rather than store
 		 * leaves of the CA being rotated out. */
 		store_txn_cmp(t, schema_key(SK_CA), carev);
+	if ((ca_plain = unseal_text(ca_key, e)) == NULL)
+		goto out;
+	ca_key = ca_plain;
 	if (p->old_ca != NULL && x509_material_parse(p->old_ca, NULL, &old_ca,
 	    NULL) == -1)
 		old_ca = NULL;
@@ -653,6 +658,7 @@ certs_rotate_fill(struct node *n, const struct rotate_plan *p,
 	}
 	rc = 0;
 out:
+	seal_free(ca_plain);
 	x509_material_free(old_ca);
 	cluster_doc_clear(&c);
 	free(ips);
@@ -939,6 +945,7 @@ certs_rollback(struct api_req *r, const char *name, int version,
 	struct cert_doc		 cd, cur;
 	struct cert_change	 ch;
 	json_t			*doc = NULL, *pick = NULL, *curdoc = NULL;
+	char			*plain_key = NULL;
 	size_t			 nkv = 0, i;
 	int			 id, best = 0, rc = -1;
 
@@ -975,9 +982,11 @@ certs_rollback(struct api_req *r, const char *name, int version,
 		goto out;
 	}
 	cert_doc_decode(pick, &cd, NULL);
+	if ((plain_key = unseal_text(cd.key, e)) == NULL)
+		goto out;
 	ch.name = name;
 	ch.cert_pem = cd.certificate;
-	ch.key_pem = cd.key;
+	ch.key_pem = plain_key;
 	ch.by_cluster_ca = cd.by_cluster_ca;
 	ch.rollback_of = cd.version;
 	/* The same checks and rollout as any update: an expired or no
@@ -989,6 +998,7 @@ certs_rollback(struct api_req *r, const char *name, int version,
 		log_audit("%s rolled certificate %s back to version %d", r->who,
 		    name, cd.version);
 out:
+	seal_free(plain_key);
 	store_kvs_free(kv, nkv);
 	json_decref(pick);
 	json_decref(curdoc);

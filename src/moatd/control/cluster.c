@@ -10,6 +10,7 @@
 #include "log.h"
 #include "nodes.h"
 #include "schema.h"
+#include "seal.h"
 #include "x509.h"
 
 /* The settable fields, in one table: name, and which check applies. */
@@ -104,6 +105,7 @@ cluster_trial(struct node *n, const struct cluster_doc *c,
 	struct cert_doc		 cd;
 	char			 key[SCHEMA_KEY_MAX];
 	json_t			*doc;
+	char			*plain = NULL;
 	int64_t			 rev;
 	int			 i, rc;
 
@@ -114,12 +116,15 @@ cluster_trial(struct node *n, const struct cluster_doc *c,
 		m = NULL;
 		ctx = NULL;
 		rc = cert_doc_decode(doc, &cd, e) == 0 &&
-		    x509_material_parse(cd.certificate, cd.key, &m, e) == 0 &&
+		    (plain = unseal_text(cd.key, e)) != NULL &&
+		    x509_material_parse(cd.certificate, plain, &m, e) == 0 &&
 		    (ctx = tlsctx_server_new(m, cluster_tls_policy(&c->policy,
 		    cert_services[i].policy, &tp), e)) != NULL &&
 		    tlsctx_trial_handshake(ctx, m, c->name, e) == 0 ? 0 : -1;
 		tlsctx_unref(ctx);
 		x509_material_free(m);
+		seal_free(plain);
+		plain = NULL;
 		json_decref(doc);
 		if (rc == -1) {
 			char *msg = e ? e->msg : NULL;

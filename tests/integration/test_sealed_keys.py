@@ -1,0 +1,109 @@
+"""Private keys sealed at rest: a dump of the embedded store (cluster.db)
+or of etcd holds no private key, only sealed text that the cluster key in
+DIR/cluster.key (0600) opens; a node that joins gets that key from the
+node it joins, as an admin, and serves the cluster's certificates.
+"""
+
+import os
+import sqlite3
+import stat
+import subprocess
+
+import certgen
+from moatlib import FQDN, assert_error, make_cluster
+
+SEALED = "moat-sealed-v1:"
+
+
+def sqlite_dump(n):
+    db = sqlite3.connect(os.path.join(n.data_dir, "cluster.db"))
+    try:
+        return "\n".join(db.iterdump())
+    finally:
+        db.close()
+
+
+def etcd_dump(etcd):
+    p = subprocess.run(["etcdctl", "--endpoints", etcd.client_url(0), "get",
+                        "--prefix", "/"], capture_output=True, text=True,
+                       timeout=30, env=dict(os.environ, ETCDCTL_API="3"))
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def assert_no_key_in(dump, key_pems=()):
+    assert "PRIVATE KEY" not in dump
+    for pem in key_pems:
+        body = "".join(pem.strip().splitlines()[1:-1])
+        assert body[:40] not in dump
+
+
+def test_embedded_store_holds_no_key(node, test_ca):
+    n = node
+    key_file = os.path.join(n.data_dir, "cluster.key")
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    # A certificate of the operator's, a rotation and a rollback: every
+    # way a key gets into the store.
+    leaf = certgen.make_leaf(test_ca, sans=certgen.service_sans(FQDN))
+    r = n.sock("PUT", "/v1/cluster/update_cert", {
+        "name": "api", "certificate": leaf.cert_pem, "key": leaf.key_pem})
+    assert r.status_code == 200, r.text
+    assert n.sock("POST", "/v1/cluster/certificates/rotate",
+                  {"name": "proxy"}).status_code == 200
+    assert n.sock("POST", "/v1/cluster/certificates/proxy/rollback",
+                  {}).status_code == 200
+    dump = sqlite_dump(n)
+    assert_no_key_in(dump, [leaf.key_pem])
+    # 5 certificates, the CA, and the versions kept (api 1, proxy 1, 2).
+    assert dump.count(SEALED) >= 9, dump.count(SEALED)
+    # The node itself serves them, after a restart too.
+    served = n.served_fp()
+    assert served == leaf.fingerprint
+    n.restart()
+    assert n.served_fp() == leaf.fingerprint
+
+
+def test_wrong_cluster_key_cannot_open_them(node):
+    n = node
+    key_file = os.path.join(n.data_dir, "cluster.key")
+    n.stop()
+    with open(key_file, "w") as f:
+        f.write("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n")
+    n.start()
+    # It says why, and nothing it could not open is served as empty.
+    assert "does not open with this node's cluster key" in n.log
+    assert n.sock("GET", "/v1/cluster").status_code == 200
+
+
+def test_etcd_holds_no_key_and_a_joined_node_serves(etcd1, make_node):
+    n1, n2 = make_cluster(make_node, etcd1.url, 2)
+    with open(os.path.join(n1.data_dir, "cluster.key")) as f:
+        k1 = f.read()
+    with open(os.path.join(n2.data_dir, "cluster.key")) as f:
+        k2 = f.read()
+    assert k1 == k2
+    assert stat.S_IMODE(os.stat(os.path.join(n2.data_dir,
+                                             "cluster.key")).st_mode) == 0o600
+    dump = etcd_dump(etcd1)
+    assert_no_key_in(dump)
+    assert dump.count(SEALED) >= 6
+    # Node 2 opened them: it serves the cluster's certificates.
+    assert n2.served_fp() == n1.served_fp()
+    assert n2.sock("POST", "/v1/cluster/certificates/rotate",
+                   {"name": "api"}).status_code == 200
+    assert n1.served_fp() == n2.served_fp()
+
+
+def test_cluster_key_only_for_admins(etcd1, make_node):
+    n1 = make_cluster(make_node, etcd1.url, 1)[0]
+    r = n1.sock("GET", "/v1/cluster/store")
+    assert r.status_code == 200 and r.json().get("cluster_key"), r.text
+    r = n1.https("GET", "/v1/cluster/store")
+    assert r.status_code == 200 and r.json().get("cluster_key"), r.text
+    viewer = ("viewer@example.com", "viewer-password-1")
+    r = n1.sock("POST", "/v1/users", {"email": viewer[0],
+                                      "password": viewer[1],
+                                      "role": "cluster_viewer"})
+    assert r.status_code == 200, r.text
+    r = n1.https("GET", "/v1/cluster/store", auth=viewer)
+    assert_error(r, 403, "forbidden")
