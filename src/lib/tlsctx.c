@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -431,10 +432,16 @@ tlsctx_subject_allowed(const struct tlsctx *c, X509 *leaf)
 	for (i = 0; i < c->nsubjects; i++) {
 		const struct tls_subject *t = &c->subjects[i];
 		if (c->subject_check == TLS_SUBJECT_SAN_CN) {
-			/* A SAN DNS entry, or the CN, names it. */
+			/* A SAN DNS entry, or the CN, names it; both compared
+			 * as DNS names are, without case, whether or not the
+			 * certificate has SANs. */
+			char	 cn[256];
+			int	 pos = -1;
 			if (X509_check_host(leaf, t->cn, 0,
-			    X509_CHECK_FLAG_NO_WILDCARDS, NULL) == 1 ||
-			    field_is(name, NID_commonName, t->cn))
+			    X509_CHECK_FLAG_NO_WILDCARDS |
+			    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT, NULL) == 1 ||
+			    (name_entry(name, NID_commonName, &pos, cn,
+			    sizeof(cn)) != NULL && strcasecmp(cn, t->cn) == 0))
 				return 1;
 			continue;
 		}

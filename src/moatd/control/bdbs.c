@@ -98,6 +98,18 @@ static const char *const subject_checks[] = { "disabled", "san_cn",
 
 #define MAX_SUBJECTS	100
 
+/* Characters, not bytes, of a UTF-8 string (jansson's are valid). */
+static size_t
+utf8_chars(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s != '\0'; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
 /* RS's authorized_subjects: [{CN, O, OU: [...], L, ST, C}], CN required. */
 static int
 bdb_check_subjects(json_t *list, struct err *e)
@@ -123,12 +135,14 @@ bdb_check_subjects(json_t *list, struct err *e)
 					    "be a list of strings", i);
 				json_array_foreach(v, j, ou)
 					if (!json_is_string(ou) ||
-					    strlen(json_string_value(ou)) > 64)
+					    *json_string_value(ou) == '\0' ||
+					    utf8_chars(json_string_value(ou)) >
+					    64)
 						return err_set(e,
 						    E_INVALID_SCHEMA,
 						    "authorized_subjects[%zu]"
 						    ".OU[%zu] must be a string "
-						    "of at most 64 characters",
+						    "of 1 to 64 characters",
 						    i, j);
 				continue;
 			}
@@ -137,7 +151,7 @@ bdb_check_subjects(json_t *list, struct err *e)
 				    "subjects[%zu]: unknown field \"%.32s\" "
 				    "(CN, O, OU, L, ST, C)", i, k);
 			if (!json_is_string(v) || *json_string_value(v) ==
-			    '\0' || strlen(json_string_value(v)) > 64)
+			    '\0' || utf8_chars(json_string_value(v)) > 64)
 				return err_set(e, E_INVALID_SCHEMA, "authorized_"
 				    "subjects[%zu].%s must be a string of 1 to "
 				    "64 characters", i, k);
