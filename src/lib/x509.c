@@ -6,6 +6,7 @@
  * would refuse is refused here, before it can be served.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -746,6 +747,35 @@ x509_chain_complete(const char *cert_pem, const char *pool_pem,
 		err_set(e, E_INTERNAL, "out of memory");
 	x509_material_free(m);
 	x509_material_free(pool);
+	return out;
+}
+
+char *
+x509_bundle_find(const char *bundle, const char *fingerprint)
+{
+	struct x509_material	*m = NULL;
+	char			 want[100], fp[100], *out = NULL;
+	size_t			 i, k = 0;
+	int			 n;
+
+	/* "AB:CD:..." or "abcd...": compared without colons or case. */
+	for (i = 0; fingerprint[i] != '\0' && k < sizeof(want) - 1; i++)
+		if (fingerprint[i] != ':')
+			want[k++] = (char)toupper((unsigned char)fingerprint[i]);
+	want[k] = '\0';
+	if (x509_material_parse(bundle, NULL, &m, NULL) == -1)
+		return NULL;
+	for (n = 0; n < x509_material_chain_len(m) && out == NULL; n++) {
+		X509 *x = x509_chain_at(m, n);
+		x509_fingerprint(x, fp);
+		for (i = 0, k = 0; fp[i] != '\0'; i++)
+			if (fp[i] != ':')
+				fp[k++] = fp[i];
+		fp[k] = '\0';
+		if (strcmp(fp, want) == 0)
+			out = x509_pem_of(x, NULL);
+	}
+	x509_material_free(m);
 	return out;
 }
 

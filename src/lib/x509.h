@@ -65,6 +65,10 @@ char	*x509_material_chain_pem(const struct x509_material *m);
  */
 char	*x509_chain_complete(const char *cert_pem, const char *pool_pem,
 	    struct err *e);
+/* The PEM of the certificate in bundle whose SHA-256 fingerprint is
+ * fingerprint ("AB:CD:.." or plain hex, any case); NULL when none.
+ * Caller frees. */
+char	*x509_bundle_find(const char *bundle, const char *fingerprint);
 /* Number of certificates (leaf included). */
 int	 x509_material_chain_len(const struct x509_material *m);
 /* The leaf's notAfter and notBefore as Unix times (0: unreadable). */

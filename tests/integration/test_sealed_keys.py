@@ -107,3 +107,31 @@ def test_cluster_key_only_for_admins(etcd1, make_node):
     assert r.status_code == 200, r.text
     r = n1.https("GET", "/v1/cluster/store", auth=viewer)
     assert_error(r, 403, "forbidden")
+
+
+def test_join_pinned_to_the_cluster_ca(etcd1, make_node):
+    """With the cluster CA's fingerprint in the join body, the credentials
+    (and the cluster key that comes back) travel only to a node whose
+    certificate that CA issued."""
+    from moatlib import join_body, openssl_fingerprint
+    first = make_cluster(make_node, etcd1.url, 1)[0]
+    with open(first.ca) as f:
+        ca_fp = openssl_fingerprint(f.read())
+    # The API port serves the CA bundle without sign-in, like the cm port.
+    r = first.https("GET", "/ca.pem", auth=None)
+    assert r.status_code == 200 and "BEGIN CERTIFICATE" in r.text, r.text
+    second = make_node(addr="127.0.0.2", api_port=first.port, create=False)
+    body = join_body(first)
+    body["cluster"]["ca_fingerprint"] = "AA:" * 31 + "AA"
+    r = second.sock("POST", "/v1/bootstrap/join_cluster", body)
+    assert_error(r, 400, "join_failed")
+    assert "fingerprint" in r.json()["description"], r.text
+    assert second.sock("GET", "/v1/cluster").status_code == 503
+    assert not os.path.exists(os.path.join(second.data_dir, "cluster.key"))
+    body["cluster"]["ca_fingerprint"] = "not a fingerprint"
+    assert_error(second.sock("POST", "/v1/bootstrap/join_cluster", body),
+                 400, "invalid_schema")
+    body["cluster"]["ca_fingerprint"] = ca_fp.lower()
+    r = second.sock("POST", "/v1/bootstrap/join_cluster", body)
+    assert r.status_code == 200, r.text
+    assert second.served_fp() == first.served_fp()

@@ -19,6 +19,7 @@
 #include "https.h"
 #include "log.h"
 #include "sessions.h"
+#include "ui.h"
 
 #define API_MAX_BODY	(1024 * 1024)
 
@@ -450,6 +451,13 @@ api_dispatch(struct evhttp_request *req, void *arg)
 	size_t				 i, len;
 	int				 path_hit = 0, rc;
 
+	/* The CA bundle, public like on the cm port. */
+	if (!l->local && m == EVHTTP_REQ_GET && uri != NULL &&
+	    evhttp_uri_get_path(uri) != NULL &&
+	    strcmp(evhttp_uri_get_path(uri), "/ca.pem") == 0) {
+		ui_ca(req, l->node);
+		return;
+	}
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		evhttp_send_error(req, 500, "out of memory");
 		return;

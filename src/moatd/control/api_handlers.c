@@ -87,7 +87,7 @@ api_bootstrap_join(struct api_req *r, struct err *e)
 {
 	json_t		*b, *nodes;
 	json_error_t	 je;
-	const char	*action, *user, *pw, *first;
+	const char	*action, *user, *pw, *first, *fp;
 	int		 rc = -1;
 
 	if (bootstrap_allowed(r, e) == -1)
@@ -108,7 +108,18 @@ api_bootstrap_join(struct api_req *r, struct err *e)
 		err_set(e, E_INVALID_SCHEMA, "action must be \"join_cluster\"");
 		goto out;
 	}
-	rc = bootstrap_join(r, first, user, pw, e);
+	/* Optional: the cluster CA's SHA-256 fingerprint, so that the
+	 * credentials go only to a node that CA vouches for. */
+	fp = json_string_value(json_object_get(json_object_get(b, "cluster"),
+	    "ca_fingerprint"));
+	if (json_object_get(json_object_get(b, "cluster"), "ca_fingerprint") !=
+	    NULL && (fp == NULL || strlen(fp) < 64 || strlen(fp) > 95)) {
+		err_set(e, E_INVALID_SCHEMA, "cluster.ca_fingerprint must be the "
+		    "CA's SHA-256 fingerprint (openssl x509 -noout -fingerprint "
+		    "-sha256)");
+		goto out;
+	}
+	rc = bootstrap_join(r, first, fp, user, pw, e);
 out:
 	return rc;
 }

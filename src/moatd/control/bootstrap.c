@@ -259,29 +259,28 @@ bootstrap_create(struct api_req *r, const char *fqdn, const char *user,
 
 /* ---- join ---- */
 
+/*
+ * The cluster CA whose fingerprint the operator gave, fetched from the
+ * node (its /ca.pem, public); NULL with e when that node does not have
+ * it: then it is not the cluster the operator meant, or someone is in
+ * between.
+ */
 static char *
-join_ask_store(const char *node, int default_port, const char *user,
-    const char *password, char **cluster_key, struct err *e)
+join_pinned_ca(const char *base, const char *fp, struct err *e)
 {
 	CURL		*c;
 	struct curlbuf	 b = { NULL, 0, 65536 };
-	char		 url[300], *store = NULL;
-	long		 code = 0;
+	char		 url[320], *ca = NULL;
 	CURLcode	 cc;
-	json_t		*j;
+	long		 code = 0;
 
-	if (strchr(node, ':') != NULL)
-		snprintf(url, sizeof(url), "https://%s/v1/cluster/store", node);
-	else
-		snprintf(url, sizeof(url), "https://%s:%d/v1/cluster/store",
-		    node, default_port);
+	snprintf(url, sizeof(url), "%s/ca.pem", base);
 	if ((c = curl_easy_init()) == NULL) {
 		err_set(e, E_INTERNAL, "out of memory");
 		return NULL;
 	}
 	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_USERNAME, user);
-	curl_easy_setopt(c, CURLOPT_PASSWORD, password);
+	/* Not verified yet: what comes back is checked against fp. */
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
@@ -291,6 +290,65 @@ join_ask_store(const char *node, int default_port, const char *user,
 	cc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_cleanup(c);
+	if (cc != CURLE_OK)
+		err_set(e, E_JOIN_FAILED, "cannot reach %.128s: %s", base,
+		    curl_easy_strerror(cc));
+	else if (code != 200 || b.data == NULL ||
+	    (ca = x509_bundle_find(b.data, fp)) == NULL)
+		err_set(e, E_JOIN_FAILED, "the node at %.128s does not have a "
+		    "cluster CA with fingerprint %.100s: it is not that "
+		    "cluster's node, or something is in between", base, fp);
+	curlbuf_clear(&b);
+	return ca;
+}
+
+static char *
+join_ask_store(const char *node, int default_port, const char *ca_fp,
+    const char *user, const char *password, char **cluster_key,
+    struct err *e)
+{
+	CURL		*c;
+	struct curlbuf	 b = { NULL, 0, 65536 };
+	char		 url[340], base[300], *store = NULL, *ca = NULL;
+	long		 code = 0;
+	CURLcode	 cc;
+	json_t		*j;
+
+	if (strchr(node, ':') != NULL)
+		snprintf(base, sizeof(base), "https://%s", node);
+	else
+		snprintf(base, sizeof(base), "https://%s:%d", node,
+		    default_port);
+	snprintf(url, sizeof(url), "%s/v1/cluster/store", base);
+	/* With the CA's fingerprint, the credentials only go to a node
+	 * whose certificate that CA issued. */
+	if (ca_fp != NULL && (ca = join_pinned_ca(base, ca_fp, e)) == NULL)
+		return NULL;
+	if ((c = curl_easy_init()) == NULL) {
+		free(ca);
+		err_set(e, E_INTERNAL, "out of memory");
+		return NULL;
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_USERNAME, user);
+	curl_easy_setopt(c, CURLOPT_PASSWORD, password);
+	if (ca != NULL) {
+		struct curl_blob blob = { ca, strlen(ca), CURL_BLOB_COPY };
+		curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &blob);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	} else {
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curlbuf_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	cc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_cleanup(c);
+	free(ca);
 	if (cc != CURLE_OK)
 		err_set(e, E_JOIN_FAILED, "cannot reach the cluster node %.128s: "
 		    "%s", node, curl_easy_strerror(cc));
@@ -371,6 +429,7 @@ join_register(struct node *n, struct store *s, int64_t *rev, struct err *e)
 struct join_job {
 	struct api_req	*r;
 	char		*node, *user, *password;
+	char		*ca_fp;		/* NULL: not pinned */
 	int		 port;
 	char		*url;		/* the answer */
 	char		*cluster_key;	/* base64; wiped */
@@ -381,6 +440,7 @@ static void
 join_job_free(struct join_job *j)
 {
 	free(j->node);
+	free(j->ca_fp);
 	free(j->user);
 	if (j->password != NULL) {
 		explicit_bzero(j->password, strlen(j->password));
@@ -397,8 +457,8 @@ join_work(void *arg)
 {
 	struct join_job *j = arg;
 
-	j->url = join_ask_store(j->node, j->port, j->user, j->password,
-	    &j->cluster_key, &j->e);
+	j->url = join_ask_store(j->node, j->port, j->ca_fp, j->user,
+	    j->password, &j->cluster_key, &j->e);
 }
 
 static void
@@ -461,8 +521,8 @@ out:
 }
 
 int
-bootstrap_join(struct api_req *r, const char *node, const char *user,
-    const char *password, struct err *e)
+bootstrap_join(struct api_req *r, const char *node, const char *ca_fp,
+    const char *user, const char *password, struct err *e)
 {
 	struct join_job *j;
 
@@ -472,7 +532,8 @@ bootstrap_join(struct api_req *r, const char *node, const char *user,
 	if ((j = calloc(1, sizeof(*j))) == NULL ||
 	    (j->node = strdup(node)) == NULL ||
 	    (j->user = strdup(user)) == NULL ||
-	    (j->password = strdup(password)) == NULL) {
+	    (j->password = strdup(password)) == NULL ||
+	    (ca_fp != NULL && (j->ca_fp = strdup(ca_fp)) == NULL)) {
 		if (j != NULL)
 			join_job_free(j);
 		return err_set(e, E_INTERNAL, "out of memory");

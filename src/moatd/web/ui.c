@@ -47,7 +47,7 @@ ui_send(struct evhttp_request *req, int status, const char *type,
 
 /* The cluster CA: public, so a browser can fetch it before it trusts
  * the port it fetches it from. */
-static void
+void
 ui_ca(struct evhttp_request *req, struct node *n)
 {
 	json_t		*doc = NULL;
