@@ -575,7 +575,7 @@ main(void)
 	struct tlsctx		*ctx = NULL;
 	struct tls_policy	 pol = { TLS_V12, MOAT_DEFAULT_CIPHER_LIST,
 				    MOAT_DEFAULT_CIPHERSUITES };
-	struct tlsctx_data_opts	 o = { NULL, "db:t" };
+	struct tlsctx_data_opts	 o = { .label = "db:t" };
 	struct proxy		*p;
 	struct sockaddr_un	 sun;
 	struct event		*t;
