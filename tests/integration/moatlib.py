@@ -15,6 +15,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 
 import requests
@@ -1000,3 +1001,65 @@ def sock_many(node, requests_, threads=8, timeout=120):
         futs = [ex.submit(node.sock, m, p, b, None, timeout)
                 for m, p, b in requests_]
         return [f.result() for f in futs]
+
+
+class LoadClient(threading.Thread):
+    """One redis-py client on one TLS connection to a database, running
+    commands without pause until stop is set: SET/GET pairs, or (batch)
+    pipelines of batch_size commands.  Every exception is a failed command
+    (kept in failures); a new socket under the client (a reconnect) is
+    counted in sock_changes.  client_id, tls_version and peer (the
+    served certificate's fingerprint) are read when it connects."""
+
+    def __init__(self, n, port, cafile, idx, batch, stop, batch_size=50):
+        import redis
+        import certgen
+        super().__init__(name="client-%d" % idx, daemon=True)
+        self.idx, self.batch, self.stop = idx, batch, stop
+        self.batch_size = batch_size
+        self.r = redis.Redis(host=n.addr, port=port, ssl=True,
+                             ssl_ca_certs=cafile or n.ca, socket_timeout=15,
+                             socket_connect_timeout=10,
+                             single_connection_client=True)
+        # single_connection_client connected in the constructor.
+        self.sock = self.r.connection._sock
+        self.client_id = self.r.client_id()
+        self.tls_version = self.sock.version()
+        self.peer = certgen.fingerprint_der(
+            self.sock.getpeercert(binary_form=True))
+        self.commands = 0
+        self.failures = []
+        self.sock_changes = 0
+
+    def one(self, i):
+        key = "c%d:%d" % (self.idx, i % 100)
+        val = "%d-%d" % (self.idx, i)
+        if not self.batch:
+            assert self.r.set(key, val) is True
+            got = self.r.get(key)
+            assert got == val.encode(), (key, got, val)
+            return 2
+        pipe = self.r.pipeline(transaction=False)
+        for j in range(self.batch_size // 2):
+            pipe.set("%s:%d" % (key, j), "%s:%d" % (val, j))
+            pipe.get("%s:%d" % (key, j))
+        res = pipe.execute()
+        want = []
+        for j in range(self.batch_size // 2):
+            want += [True, ("%s:%d" % (val, j)).encode()]
+        assert res == want, (res[:6], want[:6])
+        return self.batch_size // 2 * 2
+
+    def run(self):
+        i = 0
+        while not self.stop.is_set():
+            try:
+                self.commands += self.one(i)
+            except Exception as e:  # every exception is a failed command
+                self.failures.append("%d: %r" % (i, e))
+                if len(self.failures) > 50:
+                    return
+            if self.r.connection._sock is not self.sock:
+                self.sock_changes += 1
+                self.sock = self.r.connection._sock
+            i += 1

@@ -19,7 +19,7 @@ import pytest
 import redis
 
 import certgen
-from moatlib import (CERT_NAMES, FP_RE, assert_error, dns_name, make_bdb,
+from moatlib import (CERT_NAMES, FP_RE, LoadClient, assert_error, dns_name, make_bdb,
                      make_cluster, openssl_s_client, served_cert_der,
                      wait_for)
 
@@ -128,58 +128,6 @@ def file_chain(n, name):
 
 
 # -- load ----------------------------------------------------------------------
-
-class Client(threading.Thread):
-    """One redis-py client on one TLS connection, commands without pause;
-    every exception is a failed command."""
-
-    def __init__(self, n, port, cafile, idx, batch, stop):
-        super().__init__(name="client-%d" % idx, daemon=True)
-        self.idx, self.batch, self.stop = idx, batch, stop
-        self.r = redis.Redis(host=n.addr, port=port, ssl=True,
-                             ssl_ca_certs=cafile, socket_timeout=15,
-                             socket_connect_timeout=10,
-                             single_connection_client=True)
-        self.sock = self.r.connection._sock
-        self.client_id = self.r.client_id()
-        self.peer = certgen.fingerprint_der(
-            self.sock.getpeercert(binary_form=True))
-        self.commands = 0
-        self.failures = []
-        self.sock_changes = 0
-
-    def one(self, i):
-        key, val = "c%d:%d" % (self.idx, i % 50), "%d-%d" % (self.idx, i)
-        if not self.batch:
-            assert self.r.set(key, val) is True
-            got = self.r.get(key)
-            assert got == val.encode(), (key, got, val)
-            return 2
-        pipe = self.r.pipeline(transaction=False)
-        for j in range(20):
-            pipe.set("%s:%d" % (key, j), "%s:%d" % (val, j))
-            pipe.get("%s:%d" % (key, j))
-        want = []
-        for j in range(20):
-            want += [True, ("%s:%d" % (val, j)).encode()]
-        res = pipe.execute()
-        assert res == want, (res[:4], want[:4])
-        return 40
-
-    def run(self):
-        i = 0
-        while not self.stop.is_set():
-            try:
-                self.commands += self.one(i)
-            except Exception as e:
-                self.failures.append("%d: %r" % (i, e))
-                if len(self.failures) > 20:
-                    return
-            if self.r.connection._sock is not self.sock:
-                self.sock_changes += 1
-                self.sock = self.r.connection._sock
-            i += 1
-
 
 class Connector(threading.Thread):
     """New connections without pause: a handshake verified against trust,
@@ -292,7 +240,8 @@ def test_import_under_load(db_node, test_ca):
     updated0 = len(events(n, "certificate_updated"))
 
     stop = threading.Event()
-    clients = [Client(n, port, both, i, i >= 3, stop) for i in range(6)]
+    clients = [LoadClient(n, port, both, i, i >= 3, stop, batch_size=40)
+               for i in range(6)]
     assert len({c.client_id for c in clients}) == len(clients)
     assert all(c.peer == fp0["proxy"] for c in clients)
     connector = Connector(n, port, both, stop)

@@ -8,70 +8,14 @@ import os
 import threading
 import time
 
-import redis
-
 import certgen
-from moatlib import dns_name, make_bdb, served_cert_der
+from moatlib import LoadClient, dns_name, make_bdb, served_cert_der
 
 SWAPS = 30
 POLICY_EVERY = 6  # raise to 1.3 and lower to 1.2 after every 6th swap
 CLIENTS_SINGLE = 4
 CLIENTS_BATCH = 4
 BATCH = 50
-
-
-class Client(threading.Thread):
-    def __init__(self, n, port, bundle, idx, batch, stop):
-        super().__init__(name="client-%d" % idx, daemon=True)
-        self.idx = idx
-        self.batch = batch
-        self.stop = stop
-        self.r = redis.Redis(host=n.addr, port=port, ssl=True,
-                             ssl_ca_certs=bundle, socket_timeout=15,
-                             socket_connect_timeout=10,
-                             single_connection_client=True)
-        # single_connection_client connected in the constructor.
-        self.sock = self.r.connection._sock
-        self.client_id = self.r.client_id()
-        self.tls_version = self.sock.version()
-        self.peer = certgen.fingerprint_der(
-            self.sock.getpeercert(binary_form=True))
-        self.commands = 0
-        self.failures = []
-        self.sock_changes = 0
-
-    def one(self, i):
-        key = "c%d:%d" % (self.idx, i % 100)
-        val = "%d-%d" % (self.idx, i)
-        if not self.batch:
-            assert self.r.set(key, val) is True
-            got = self.r.get(key)
-            assert got == val.encode(), (key, got, val)
-            return 2
-        pipe = self.r.pipeline(transaction=False)
-        for j in range(BATCH // 2):
-            pipe.set("%s:%d" % (key, j), "%s:%d" % (val, j))
-            pipe.get("%s:%d" % (key, j))
-        res = pipe.execute()
-        want = []
-        for j in range(BATCH // 2):
-            want += [True, ("%s:%d" % (val, j)).encode()]
-        assert res == want, (res[:6], want[:6])
-        return BATCH
-
-    def run(self):
-        i = 0
-        while not self.stop.is_set():
-            try:
-                self.commands += self.one(i)
-            except Exception as e:  # every exception is a failed command
-                self.failures.append("%d: %r" % (i, e))
-                if len(self.failures) > 50:
-                    return
-            if self.r.connection._sock is not self.sock:
-                self.sock_changes += 1
-                self.sock = self.r.connection._sock
-            i += 1
 
 
 def test_proxy_rotation_under_load(db_node, test_ca):
@@ -90,7 +34,8 @@ def test_proxy_rotation_under_load(db_node, test_ca):
         served_cert_der(n.addr, port, sni, cafile=bundle)) == original
 
     stop = threading.Event()
-    clients = [Client(n, port, bundle, i, i >= CLIENTS_SINGLE, stop)
+    clients = [LoadClient(n, port, bundle, i, i >= CLIENTS_SINGLE, stop,
+                          batch_size=BATCH)
                for i in range(CLIENTS_SINGLE + CLIENTS_BATCH)]
     for c in clients:
         assert c.tls_version == "TLSv1.3", (c.name, c.tls_version)

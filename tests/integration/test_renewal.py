@@ -24,7 +24,7 @@ import redis
 from cryptography import x509
 
 import certgen
-from moatlib import (CERT_NAMES, assert_error, dns_name, make_bdb,
+from moatlib import (CERT_NAMES, LoadClient, assert_error, dns_name, make_bdb,
                      make_cluster, served_cert_der, served_fingerprint,
                      wait_for)
 
@@ -132,61 +132,6 @@ CLIENTS_BATCH = 2
 BATCH = 40
 
 
-class Client(threading.Thread):
-    """One redis-py connection running SET/GET (or pipelines) without
-    pause; every exception is a failed command."""
-
-    def __init__(self, n, port, idx, batch, stop):
-        super().__init__(name="client-%d" % idx, daemon=True)
-        self.idx = idx
-        self.batch = batch
-        self.stop = stop
-        self.r = redis.Redis(host=n.addr, port=port, ssl=True,
-                             ssl_ca_certs=n.ca, socket_timeout=15,
-                             socket_connect_timeout=10,
-                             single_connection_client=True)
-        self.sock = self.r.connection._sock
-        self.client_id = self.r.client_id()
-        self.peer = certgen.fingerprint_der(
-            self.sock.getpeercert(binary_form=True))
-        self.commands = 0
-        self.failures = []
-        self.sock_changes = 0
-
-    def one(self, i):
-        key = "r%d:%d" % (self.idx, i % 100)
-        val = "%d-%d" % (self.idx, i)
-        if not self.batch:
-            assert self.r.set(key, val) is True
-            got = self.r.get(key)
-            assert got == val.encode(), (key, got, val)
-            return 2
-        pipe = self.r.pipeline(transaction=False)
-        for j in range(BATCH // 2):
-            pipe.set("%s:%d" % (key, j), "%s:%d" % (val, j))
-            pipe.get("%s:%d" % (key, j))
-        res = pipe.execute()
-        want = []
-        for j in range(BATCH // 2):
-            want += [True, ("%s:%d" % (val, j)).encode()]
-        assert res == want, (res[:6], want[:6])
-        return BATCH
-
-    def run(self):
-        i = 0
-        while not self.stop.is_set():
-            try:
-                self.commands += self.one(i)
-            except Exception as e:
-                self.failures.append("%d: %r" % (i, e))
-                if len(self.failures) > 50:
-                    return
-            if self.r.connection._sock is not self.sock:
-                self.sock_changes += 1
-                self.sock = self.r.connection._sock
-            i += 1
-
-
 def test_renewal_under_load(db_node):
     n = db_node
     db = make_bdb(n, tls=True, name="renewal")
@@ -206,7 +151,8 @@ def test_renewal_under_load(db_node):
         original["fingerprint_sha256"]
 
     stop = threading.Event()
-    clients = [Client(n, port, i, i >= CLIENTS_SINGLE, stop)
+    clients = [LoadClient(n, port, n.ca, i, i >= CLIENTS_SINGLE, stop,
+                          batch_size=BATCH)
                for i in range(CLIENTS_SINGLE + CLIENTS_BATCH)]
     assert len({c.client_id for c in clients}) == len(clients)
     for c in clients:
