@@ -91,11 +91,11 @@ cmd_cluster_join(struct adm_session *sess, const struct cmd_args *args)
 	    NULL)
 		return ADM_EXIT_USAGE;
 	rc = cluster_bootstrap(sess, "/v1/bootstrap/join_cluster",
-	    json_pack("{s:s, s:{s:[s]}, s:{s:s, s:s}}", "action",
+	    json_pack("{s:s, s:{s:[s], s:s*}, s:{s:s, s:s}}", "action",
 	    "join_cluster", "cluster", "nodes", args->arg[ARG_NODE],
-	    "credentials", "username", args->arg[ARG_USERNAME], "password",
-	    pw), "nodes, username and password",
-	    "Joined cluster successfully");
+	    "ca_fingerprint", args->arg[ARG_CA_FP], "credentials", "username",
+	    args->arg[ARG_USERNAME], "password", pw),
+	    "nodes, username and password", "Joined cluster successfully");
 	mem_wipe_free(pw);
 	return rc;
 }

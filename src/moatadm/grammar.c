@@ -83,10 +83,27 @@ static const struct token t_create_name_value[] = {
 	  .next = t_create_username },
 	{ 0 }
 };
-/* cluster join nodes <addr[:port]> username <email> password <password> */
+/*
+ * cluster join nodes <addr[:port]> [ca_fingerprint <sha256>] username
+ * <email> [password <password>]: with the fingerprint, the credentials
+ * only go to a node that the cluster CA with that fingerprint vouches for.
+ */
+static const struct token t_join_fp_value[] = {
+	{ .type = TOK_VALUE, .keyword = "sha256", .slot = ARG_CA_FP,
+	  .next = t_create_username },
+	{ 0 }
+};
+static const struct token t_join_opt[] = {
+	{ .type = TOK_KEYWORD, .keyword = "ca_fingerprint", .slot = NO_SLOT,
+	  .next = t_join_fp_value, .help = "the cluster CA's SHA-256 "
+	  "fingerprint: the join then verifies the node it goes through" },
+	{ .type = TOK_KEYWORD, .keyword = "username", .slot = NO_SLOT,
+	  .next = t_create_username_value },
+	{ 0 }
+};
 static const struct token t_join_node_value[] = {
 	{ .type = TOK_VALUE, .keyword = "addr[:port]", .slot = ARG_NODE,
-	  .next = t_create_username },
+	  .next = t_join_opt },
 	{ 0 }
 };
 static const struct token t_join[] = {

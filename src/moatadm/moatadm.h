@@ -115,6 +115,7 @@ enum arg_slot {
 	ARG_GRACE_DAYS,		/* certificate rotate ca grace_days <n> */
 	ARG_NOW,		/* certificate rotate ca now */
 	ARG_FOLDER,		/* certificate import <folder> */
+	ARG_CA_FP,		/* cluster join ... ca_fingerprint <sha256> */
 	ARG_MAX
 };
 

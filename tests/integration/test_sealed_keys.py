@@ -135,3 +135,22 @@ def test_join_pinned_to_the_cluster_ca(etcd1, make_node):
     r = second.sock("POST", "/v1/bootstrap/join_cluster", body)
     assert r.status_code == 200, r.text
     assert second.served_fp() == first.served_fp()
+
+
+def test_moatadm_join_with_ca_fingerprint(etcd1, make_node):
+    from moatlib import openssl_fingerprint
+    first = make_cluster(make_node, etcd1.url, 1)[0]
+    with open(first.ca) as f:
+        ca_fp = openssl_fingerprint(f.read())
+    second = make_node(addr="127.0.0.2", api_port=first.port, create=False)
+    node = "%s:%d" % (first.addr, first.port)
+    p = second.adm("cluster", "join", "nodes", node, "ca_fingerprint",
+                   "AB" * 32, "username", first.email,
+                   env={"MOAT_PASSWORD": first.password})
+    assert p.returncode != 0 and "fingerprint" in p.stderr, p.stderr
+    assert second.sock("GET", "/v1/cluster").status_code == 503
+    p = second.adm("cluster", "join", "nodes", node, "ca_fingerprint",
+                   ca_fp, "username", first.email,
+                   env={"MOAT_PASSWORD": first.password})
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert second.served_fp() == first.served_fp()
