@@ -369,54 +369,50 @@ tlsctx_subjects_copy(struct tlsctx *c, const struct tlsctx_data_opts *o)
 	return 0;
 }
 
-/* The text of the first entry nid of name (NULL when none); into buf. */
-static const char *
-name_entry(X509_NAME *name, int nid, int *pos, char *buf, size_t len)
+/*
+ * 1 when entry i of name is exactly want (ci: without ASCII case): the
+ * whole value, compared as bytes, never cut short and never equal when
+ * it holds a NUL ("alice\0x" is not alice).
+ */
+static int
+entry_is(X509_NAME *name, int i, const char *want, int ci)
 {
-	int		 i = X509_NAME_get_index_by_NID(name, nid, *pos);
-	ASN1_STRING	*d;
+	ASN1_STRING	*d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name,
+			    i));
 	unsigned char	*u = NULL;
-	int		 ul;
+	int		 ul, eq;
+	size_t		 wl = strlen(want);
 
-	if (i < 0)
-		return NULL;
-	*pos = i;
-	d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
 	if ((ul = ASN1_STRING_to_UTF8(&u, d)) < 0)
-		return NULL;
-	snprintf(buf, len, "%.*s", ul, u);
+		return 0;
+	eq = (size_t)ul == wl && memchr(u, '\0', (size_t)ul) == NULL &&
+	    (ci ? strncasecmp((const char *)u, want, wl) == 0 :
+	    memcmp(u, want, wl) == 0);
 	OPENSSL_free(u);
-	return buf;
+	return eq;
 }
 
+/* 1 when one entry nid of name is want (want NULL: nothing to check). */
 static int
-field_is(X509_NAME *name, int nid, const char *want)
+field_is(X509_NAME *name, int nid, const char *want, int ci)
 {
-	char	 buf[256];
-	int	 pos = -1;
+	int i = -1;
 
 	if (want == NULL)
 		return 1;
-	return name_entry(name, nid, &pos, buf, sizeof(buf)) != NULL &&
-	    strcmp(buf, want) == 0;
+	while ((i = X509_NAME_get_index_by_NID(name, nid, i)) >= 0)
+		if (entry_is(name, i, want, ci))
+			return 1;
+	return 0;
 }
 
 /* Every OU in want is one of the certificate's. */
 static int
 ous_present(X509_NAME *name, const char *const *want)
 {
-	char	 buf[256];
-	int	 pos, found;
-
-	for (; want != NULL && *want != NULL; want++) {
-		found = 0;
-		pos = -1;
-		while (!found && name_entry(name, NID_organizationalUnitName,
-		    &pos, buf, sizeof(buf)) != NULL)
-			found = strcmp(buf, *want) == 0;
-		if (!found)
+	for (; want != NULL && *want != NULL; want++)
+		if (!field_is(name, NID_organizationalUnitName, *want, 0))
 			return 0;
-	}
 	return 1;
 }
 
@@ -435,21 +431,18 @@ tlsctx_subject_allowed(const struct tlsctx *c, X509 *leaf)
 			/* A SAN DNS entry, or the CN, names it; both compared
 			 * as DNS names are, without case, whether or not the
 			 * certificate has SANs. */
-			char	 cn[256];
-			int	 pos = -1;
 			if (X509_check_host(leaf, t->cn, 0,
 			    X509_CHECK_FLAG_NO_WILDCARDS |
 			    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT, NULL) == 1 ||
-			    (name_entry(name, NID_commonName, &pos, cn,
-			    sizeof(cn)) != NULL && strcasecmp(cn, t->cn) == 0))
+			    field_is(name, NID_commonName, t->cn, 1))
 				return 1;
 			continue;
 		}
-		if (field_is(name, NID_commonName, t->cn) &&
-		    field_is(name, NID_organizationName, t->o) &&
-		    field_is(name, NID_localityName, t->l) &&
-		    field_is(name, NID_stateOrProvinceName, t->st) &&
-		    field_is(name, NID_countryName, t->c) &&
+		if (field_is(name, NID_commonName, t->cn, 0) &&
+		    field_is(name, NID_organizationName, t->o, 0) &&
+		    field_is(name, NID_localityName, t->l, 0) &&
+		    field_is(name, NID_stateOrProvinceName, t->st, 0) &&
+		    field_is(name, NID_countryName, t->c, 0) &&
 		    ous_present(name, t->ou))
 			return 1;
 	}
@@ -475,6 +468,32 @@ tlsctx_verify_cb(int ok, X509_STORE_CTX *xs)
 	ctx = ssl != NULL ? SSL_get_SSL_CTX(ssl) : NULL;
 	c = ctx != NULL ? SSL_CTX_get_app_data(ctx) : NULL;
 	label = c != NULL ? c->label : NULL;
+	/* A pinned leaf (the chain is the leaf alone): OpenSSL takes the
+	 * leaf for its own CRL issuer and fails; look the leaf up in the
+	 * CRLs of its issuer's name instead (they are the operator's). */
+	if (!ok && X509_STORE_CTX_get_error_depth(xs) == 0 &&
+	    sk_X509_num(X509_STORE_CTX_get0_chain(xs)) == 1 &&
+	    (err == X509_V_ERR_KEYUSAGE_NO_CRL_SIGN ||
+	    err == X509_V_ERR_CRL_SIGNATURE_FAILURE ||
+	    err == X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER ||
+	    err == X509_V_ERR_DIFFERENT_CRL_SCOPE) &&
+	    (cur = X509_STORE_CTX_get_current_cert(xs)) != NULL) {
+		STACK_OF(X509_CRL) *crls = X509_STORE_CTX_get1_crls(xs,
+		    X509_get_issuer_name(cur));
+		X509_REVOKED *rv;
+		int i, revoked = 0;
+		for (i = 0; i < sk_X509_CRL_num(crls); i++)
+			if (X509_CRL_get0_by_cert(sk_X509_CRL_value(crls, i),
+			    &rv, cur) == 1)
+				revoked = 1;
+		sk_X509_CRL_pop_free(crls, X509_CRL_free);
+		if (!revoked) {
+			X509_STORE_CTX_set_error(xs, X509_V_OK);
+			return 1;
+		}
+		X509_STORE_CTX_set_error(xs, X509_V_ERR_CERT_REVOKED);
+		err = X509_V_ERR_CERT_REVOKED;
+	}
 	/* CRLs are checked where the operator gave one: an issuer without
 	 * a CRL is not a reason to refuse. */
 	if (!ok && (err == X509_V_ERR_UNABLE_TO_GET_CRL ||

@@ -140,32 +140,37 @@ x509_parse_key(const char *pem, struct x509_material *m, struct err *e)
 	if (bio == NULL)
 		return err_set(e, E_INTERNAL, "out of memory");
 	m->key = PEM_read_bio_PrivateKey(bio, NULL, x509_no_passphrase, NULL);
-	/* One key, and nothing but blank space after it: whatever else
-	 * came along would be stored and handed out as sent. */
-	if (m->key != NULL) {
-		char	 rest[64];
-		int	 r;
-		while ((r = BIO_read(bio, rest, sizeof(rest))) > 0) {
-			int i;
-			for (i = 0; i < r; i++)
-				if (rest[i] != ' ' && rest[i] != '\t' &&
-				    rest[i] != '\r' && rest[i] != '\n')
-					break;
-			if (i < r) {
-				BIO_free(bio);
-				ERR_clear_error();
-				return err_set(e, E_INVALID_PEM, "key: "
-				    "something follows the private key; send "
-				    "exactly one key");
-			}
-		}
-	}
 	BIO_free(bio);
 	ERR_clear_error();
 	if (m->key == NULL)
 		return err_set(e, E_INVALID_PEM, "key: the private key does "
 		    "not parse");
 	return 0;
+}
+
+int
+x509_key_pem_single(const char *key_pem, struct err *e)
+{
+	EVP_PKEY	*k;
+	BIO		*bio = BIO_new_mem_buf(key_pem, -1);
+	char		 rest[64];
+	int		 r, i, rc = 0;
+
+	if (bio == NULL)
+		return err_set(e, E_INTERNAL, "out of memory");
+	k = PEM_read_bio_PrivateKey(bio, NULL, x509_no_passphrase, NULL);
+	while (k != NULL && rc == 0 &&
+	    (r = BIO_read(bio, rest, sizeof(rest))) > 0)
+		for (i = 0; i < r && rc == 0; i++)
+			if (rest[i] != ' ' && rest[i] != '\t' &&
+			    rest[i] != '\r' && rest[i] != '\n')
+				rc = err_set(e, E_INVALID_PEM, "key: something "
+				    "follows the private key; send exactly one "
+				    "key");
+	EVP_PKEY_free(k);
+	BIO_free(bio);
+	ERR_clear_error();
+	return rc;
 }
 
 int

@@ -33,6 +33,10 @@ struct x509_check {
  */
 int	 x509_material_parse(const char *cert_pem, const char *key_pem,
 	    struct x509_material **out, struct err *e);
+/* New input only (stored material is parsed leniently, as it was
+ * accepted): 0 when key_pem holds one private key and nothing after it
+ * but blank space; E_INVALID_PEM otherwise. */
+int	 x509_key_pem_single(const char *key_pem, struct err *e);
 /* Wipes the key before freeing. NULL is fine. */
 void	 x509_material_free(struct x509_material *m);
 

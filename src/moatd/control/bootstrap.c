@@ -334,6 +334,9 @@ join_ask_store(const char *node, int default_port, const char *ca_fp,
 	curl_easy_setopt(c, CURLOPT_PASSWORD, password);
 	if (ca != NULL) {
 		struct curl_blob blob = { ca, strlen(ca), CURL_BLOB_COPY };
+		/* That CA alone: not the system's trust store as well. */
+		curl_easy_setopt(c, CURLOPT_CAINFO, NULL);
+		curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
 		curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &blob);
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -488,8 +491,13 @@ join_done(void *arg)
 		    "meanwhile");
 		goto out;
 	}
-	/* The key that opens the cluster's private keys, before anything
-	 * of the store is applied. */
+	if ((s = store_open(j->url, n->cfg.data_dir, &e)) == NULL ||
+	    schema_check(s, &e) == -1 ||
+	    (uid = join_register(n, s, &w.rev, &e)) == -1)
+		goto out;
+	/* The key that opens the cluster's private keys: once this node is
+	 * the cluster's (a failed join keeps no other cluster's key), and
+	 * before anything of the store is applied. */
 	if (j->cluster_key != NULL) {
 		char path[4096];
 		snprintf(path, sizeof(path), "%s/cluster.key",
@@ -497,10 +505,6 @@ join_done(void *arg)
 		if (seal_key_install(j->cluster_key, path, &e) == -1)
 			goto out;
 	}
-	if ((s = store_open(j->url, n->cfg.data_dir, &e)) == NULL ||
-	    schema_check(s, &e) == -1 ||
-	    (uid = join_register(n, s, &w.rev, &e)) == -1)
-		goto out;
 	if (node_switch_store(n, s, j->url, uid, &e) == -1) {
 		s = NULL;
 		goto out;

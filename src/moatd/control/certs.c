@@ -90,15 +90,44 @@ out:
  * joins its certificate's history, and the version that falls out of the
  * last CERT_HISTORY_KEEP goes.
  */
+/* doc with its "key" member sealed, as the store must hold it (a copy
+ * when it was not, from before the cluster had a key); NULL when out of
+ * memory.  New reference. */
+static json_t *
+certs_doc_sealed(json_t *doc, const char *member)
+{
+	const char	*k = json_string_value(json_object_get(doc, member));
+	json_t		*out;
+	char		*sk;
+
+	if (k == NULL || !seal_have_key() ||
+	    strncmp(k, SEAL_PREFIX, strlen(SEAL_PREFIX)) == 0)
+		return json_incref(doc);
+	if ((out = json_deep_copy(doc)) == NULL ||
+	    (sk = schema_seal_key(k)) == NULL) {
+		json_decref(out);
+		return NULL;
+	}
+	json_object_set_new(out, member, json_string(sk));
+	seal_free(sk);
+	return out;
+}
+
 static int
 certs_keep_old(struct store_txn *t, int id, json_t *old, int old_version)
 {
-	char key[SCHEMA_KEY_MAX];
+	char	 key[SCHEMA_KEY_MAX];
+	json_t	*sealed;
+	int	 rc;
 
 	if (old_version <= 0)
 		return 0;
-	if (store_txn_put_json(t, schema_cert_hist_key(id, old_version, key),
-	    old) == -1)
+	if ((sealed = certs_doc_sealed(old, "key")) == NULL)
+		return -1;
+	rc = store_txn_put_json(t, schema_cert_hist_key(id, old_version, key),
+	    sealed);
+	json_decref(sealed);
+	if (rc == -1)
 		return -1;
 	if (old_version > CERT_HISTORY_KEEP)
 		store_txn_del(t, schema_cert_hist_key(id, old_version -
@@ -181,7 +210,11 @@ certs_validate(const struct cluster_doc *c, const struct cert_change *ch,
 	chk.fqdn = c->name;
 	chk.need_wildcard = svc->need_wildcard;
 	chk.need_client_auth = svc->need_client_auth;
-	if (x509_material_parse(ch->cert_pem, ch->key_pem, &m, e) == -1 ||
+	/* What is sent is one key and nothing else (a rollback's comes
+	 * from the store, as it was accepted then). */
+	if ((ch->rollback_of == 0 && ch->key_pem != NULL &&
+	    x509_key_pem_single(ch->key_pem, e) == -1) ||
+	    x509_material_parse(ch->cert_pem, ch->key_pem, &m, e) == -1 ||
 	    x509_material_validate(m, &chk, e) == -1)
 		goto out;
 	ctx = tlsctx_server_new(m, cluster_tls_policy(&c->policy, svc->policy,
@@ -1160,4 +1193,89 @@ certs_import_dir(struct node *n, const char *dir, const char *who)
 	json_decref(out);
 	legacy_free(&l);
 	return rc;
+}
+
+/* ---- sealing what an older store holds in clear ---- */
+
+/* Add to t a sealed copy of the document at key when its key member is
+ * not sealed; 1 when something was added. */
+static int
+certs_seal_one(struct store_txn *t, const char *key, const char *value,
+    int64_t rev, const char *member, const char *member2)
+{
+	json_t	*doc = json_loads(value, 0, NULL), *s1 = NULL, *s2 = NULL;
+	json_t	*inner;
+	int	 changed = 0;
+
+	if (doc == NULL)
+		return 0;
+	if ((s1 = certs_doc_sealed(doc, member)) != NULL && s1 != doc)
+		changed = 1;
+	/* The CA's next key, during a rollover. */
+	if (s1 != NULL && member2 != NULL &&
+	    (inner = json_object_get(s1, member2)) != NULL &&
+	    (s2 = certs_doc_sealed(inner, "key")) != NULL && s2 != inner) {
+		if (s1 == doc) {
+			json_decref(s1);
+			s1 = json_deep_copy(doc);
+		}
+		json_object_set(s1, member2, s2);
+		changed = 1;
+	}
+	if (changed && s1 != NULL) {
+		store_txn_cmp(t, key, rev);
+		store_txn_put_json(t, key, s1);
+	}
+	json_decref(s2);
+	json_decref(s1);
+	json_decref(doc);
+	return changed;
+}
+
+int
+certs_seal_store(struct node *n)
+{
+	struct store_kv		*kv = NULL;
+	struct store_txn	*t;
+	struct err		 e = { 0 };
+	size_t			 nkv = 0, i;
+	int			 count = 0, max;
+	enum schema_kind	 k;
+
+	if (!seal_have_key())
+		return 0;	/* nothing can be sealed without a key */
+	if (n->store == NULL ||
+	    store_list(n->store, SCHEMA_ROOT, &kv, &nkv, &e) == -1) {
+		err_clear(&e);
+		return -1;
+	}
+	if ((t = store_txn_new()) == NULL) {
+		store_kvs_free(kv, nkv);
+		return -1;
+	}
+	max = store_max_txn_ops(n->store);
+	for (i = 0; i < nkv; i++) {
+		if (max > 0 && (int)store_txn_len(t) + 2 > max)
+			break;
+		k = schema_classify(kv[i].key, NULL);
+		if (k == SK_CERT || k == SK_CERT_HIST)
+			count += certs_seal_one(t, kv[i].key, kv[i].value,
+			    kv[i].mod_rev, "key", NULL);
+		else if (k == SK_CA)
+			count += certs_seal_one(t, kv[i].key, kv[i].value,
+			    kv[i].mod_rev, "key", "next");
+	}
+	if (count > 0) {
+		/* Each document compares its revision: one written meanwhile
+		 * makes this fail whole, and the next tick tries again. */
+		if (store_txn_commit(n->store, t, &e) == 0)
+			log_info("sealed %d private key document(s) the store "
+			    "held in clear", count);
+		else
+			count = -1;
+	}
+	err_clear(&e);
+	store_txn_free(t);
+	store_kvs_free(kv, nkv);
+	return count;
 }

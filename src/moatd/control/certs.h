@@ -80,6 +80,13 @@ int	 certs_rollback(struct api_req *r, const char *name, int version,
  */
 int	 certs_import(struct api_req *r, const char *dir, struct err *e);
 int	 certs_import_dir(struct node *n, const char *dir, const char *who);
+/*
+ * A store written before this node had a cluster key holds keys in
+ * clear: seal them (certificates, their history, the CA).  Returns how
+ * many documents were sealed, 0 when none was left, -1 when the store
+ * or a race stopped it (try again later).
+ */
+int	 certs_seal_store(struct node *n);
 /* RS shape {"<name>_cert": PEM, ...}; never keys. */
 json_t	*certs_list_json(struct node *n, struct err *e);
 json_t	*certs_describe_json(struct node *n, const char *name, struct err *e);

@@ -35,6 +35,7 @@ struct jobs {
 	struct event	*ev;
 	unsigned	 ticks;
 	time_t		 last_minute;	/* the cron minute last checked */
+	int		 sealed;	/* nothing left in clear */
 	int		 renew_now;	/* settings changed: run it now */
 	char		 last_error[256];
 };
@@ -228,6 +229,8 @@ jobs_run(evutil_socket_t fd, short what, void *arg)
 	if (n->store == NULL || n->uid <= 0)
 		return;
 	j->renew_now = 0;
+	if (!j->sealed && certs_seal_store(n) == 0)
+		j->sealed = 1;
 	jobs_renew(j, now);
 	ca_tick(n);
 	alerts_evaluate(n);

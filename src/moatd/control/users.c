@@ -492,23 +492,65 @@ pw_hash_work(void *arg)
 	    crypto_pwhash_MEMLIMIT_INTERACTIVE) == 0;
 }
 
+/* The name as given, printable ASCII only: the logs are read by people
+ * and tools, never a channel for a forged line. */
+static void
+shown_name(const char *email, char *user, size_t len)
+{
+	size_t i;
+
+	for (i = 0; email[i] != '\0' && i < len - 1; i++)
+		user[i] = email[i] >= 0x20 && email[i] < 0x7f ? email[i] : '?';
+	user[i] = '\0';
+}
+
+/*
+ * A password check is about to start: it counts as a failure of the
+ * address and of the user until it succeeds (then both are cleared).
+ * Counted before the check, not after, so that a burst of guesses sent
+ * together meets the limits while they are still being hashed.
+ */
+static void
+attempt_record(struct node *n, const char *email, int known,
+    const char *peer)
+{
+	char user[65];
+
+	shown_name(email, user, sizeof(user));
+	fail_record(peer);
+	/* Only users can be locked: made-up names cannot fill the table
+	 * and push a real user's count out. */
+	if (known)
+		lock_record(n, email, user);
+}
+
+/* It succeeded: what attempt_record counted is forgotten. */
+static void
+attempt_forget(const char *email, const char *peer)
+{
+	char	 key[256];
+	int	 slot;
+
+	if ((slot = fail_slot(peer, 0)) != -1)
+		fail_table[slot].key[0] = '\0';
+	/* This attempt was not a failure after all: a lock that it alone
+	 * brought about ends (the right password on the fifth try). */
+	lock_key(email, key, sizeof(key));
+	if ((slot = fail_find(lock_table, key, 0, LOCK_WINDOW)) != -1 &&
+	    --lock_table[slot].failures < LOCK_FAILURES)
+		lock_table[slot].blocked_until = 0;
+}
+
 static int
 auth_fail(struct node *n, const char *email, int known, const char *peer,
     struct err *e)
 {
 	char	 user[65];
-	size_t	 i;
 	int	 slot;
 	time_t	 now = time(NULL);
 
-	fail_record(peer);
-	/* The name as given, printable ASCII only: the logs are read by
-	 * people and tools, never a channel for a forged line. */
-	for (i = 0; email[i] != '\0' && i < sizeof(user) - 1; i++)
-		user[i] = email[i] >= 0x20 && email[i] < 0x7f ? email[i] : '?';
-	user[i] = '\0';
+	shown_name(email, user, sizeof(user));
 	log_warn("failed sign-in for \"%s\" from %s", user, peer);
-	lock_record(n, email, user);
 	/*
 	 * The cluster's event log, which every viewer reads: a name that is
 	 * no user is often a password typed in the wrong field, so it is not
@@ -536,15 +578,14 @@ pw_verify_done(void *arg)
 {
 	struct pw_job	*j = arg;
 	struct err	 e = { 0 };
-	int		 slot, rc = -1;
+	int		 rc = -1;
 
 	if (j->ok) {
 		auth_remember(j->tag, j->uid);
 		j->u->uid = j->uid;
 		snprintf(j->u->email, sizeof(j->u->email), "%s", j->email);
 		snprintf(j->u->role, sizeof(j->u->role), "%s", j->role);
-		if ((slot = fail_slot(j->peer, 0)) != -1)
-			fail_table[slot].key[0] = '\0';
+		attempt_forget(j->email, j->peer);
 		rc = 0;
 	} else {
 		auth_fail(j->n, j->email, j->uid > 0, j->peer, &e);
@@ -638,9 +679,12 @@ users_sign_in(struct node *n, const char *email, const char *password,
 	memset(&found, 0, sizeof(found));
 	if ((docs = schema_list(n->store, SK_USER, e)) == NULL)
 		goto out;
+	/* Without case, as emails compare; but two users stored before that
+	 * rule, differing only in case, each keep signing in as themselves. */
 	json_array_foreach(docs, i, d)
 		if (user_doc_decode(d, &ud) == 0 && strcasecmp(ud.email,
-		    email) == 0)
+		    email) == 0 && (found.uid == 0 || strcmp(ud.email,
+		    email) == 0))
 			found = ud;
 	/* A remembered sign-in costs no hash: it goes on regardless. */
 	if (workpool_pending(n->wp) >= SIGN_IN_QUEUE_MAX &&
@@ -676,6 +720,7 @@ users_sign_in(struct node *n, const char *email, const char *password,
 			goto out;
 		}
 	}
+	attempt_record(n, email, found.uid > 0, peer);
 	if (workpool_run(n->wp, pw_verify_work, pw_verify_done, j) == -1) {
 		err_set(e, E_INTERNAL, "out of memory");
 		goto out;

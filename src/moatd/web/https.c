@@ -55,6 +55,7 @@ struct https_sess {
 	struct event		*deadline;	/* the request must be in */
 	struct event		*admit;		/* the address check */
 	char			 addr[64];
+	int			 full;		/* over MAX_SESSIONS: dropped */
 	int			 held;		/* a request awaits its answer */
 	int			 hs;		/* -1: handshaking, else result */
 	time_t			 born;
@@ -255,8 +256,13 @@ sess_admit(evutil_socket_t fd, short what, void *arg)
 	socklen_t		 sl = sizeof(ss);
 	int			 same = 0, sock = bufferevent_getfd(s->bev);
 
-	if (s->h == NULL || sock == -1 || getpeername(sock,
-	    (struct sockaddr *)&ss, &sl) == -1)
+	if (s->h == NULL || sock == -1)
+		return;
+	if (s->full) {
+		sess_drop(s);
+		return;
+	}
+	if (getpeername(sock, (struct sockaddr *)&ss, &sl) == -1)
 		return;
 	if (ss.ss_family == AF_INET)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr,
@@ -279,11 +285,9 @@ https_bevcb(struct event_base *base, void *arg)
 	struct bufferevent	*bev;
 	SSL			*ssl;
 
-	/* Full: the new connection is closed at once (evhttp does it). */
-	if (h->nsessions >= MAX_SESSIONS) {
-		h->refused++;
-		return NULL;
-	}
+	/* (Never NULL: evhttp would then serve the connection without
+	 * TLS.  Full, it gets its TLS bufferevent and is shut at once by
+	 * the admit event; https_gencb refuses anything without one.) */
 	if ((ssl = SSL_new(tlsctx_ssl_ctx(h->ctx))) == NULL)
 		return NULL;
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
@@ -319,7 +323,7 @@ https_bevcb(struct event_base *base, void *arg)
 	if (h->sessions != NULL)
 		h->sessions->prev = s;
 	h->sessions = s;
-	h->nsessions++;
+	s->full = ++h->nsessions > MAX_SESSIONS;
 	SSL_set_ex_data(ssl, sess_idx, s);
 	sess_arm(s, FIRST_REQUEST_S);
 	event_active(s->admit, EV_TIMEOUT, 0);
@@ -347,7 +351,15 @@ https_gencb(struct evhttp_request *req, void *arg)
 	struct https		*h = arg;
 	struct https_sess	*s = https_find(h, http_conn_of(req));
 
-	if (s != NULL && s->deadline != NULL)
+	/* A connection without a TLS session of ours (libevent made a plain
+	 * one when ours could not be made) is never served. */
+	if (s == NULL) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Connection", "close");
+		evhttp_send_error(req, 400, "this port speaks HTTPS only");
+		return;
+	}
+	if (s->deadline != NULL)
 		evtimer_del(s->deadline);
 	evhttp_request_set_on_complete_cb(req, https_request_done, h);
 	h->cb(req, h->cb_arg);
