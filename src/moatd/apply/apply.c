@@ -771,7 +771,7 @@ apply_sessions_async(struct node *n, apply_sessions_cb cb, void *arg)
 	if (n->metrics != NULL)
 		https_count_versions(n->metrics, &sr->mx12, &sr->mx13);
 	if (apply_bdbs_count_versions(n->ap->bdbs, apply_sessions_counted,
-	    sr) == -1) {
+	    sr, free) == -1) {
 		free(sr);
 		return -1;
 	}

@@ -23,7 +23,17 @@ struct bdb_run {
 	int	 live[PROXY_PROTO_MAX];	/* as last counted */
 };
 
+/* A count of live connections queued to the workers. */
+struct count_req {
+	struct apply_bdbs	*b;
+	apply_count_cb		 cb;
+	void			*arg;
+	void			(*arg_free)(void *);
+	struct count_req	*next;	/* b->pending */
+};
+
 struct apply_bdbs {
+	struct count_req *pending;	/* counts the workers still hold */
 	struct proxy	*proxy;
 	struct shards	*shards;
 	struct syncer	*syncer;	/* Replica Of links */
@@ -79,6 +89,15 @@ apply_bdbs_free(struct apply_bdbs *b)
 		return;
 	/* Endpoints first: no client is handed to a stopping shard. */
 	proxy_free(b->proxy);
+	/* Counts the workers never answered (proxy_free drops their
+	 * callbacks): their requests are freed here, with their argument. */
+	while (b->pending != NULL) {
+		struct count_req *c = b->pending;
+		b->pending = c->next;
+		if (c->arg_free != NULL)
+			c->arg_free(c->arg);
+		free(c);
+	}
 	syncer_free(b->syncer);
 	shards_free(b->shards);
 	free(b);
@@ -410,18 +429,19 @@ apply_bdbs_up(struct apply_bdbs *b, int uid)
 	return b != NULL && shards_is_up(b->shards, uid);
 }
 
-struct count_req {
-	struct apply_bdbs	*b;
-	apply_count_cb		 cb;
-	void			*arg;
-};
 
 static void
 apply_bdbs_counted(const struct proxy_sessions *s, void *arg)
 {
-	struct count_req	*c = arg;
+	struct count_req	*c = arg, **pp;
 	struct apply_bdbs	*b = c->b;
 	int			 i, k;
+
+	for (pp = &b->pending; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
 
 	/* Every count (the report's, every few seconds, or a dry run's)
 	 * is also what the metrics show. */
@@ -438,7 +458,8 @@ apply_bdbs_counted(const struct proxy_sessions *s, void *arg)
 }
 
 int
-apply_bdbs_count_versions(struct apply_bdbs *b, apply_count_cb cb, void *arg)
+apply_bdbs_count_versions(struct apply_bdbs *b, apply_count_cb cb, void *arg,
+    void (*arg_free)(void *))
 {
 	struct count_req *c;
 
@@ -447,10 +468,13 @@ apply_bdbs_count_versions(struct apply_bdbs *b, apply_count_cb cb, void *arg)
 	c->b = b;
 	c->cb = cb;
 	c->arg = arg;
+	c->arg_free = arg_free;
 	if (proxy_sessions_async(b->proxy, apply_bdbs_counted, c) == -1) {
 		free(c);
 		return -1;
 	}
+	c->next = b->pending;
+	b->pending = c;
 	return 0;
 }
 

@@ -39,8 +39,10 @@ void	 apply_bdbs_close_below(struct apply_bdbs *b, int min_version,
 int	 apply_bdbs_up(struct apply_bdbs *b, int uid);
 /* Live TLS connections to databases by version; cb runs later. */
 typedef void (*apply_count_cb)(int tls12, int tls13, void *arg);
+/* arg_free (may be NULL) frees arg when the count never comes back
+ * (the node stops first). */
 int	 apply_bdbs_count_versions(struct apply_bdbs *b, apply_count_cb cb,
-	    void *arg);
+	    void *arg, void (*arg_free)(void *));
 /* See apply_bdb_stats (apply.h). */
 void	 apply_bdbs_stats(struct apply_bdbs *b, apply_bdb_stats_cb cb,
 	    void *arg);
