@@ -63,8 +63,8 @@ def test_scrape_config_from_the_guide(node):
         def up():
             try:
                 t = prom.api("/api/v1/targets")["activeTargets"]
-            except requests.ConnectionError:
-                return False    # Prometheus still starting
+            except (requests.ConnectionError, AssertionError):
+                return False    # Prometheus still starting (503)
             return len(t) == 1 and t[0]["health"] == "up"
         assert wait_for(up, 30), "the guide's target is not up: %s" % (
             prom.api("/api/v1/targets"), )
