@@ -260,6 +260,48 @@ bootstrap_create(struct api_req *r, const char *fqdn, const char *user,
 /* ---- join ---- */
 
 /*
+ * One GET of a join into b: verified against ca alone when given (never
+ * the system's trust store as well), not verified otherwise; with user
+ * and password when given.  The HTTP status in *code.
+ */
+static CURLcode
+join_get(const char *url, const char *ca, const char *user,
+    const char *password, struct curlbuf *b, long *code)
+{
+	CURL		*c;
+	CURLcode	 cc;
+
+	*code = 0;
+	if ((c = curl_easy_init()) == NULL)
+		return CURLE_OUT_OF_MEMORY;
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	if (user != NULL) {
+		curl_easy_setopt(c, CURLOPT_USERNAME, user);
+		curl_easy_setopt(c, CURLOPT_PASSWORD, password);
+	}
+	if (ca != NULL) {
+		struct curl_blob blob = { (void *)ca, strlen(ca),
+		    CURL_BLOB_COPY };
+		curl_easy_setopt(c, CURLOPT_CAINFO, NULL);
+		curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
+		curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &blob);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	} else {
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curlbuf_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+	cc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
+	curl_easy_cleanup(c);
+	return cc;
+}
+
+/*
  * The cluster CA whose fingerprint the operator gave, fetched from the
  * node (its /ca.pem, public); NULL with e when that node does not have
  * it: then it is not the cluster the operator meant, or someone is in
@@ -268,28 +310,14 @@ bootstrap_create(struct api_req *r, const char *fqdn, const char *user,
 static char *
 join_pinned_ca(const char *base, const char *fp, struct err *e)
 {
-	CURL		*c;
 	struct curlbuf	 b = { NULL, 0, 65536 };
 	char		 url[320], *ca = NULL;
 	CURLcode	 cc;
-	long		 code = 0;
+	long		 code;
 
 	snprintf(url, sizeof(url), "%s/ca.pem", base);
-	if ((c = curl_easy_init()) == NULL) {
-		err_set(e, E_INTERNAL, "out of memory");
-		return NULL;
-	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
 	/* Not verified yet: what comes back is checked against fp. */
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curlbuf_write);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	cc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-	curl_easy_cleanup(c);
+	cc = join_get(url, NULL, NULL, NULL, &b, &code);
 	if (cc != CURLE_OK)
 		err_set(e, E_JOIN_FAILED, "cannot reach %.128s: %s", base,
 		    curl_easy_strerror(cc));
@@ -307,7 +335,6 @@ join_ask_store(const char *node, int default_port, const char *ca_fp,
     const char *user, const char *password, char **cluster_key,
     struct err *e)
 {
-	CURL		*c;
 	struct curlbuf	 b = { NULL, 0, 65536 };
 	char		 url[340], base[300], *store = NULL, *ca = NULL;
 	long		 code = 0;
@@ -324,33 +351,7 @@ join_ask_store(const char *node, int default_port, const char *ca_fp,
 	 * whose certificate that CA issued. */
 	if (ca_fp != NULL && (ca = join_pinned_ca(base, ca_fp, e)) == NULL)
 		return NULL;
-	if ((c = curl_easy_init()) == NULL) {
-		free(ca);
-		err_set(e, E_INTERNAL, "out of memory");
-		return NULL;
-	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_USERNAME, user);
-	curl_easy_setopt(c, CURLOPT_PASSWORD, password);
-	if (ca != NULL) {
-		struct curl_blob blob = { ca, strlen(ca), CURL_BLOB_COPY };
-		/* That CA alone: not the system's trust store as well. */
-		curl_easy_setopt(c, CURLOPT_CAINFO, NULL);
-		curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
-		curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &blob);
-		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-	} else {
-		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-	}
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curlbuf_write);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	cc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-	curl_easy_cleanup(c);
+	cc = join_get(url, ca, user, password, &b, &code);
 	free(ca);
 	if (cc != CURLE_OK)
 		err_set(e, E_JOIN_FAILED, "cannot reach the cluster node %.128s: "
