@@ -62,6 +62,7 @@ static const struct {
 	[E_STORE_REFUSED] =	{ "store_unavailable", 503 },
 	[E_UNSUPPORTED_ROTATION] = { "unsupported_rotation", 403 },
 	[E_CSRF] =		{ "csrf_token_invalid", 403 },
+	[E_LOCKOUT] =		{ "admin_lockout", 409 },
 	[E_INTERNAL] =		{ "internal_error", 500 },
 };
 

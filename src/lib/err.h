@@ -63,6 +63,7 @@ enum errc {
 	E_STORE_REFUSED,	/* the store answers but refuses us (TLS, auth) */
 	E_UNSUPPORTED_ROTATION,
 	E_CSRF,
+	E_LOCKOUT,	/* the change would leave no admin a way to sign in */
 	E_INTERNAL,
 	E__COUNT
 };

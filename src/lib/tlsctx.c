@@ -283,6 +283,55 @@ fail:
 	return NULL;
 }
 
+/* The handshake takes any client certificate: the API checks it at each
+ * request, against the trust of that moment (tls_peer_verify). */
+static int
+tlsctx_accept_any_cb(int ok, X509_STORE_CTX *xs)
+{
+	(void)ok;
+	(void)xs;
+	return 1;
+}
+
+struct tlsctx *
+tlsctx_control_new(const struct x509_material *m, const struct tls_policy *p,
+    const char *client_ca_pem, struct err *e)
+{
+	struct tlsctx	*c = tlsctx_server_new(m, p, e);
+	BIO		*bio;
+	X509		*x;
+	int		 n = 0;
+
+	if (c == NULL || client_ca_pem == NULL)
+		return c;
+	if ((bio = BIO_new_mem_buf(client_ca_pem, -1)) == NULL)
+		goto nomem;
+	/* Named in the certificate request, so that a client with several
+	 * certificates (a browser) offers one these CAs signed. */
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		if (SSL_CTX_add_client_CA(c->ctx, x) == 1)
+			n++;
+		X509_free(x);
+	}
+	BIO_free(bio);
+	ERR_clear_error();
+	if (n == 0) {
+		tlsctx_unref(c);
+		err_set(e, E_INVALID_PEM, "no trusted client CA parses");
+		return NULL;
+	}
+	SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, tlsctx_accept_any_cb);
+	/* Resuming a session that asked for a certificate needs an id
+	 * context, or OpenSSL refuses the resumption outright. */
+	SSL_CTX_set_session_id_context(c->ctx, (const unsigned char *)"moat-ctl",
+	    8);
+	return c;
+nomem:
+	tlsctx_unref(c);
+	err_set(e, E_INTERNAL, "out of memory");
+	return NULL;
+}
+
 struct tlsctx *
 tlsctx_ref(struct tlsctx *c)
 {
@@ -416,18 +465,19 @@ ous_present(X509_NAME *name, const char *const *want)
 	return 1;
 }
 
-/* 1 when leaf is one that rules let in. */
-static int
-tlsctx_subject_allowed(const struct tlsctx *c, X509 *leaf)
+/* 1 when leaf is one that the rules let in. */
+int
+tls_subject_allowed(enum tls_subject_check check,
+    const struct tls_subject *subjects, size_t nsubjects, X509 *leaf)
 {
 	X509_NAME	*name = X509_get_subject_name(leaf);
 	size_t		 i;
 
-	if (c->subject_check == TLS_SUBJECT_ANY || c->nsubjects == 0)
+	if (check == TLS_SUBJECT_ANY || nsubjects == 0)
 		return 1;
-	for (i = 0; i < c->nsubjects; i++) {
-		const struct tls_subject *t = &c->subjects[i];
-		if (c->subject_check == TLS_SUBJECT_SAN_CN) {
+	for (i = 0; i < nsubjects; i++) {
+		const struct tls_subject *t = &subjects[i];
+		if (check == TLS_SUBJECT_SAN_CN) {
 			/* A SAN DNS entry, or the CN, names it; both compared
 			 * as DNS names are, without case, whether or not the
 			 * certificate has SANs. */
@@ -503,7 +553,8 @@ tlsctx_verify_cb(int ok, X509_STORE_CTX *xs)
 	}
 	if (ok && c != NULL && X509_STORE_CTX_get_error_depth(xs) == 0 &&
 	    (cur = X509_STORE_CTX_get_current_cert(xs)) != NULL &&
-	    !tlsctx_subject_allowed(c, cur)) {
+	    !tls_subject_allowed(c->subject_check, c->subjects,
+	    c->nsubjects, cur)) {
 		X509_NAME_oneline(X509_get_subject_name(cur), subj,
 		    sizeof(subj));
 		log_warn("%s: client certificate %s refused: its subject is "

@@ -71,6 +71,34 @@ enum tls_subject_check {
 	TLS_SUBJECT_FULL,	/* the subject matches a listed one */
 };
 
+/*
+ * A control-plane context (API, UI): as tlsctx_server_new; with
+ * client_ca_pem, the handshake also asks for a client certificate,
+ * naming those CAs, but never requires one and never refuses one: the
+ * API checks what it proves at each request, against the trust and the
+ * revocations of that moment (tls_peer_verify), so that a change of
+ * either applies to connections already open.
+ */
+struct tlsctx	*tlsctx_control_new(const struct x509_material *m,
+		    const struct tls_policy *p, const char *client_ca_pem,
+		    struct err *e);
+
+/* What a client certificate must satisfy to sign in (strings borrowed). */
+struct tls_peer_rules {
+	const char		*trust_pem;	/* the CAs it must chain to */
+	const char		*crl_pem;	/* NULL: no revocation list */
+	enum tls_subject_check	 subject_check;
+	const struct tls_subject *subjects;
+	size_t			 nsubjects;
+};
+
+/* A subject line (RFC 2253 or RS's "CN=x, OU=y, O=z" form): 0 when it
+ * parses and names a CN, else E_INVALID_SCHEMA naming the problem. */
+int		 tls_subject_line_check(const char *line, struct err *e);
+/* 1 when a and b name the same subject: the same attribute=value pairs
+ * in any order, attribute names compared without case. */
+int		 tls_subject_line_equal(const char *a, const char *b);
+
 /* Options of a data-path context (a database endpoint). */
 struct tlsctx_data_opts {
 	/* PEM certificates a client must present or chain to (leaf or CA

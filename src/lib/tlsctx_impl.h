@@ -31,4 +31,17 @@ int	 tlsctx_client_why(struct tlsctx *c, SSL *ssl, unsigned long ec,
  * went away) says about why. */
 enum tls_hs_result tlsctx_handshake_why(unsigned long ec);
 
+/* 1 when leaf passes the subject rules (RS's authorized_subjects). */
+int	 tls_subject_allowed(enum tls_subject_check check,
+	    const struct tls_subject *subjects, size_t nsubjects, X509 *leaf);
+
+/*
+ * The client certificate of ssl (a server connection) against r, now:
+ * 1 when it chains to r's CAs, no CRL of r revokes it and the subject
+ * rules let it in (subject gets its RFC 2253 line); 0 when the client
+ * presented none; -1 when it is refused (E_UNAUTHORIZED saying why).
+ */
+int	 tls_peer_verify(SSL *ssl, const struct tls_peer_rules *r,
+	    char *subject, size_t len, struct err *e);
+
 #endif

@@ -784,6 +784,69 @@ x509_bundle_find(const char *bundle, const char *fingerprint)
 	return out;
 }
 
+int
+x509_ca_bundle_check(const char *pem, char **out, json_t **desc,
+    struct err *e)
+{
+	struct x509_material	*m = NULL, *one = NULL;
+	char			*acc = NULL, *p, *s;
+	int			 i, n;
+
+	*out = NULL;
+	*desc = NULL;
+	if (strstr(pem, "PRIVATE KEY") != NULL)
+		return err_set(e, E_INVALID_PEM, "a trusted CA takes no key; "
+		    "send the certificate only");
+	if (x509_material_parse(pem, NULL, &m, e) == -1)
+		return -1;
+	if ((n = x509_material_chain_len(m)) > 16) {
+		x509_material_free(m);
+		return err_set(e, E_INVALID_CERTIFICATE, "at most 16 trusted "
+		    "CA certificates (%d given)", n);
+	}
+	*desc = json_array();
+	for (i = 0; i < n; i++) {
+		X509 *x = x509_chain_at(m, i);
+		if (X509_check_ca(x) < 1) {
+			err_set(e, E_INVALID_CERTIFICATE, "certificate %d of "
+			    "the bundle is not a CA (no basicConstraints "
+			    "CA:TRUE): a trusted CA signs the client "
+			    "certificates", i + 1);
+			goto fail;
+		}
+		if (X509_cmp_current_time(X509_get0_notAfter(x)) <= 0) {
+			err_set(e, E_EXPIRED, "certificate %d of the bundle has "
+			    "expired", i + 1);
+			goto fail;
+		}
+		if ((p = x509_pem_of(x, NULL)) == NULL)
+			goto nomem;
+		if (x509_material_parse(p, NULL, &one, NULL) == 0)
+			json_array_append_new(*desc,
+			    x509_material_describe(one));
+		x509_material_free(one);
+		one = NULL;
+		s = acc;
+		if (asprintf(&acc, "%s%s", s ? s : "", p) == -1)
+			acc = NULL;
+		free(s);
+		free(p);
+		if (acc == NULL)
+			goto nomem;
+	}
+	x509_material_free(m);
+	*out = acc;
+	return 0;
+nomem:
+	err_set(e, E_INTERNAL, "out of memory");
+fail:
+	x509_material_free(m);
+	free(acc);
+	json_decref(*desc);
+	*desc = NULL;
+	return -1;
+}
+
 /* ---- issuing ---- */
 
 static char *

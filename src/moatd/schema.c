@@ -315,6 +315,15 @@ cluster_doc_public(const struct cluster_doc *c)
 	    "data_cipher_suites_tls_1_3", p->data_ciphersuites);
 }
 
+const char *
+schema_mtls_ask_pem(const json_t *doc)
+{
+	if (!json_is_true(json_object_get(doc,
+	    "mtls_certificate_authentication")))
+		return NULL;
+	return json_string_value(json_object_get(doc, "mtls_trusted_ca"));
+}
+
 const struct tls_policy *
 cluster_tls_policy(const struct cluster_policy *p, enum policy_kind k,
     struct tls_policy *out)
@@ -441,19 +450,149 @@ int
 user_doc_decode(const json_t *j, struct user_doc *u)
 {
 	memset(u, 0, sizeof(*u));
-	if (json_unpack((json_t *)j, "{s:i, s:s, s:s, s:s, s:s}", "uid",
-	    &u->uid, "email", &u->email, "name", &u->name, "role", &u->role,
-	    "password_hash", &u->password_hash) != 0)
+	if (json_unpack((json_t *)j, "{s:i, s:s, s:s, s:s, s:s, s?s, s?s}",
+	    "uid", &u->uid, "email", &u->email, "name", &u->name, "role",
+	    &u->role, "password_hash", &u->password_hash, "auth_method",
+	    &u->auth_method, "certificate_subject_line",
+	    &u->certificate_subject_line) != 0)
 		return -1;
+	/* Users from before certificate sign-in have passwords. */
+	if (u->auth_method == NULL)
+		u->auth_method = "regular";
 	return 0;
+}
+
+int
+user_doc_is_cert(const struct user_doc *u)
+{
+	return strcmp(u->auth_method, "certificate") == 0;
 }
 
 json_t *
 user_doc_encode(const struct user_doc *u)
 {
-	return json_pack("{s:i, s:s, s:s, s:s, s:s}", "uid", u->uid, "email",
-	    u->email, "name", u->name, "role", u->role, "password_hash",
-	    u->password_hash);
+	json_t *j = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}", "uid", u->uid,
+	    "email", u->email, "name", u->name, "role", u->role,
+	    "password_hash", u->password_hash ? u->password_hash : "",
+	    "auth_method", u->auth_method ? u->auth_method : "regular");
+
+	if (j != NULL && u->certificate_subject_line != NULL)
+		json_object_set_new(j, "certificate_subject_line",
+		    json_string(u->certificate_subject_line));
+	return j;
+}
+
+/* ---- who may present a client certificate ---- */
+
+#define MAX_SUBJECTS	100
+
+/* Characters, not bytes, of a UTF-8 string (jansson's are valid). */
+static size_t
+utf8_chars(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s != '\0'; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
+static int
+subject_field_ok(json_t *v)
+{
+	return json_is_string(v) && *json_string_value(v) != '\0' &&
+	    utf8_chars(json_string_value(v)) <= 64;
+}
+
+int
+schema_subjects_check(json_t *list, const char *field, struct err *e)
+{
+	static const char *const single[] = { "CN", "O", "L", "ST", "C" };
+	const char	*k;
+	json_t		*it, *v, *ou;
+	size_t		 i, j, s;
+
+	if (!json_is_array(list) || json_array_size(list) > MAX_SUBJECTS)
+		return err_set(e, E_INVALID_SCHEMA, "%s must be a list of at "
+		    "most %d subjects", field, MAX_SUBJECTS);
+	json_array_foreach(list, i, it) {
+		if (!json_is_object(it))
+			return err_set(e, E_INVALID_SCHEMA, "%s[%zu] must be an "
+			    "object {CN, O, OU, L, ST, C}", field, i);
+		json_object_foreach(it, k, v) {
+			if (strcmp(k, "OU") == 0) {
+				if (!json_is_array(v))
+					return err_set(e, E_INVALID_SCHEMA,
+					    "%s[%zu].OU must be a list of "
+					    "strings", field, i);
+				json_array_foreach(v, j, ou)
+					if (!subject_field_ok(ou))
+						return err_set(e,
+						    E_INVALID_SCHEMA, "%s[%zu]"
+						    ".OU[%zu] must be a string "
+						    "of 1 to 64 characters",
+						    field, i, j);
+				continue;
+			}
+			for (s = 0; s < sizeof(single) / sizeof(single[0]); s++)
+				if (strcmp(k, single[s]) == 0)
+					break;
+			if (s == sizeof(single) / sizeof(single[0]))
+				return err_set(e, E_INVALID_SCHEMA, "%s[%zu]: "
+				    "unknown field \"%.32s\" (CN, O, OU, L, ST, "
+				    "C)", field, i, k);
+			if (!subject_field_ok(v))
+				return err_set(e, E_INVALID_SCHEMA, "%s[%zu].%s "
+				    "must be a string of 1 to 64 characters",
+				    field, i, k);
+		}
+		if (json_object_get(it, "CN") == NULL)
+			return err_set(e, E_INVALID_SCHEMA, "%s[%zu] needs a CN",
+			    field, i);
+	}
+	return 0;
+}
+
+int
+schema_subject_rules(json_t *doc, const char *type_field,
+    const char *list_field, enum tls_subject_check *check,
+    struct tls_subject **subj, const char ***ous, size_t *np)
+{
+	const char	*type = json_string_value(json_object_get(doc,
+			    type_field));
+	json_t		*list = json_object_get(doc, list_field), *it, *ou;
+	size_t		 i, k, n = json_array_size(list), nou = 0, at = 0;
+
+	*check = TLS_SUBJECT_ANY;
+	*np = 0;
+	if (type != NULL && strcmp(type, "san_cn") == 0)
+		*check = TLS_SUBJECT_SAN_CN;
+	else if (type != NULL && strcmp(type, "full_subject") == 0)
+		*check = TLS_SUBJECT_FULL;
+	else
+		return 0;
+	json_array_foreach(list, i, it)
+		nou += json_array_size(json_object_get(it, "OU")) + 1;
+	if (n == 0)
+		return 0;
+	if ((*subj = calloc(n, sizeof(**subj))) == NULL ||
+	    (*ous = calloc(nou, sizeof(**ous))) == NULL)
+		return -1;
+	json_array_foreach(list, i, it) {
+		struct tls_subject *t = &(*subj)[i];
+		t->cn = json_string_value(json_object_get(it, "CN"));
+		t->o = json_string_value(json_object_get(it, "O"));
+		t->l = json_string_value(json_object_get(it, "L"));
+		t->st = json_string_value(json_object_get(it, "ST"));
+		t->c = json_string_value(json_object_get(it, "C"));
+		t->ou = &(*ous)[at];
+		json_array_foreach(json_object_get(it, "OU"), k, ou)
+			(*ous)[at++] = json_string_value(ou);
+		(*ous)[at++] = NULL;
+	}
+	*np = n;
+	return 0;
 }
 
 /* ---- nodes ---- */

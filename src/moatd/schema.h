@@ -136,6 +136,11 @@ json_t		*cluster_doc_public(const struct cluster_doc *c);
 const struct tls_policy *cluster_tls_policy(const struct cluster_policy *p,
 		    enum policy_kind k, struct tls_policy *out);
 
+/* The CAs that the API and UI ports ask client certificates of (borrowed
+ * from the cluster document doc), or NULL when certificate sign-in is
+ * off (mtls.c owns the fields; apply needs this one). */
+const char	*schema_mtls_ask_pem(const json_t *doc);
+
 /* ---- certificates ---- */
 
 struct cert_doc {
@@ -176,11 +181,33 @@ struct user_doc {
 	const char	*email;
 	const char	*name;
 	const char	*role;
-	const char	*password_hash;
+	const char	*password_hash;	/* "" for a certificate user */
+	/* "regular" (a password) or "certificate" (RS's auth_method). */
+	const char	*auth_method;
+	const char	*certificate_subject_line;	/* NULL: none */
 };
+
+/* 1 for a user who signs in with a client certificate only. */
+int		 user_doc_is_cert(const struct user_doc *u);
 
 int		 user_doc_decode(const json_t *j, struct user_doc *u);
 json_t		*user_doc_encode(const struct user_doc *u);
+
+/* ---- who may present a client certificate ---- */
+
+/* RS's authorized_subjects: [{CN, O, OU: [...], L, ST, C}], CN required;
+ * field names the list in messages.  E_INVALID_SCHEMA. */
+int		 schema_subjects_check(json_t *list, const char *field,
+		    struct err *e);
+/*
+ * The rules of doc's type_field ("disabled", "san_cn", "full_subject")
+ * and list_field into *check and *subj (n of them): strings stay doc's;
+ * *subj and *ous (every subject's OUs, NULL-terminated one after the
+ * other) are the caller's to free.  -1 when out of memory.
+ */
+int		 schema_subject_rules(json_t *doc, const char *type_field,
+		    const char *list_field, enum tls_subject_check *check,
+		    struct tls_subject **subj, const char ***ous, size_t *n);
 
 /* ---- databases: Replica Of ---- */
 

@@ -58,6 +58,9 @@ struct applied {
 	time_t			 last_ok;
 	time_t			 ca_not_after;
 	int64_t			 ca_rev;	/* the CA document applied */
+	/* The CAs the API and UI ports ask client certificates of (owned;
+	 * NULL: they ask for none). */
+	char			*mtls_ask;
 };
 
 #define SESSIONS_EVERY_S	2
@@ -216,8 +219,9 @@ apply_cert(struct node *n, const struct snapshot *snap, int id,
 	 * still, a node never serves material it cannot load. */
 	if ((plain_key = unseal_text(cd.key, &e)) == NULL ||
 	    x509_material_parse(cd.certificate, plain_key, &m, &e) == -1 ||
-	    (ctx = tlsctx_server_new(m, cluster_tls_policy(
-	    &ap->cluster.policy, svc->policy, &tp), &e)) == NULL) {
+	    (ctx = tlsctx_control_new(m, cluster_tls_policy(
+	    &ap->cluster.policy, svc->policy, &tp), id == CERT_API ||
+	    id == CERT_CM ? ap->mtls_ask : NULL, &e)) == NULL) {
 		log_error("certificate %s version %d not applied: %s",
 		    svc->name, cd.version, err_msg(&e));
 		goto fail;
@@ -304,7 +308,7 @@ apply_snapshot(struct node *n, const struct snapshot *snap,
 	int64_t			 prev;
 	int			 i, ctl, data, raised_ctl, raised_data;
 	int			 first = !ap->have_cluster, proxy_changed = 0;
-	int			 syncer_changed = 0;
+	int			 syncer_changed = 0, mtls_changed = 0;
 
 	memset(res, 0, sizeof(*res));
 	if ((doc = snap_json(snap, schema_key(SK_CLUSTER), &prev)) == NULL)
@@ -314,6 +318,16 @@ apply_snapshot(struct node *n, const struct snapshot *snap,
 		json_decref(doc);
 		err_clear(&e);
 		return -1;
+	}
+	{
+		/* Certificate sign-in turned on or off, or its CAs changed:
+		 * the API and UI contexts ask anew. */
+		const char *ask = schema_mtls_ask_pem(doc);
+		if (str_differs(ask, ap->mtls_ask)) {
+			free(ap->mtls_ask);
+			ap->mtls_ask = ask != NULL ? strdup(ask) : NULL;
+			mtls_changed = 1;
+		}
 	}
 	json_decref(doc);
 	old = ap->cluster;
@@ -331,7 +345,8 @@ apply_snapshot(struct node *n, const struct snapshot *snap,
 	ap->have_cluster = 1;
 	for (i = 0; i < CERT__COUNT; i++) {
 		int pc = cert_services[i].policy == POLICY_CONTROL ? ctl : data;
-		int rc = apply_cert(n, snap, i, pc);
+		int rc = apply_cert(n, snap, i, pc || (mtls_changed &&
+		    (i == CERT_API || i == CERT_CM)));
 		if (rc == -1)
 			res->failed = 1;
 		if (rc > 0) {
@@ -669,6 +684,7 @@ apply_shutdown(struct node *n)
 	if (ap->sess_ev != NULL)
 		event_free(ap->sess_ev);
 	json_decref(ap->sessions);
+	free(ap->mtls_ask);
 	json_decref(ap->replication);
 	for (i = 0; i < CERT__COUNT; i++) {
 		tlsctx_unref(ap->served[i].ctx);

@@ -131,49 +131,6 @@ str_is(json_t *d, const char *field, const char *want)
 	return v != NULL && strcmp(v, want) == 0;
 }
 
-/*
- * RS's client_cert_subject_validation_type and authorized_subjects into
- * o: the strings stay d's; *subj and *ous (every subject's OUs, each list
- * NULL-terminated, one after the other) are the caller's to free.
- */
-static int
-bdb_subject_rules(json_t *d, struct tlsctx_data_opts *o,
-    struct tls_subject **subj, const char ***ous)
-{
-	json_t	*list = json_object_get(d, "authorized_subjects"), *it, *ou;
-	size_t	 i, k, n = json_array_size(list), nou = 0, at = 0;
-
-	if (str_is(d, "client_cert_subject_validation_type", "san_cn"))
-		o->subject_check = TLS_SUBJECT_SAN_CN;
-	else if (str_is(d, "client_cert_subject_validation_type",
-	    "full_subject"))
-		o->subject_check = TLS_SUBJECT_FULL;
-	else
-		return 0;
-	json_array_foreach(list, i, it)
-		nou += json_array_size(json_object_get(it, "OU")) + 1;
-	if (n == 0)
-		return 0;
-	if ((*subj = calloc(n, sizeof(**subj))) == NULL ||
-	    (*ous = calloc(nou, sizeof(**ous))) == NULL)
-		return -1;
-	json_array_foreach(list, i, it) {
-		struct tls_subject *t = &(*subj)[i];
-		t->cn = json_string_value(json_object_get(it, "CN"));
-		t->o = json_string_value(json_object_get(it, "O"));
-		t->l = json_string_value(json_object_get(it, "L"));
-		t->st = json_string_value(json_object_get(it, "ST"));
-		t->c = json_string_value(json_object_get(it, "C"));
-		t->ou = &(*ous)[at];
-		json_array_foreach(json_object_get(it, "OU"), k, ou)
-			(*ous)[at++] = json_string_value(ou);
-		(*ous)[at++] = NULL;
-	}
-	o->subjects = *subj;
-	o->nsubjects = n;
-	return 0;
-}
-
 static const char *
 str_of(json_t *o, const char *field)
 {
@@ -297,11 +254,15 @@ bdb_run_one(struct apply_bdbs *b, struct node *n, json_t *d,
 		if (str_is(d, "enforce_client_authentication", "enabled")) {
 			o.client_trust_pem = trust = bdb_trust_pem(d);
 			o.crl_pem = json_string_value(json_object_get(d, "crl"));
-			if (bdb_subject_rules(d, &o, &subj, &ous) == -1) {
+			if (schema_subject_rules(d,
+			    "client_cert_subject_validation_type",
+			    "authorized_subjects", &o.subject_check, &subj,
+			    &ous, &o.nsubjects) == -1) {
 				err_set(&e, E_INTERNAL, "out of memory");
 				goto out;
 			}
 		}
+		o.subjects = subj;
 		o.label = label;
 		ctx = tlsctx_data_new((struct x509_material *)proxy,
 		    cluster_tls_policy(policy, POLICY_DATA, &tp), &o, &e);

@@ -18,6 +18,7 @@
 #include "apply.h"
 #include "https.h"
 #include "log.h"
+#include "mtls.h"
 #include "sessions.h"
 #include "ui.h"
 
@@ -537,6 +538,8 @@ api_dispatch(struct evhttp_request *req, void *arg)
 		snprintf(r->who, sizeof(r->who), "%s from %s (UI)",
 		    r->user.email, r->peer);
 	} else if (r->rt->perm != PERM_NONE) {
+		const char *authz = evhttp_find_header(
+		    evhttp_request_get_input_headers(req), "Authorization");
 		int retry = 0;
 		if (r->n->store == NULL) {
 			err_set(&e, E_STORE, "this node does not reach the "
@@ -544,10 +547,34 @@ api_dispatch(struct evhttp_request *req, void *arg)
 			    "retry shortly");
 			goto fail;
 		}
+		/* Credentials sent win over a certificate the client also
+		 * shows; without any, the certificate signs in (RS: it is
+		 * additive until passwords are turned off). */
+		if (authz == NULL) {
+			rc = mtls_authenticate(r->n, api_listener_of(r), req,
+			    &r->user, &e);
+			if (rc == -1)
+				goto fail;
+			if (rc == 1) {
+				r->by_cert = 1;
+				snprintf(r->who, sizeof(r->who), "%s from %s "
+				    "(certificate)", r->user.email, r->peer);
+				api_run(r);
+				return;
+			}
+		}
+		if ((rc = mtls_basic_allowed(r->n, &e)) != 1) {
+			if (rc == 0)
+				err_set(&e, E_UNAUTHORIZED, "password sign-in "
+				    "is off (control_plane_basic_"
+				    "authentication false): sign in with a "
+				    "client certificate signed by "
+				    "mtls_trusted_ca");
+			goto fail;
+		}
 		r->in_job = 1;
-		rc = users_authenticate(r->n, evhttp_find_header(
-		    evhttp_request_get_input_headers(req), "Authorization"),
-		    r->peer, &r->user, &retry, api_auth_done, r, &e);
+		rc = users_authenticate(r->n, authz, r->peer, &r->user, &retry,
+		    api_auth_done, r, &e);
 		if (rc == API_ASYNC) {
 			api_hold(r);
 			return;

@@ -53,6 +53,7 @@ struct api_req {
 	api_rollout_fn		 rollout_fn;
 	int			 in_job;	/* a work-pool job holds it */
 	int			 close_after;	/* answer with Connection: close */
+	int			 by_cert;	/* signed in by a certificate */
 	/* A handler's state between its steps, freed with the request. */
 	void			*state;
 	void			(*state_free)(void *);

@@ -21,6 +21,7 @@
 #include "events.h"
 #include "jobs.h"
 #include "log.h"
+#include "mtls.h"
 #include "nodes.h"
 #include "seal.h"
 
@@ -178,6 +179,21 @@ api_cluster_put(struct api_req *r, struct err *e)
 	return cluster_update(r, e);
 }
 
+/* {"name": "mtls_trusted_ca", "certificate": PEM}: no key. */
+static int
+api_mtls_ca_put(struct api_req *r, json_t *it, int single, struct err *e)
+{
+	const char	*name, *pem;
+	json_error_t	 je;
+
+	if (json_unpack_ex(it, &je, JSON_STRICT, "{s:s, s:s}", "name", &name,
+	    "certificate", &pem) != 0)
+		return err_set(e, E_INVALID_SCHEMA, "%s: %s; expected {\"name\": "
+		    "\"%s\", \"certificate\": PEM} (a trusted CA has no key)",
+		    MTLS_CA_NAME, je.text, MTLS_CA_NAME);
+	return mtls_ca_update(r, pem, single, e);
+}
+
 int
 api_update_cert(struct api_req *r, struct err *e)
 {
@@ -188,6 +204,10 @@ api_update_cert(struct api_req *r, struct err *e)
 
 	if ((b = api_body(r, 0, e)) == NULL)
 		return -1;
+	/* The trusted CA of certificate sign-in has no key. */
+	if (json_is_string(json_object_get(b, "name")) && strcmp(
+	    json_string_value(json_object_get(b, "name")), MTLS_CA_NAME) == 0)
+		return api_mtls_ca_put(r, b, 1, e);
 	if (json_unpack_ex(b, &je, JSON_STRICT, "{s:s, s:s, s:s}", "name",
 	    &c.name, "key", &c.key_pem, "certificate", &c.cert_pem) != 0) {
 		schema_error(e, &je, "{\"name\", \"key\", \"certificate\"}");
@@ -201,8 +221,15 @@ out:
 int
 api_certs_get(struct api_req *r, struct err *e)
 {
-	r->resp = certs_list_json(r->n, e);
-	return r->resp != NULL ? 0 : -1;
+	char *ca;
+
+	if ((r->resp = certs_list_json(r->n, e)) == NULL)
+		return -1;
+	if ((ca = mtls_ca_pem(r->n)) != NULL)
+		json_object_set_new(r->resp, MTLS_CA_NAME "_cert",
+		    json_string(ca));
+	free(ca);
+	return 0;
 }
 
 int
@@ -232,6 +259,19 @@ api_certs_put(struct api_req *r, struct err *e)
 		goto out;
 	}
 	json_array_foreach(list, i, it) {
+		if (json_is_string(json_object_get(it, "name")) &&
+		    strcmp(json_string_value(json_object_get(it, "name")),
+		    MTLS_CA_NAME) == 0) {
+			if (json_array_size(list) != 1) {
+				err_set(e, E_INVALID_SCHEMA, "%s is set on its "
+				    "own (it has no key and rolls out apart "
+				    "from the served certificates)",
+				    MTLS_CA_NAME);
+				goto out;
+			}
+			rc = api_mtls_ca_put(r, it, 0, e);
+			goto out;
+		}
 		if (json_unpack_ex(it, &je, JSON_STRICT, "{s:s, s:s, s:s}",
 		    "name", &ch[i].name, "certificate", &ch[i].cert_pem, "key",
 		    &ch[i].key_pem) != 0) {
@@ -253,6 +293,8 @@ api_cert_get(struct api_req *r, struct err *e)
 	/* "ca": the cluster CA(s) and where a rollover stands. */
 	if (strcmp(r->param, "ca") == 0)
 		r->resp = ca_describe_json(r->n, e);
+	else if (strcmp(r->param, MTLS_CA_NAME) == 0)
+		r->resp = mtls_ca_describe(r->n, e);
 	else
 		r->resp = certs_describe_json(r->n, r->param, e);
 	return r->resp != NULL ? 0 : -1;
@@ -370,6 +412,8 @@ api_cert_rollback(struct api_req *r, struct err *e)
 int
 api_cert_delete(struct api_req *r, struct err *e)
 {
+	if (strcmp(r->param, MTLS_CA_NAME) == 0)
+		return mtls_ca_delete(r, e);
 	if (cert_id_of(r->param) != -1)
 		return err_set(e, E_CERT_REQUIRED, "certificate %s is required "
 		    "and cannot be deleted; replace or rotate it instead",

@@ -96,72 +96,6 @@ static const char *const on_off[] = { "enabled", "disabled", NULL };
 static const char *const subject_checks[] = { "disabled", "san_cn",
 	"full_subject", NULL };
 
-#define MAX_SUBJECTS	100
-
-/* Characters, not bytes, of a UTF-8 string (jansson's are valid). */
-static size_t
-utf8_chars(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s != '\0'; s++)
-		if (((unsigned char)*s & 0xc0) != 0x80)
-			n++;
-	return n;
-}
-
-/* RS's authorized_subjects: [{CN, O, OU: [...], L, ST, C}], CN required. */
-static int
-bdb_check_subjects(json_t *list, struct err *e)
-{
-	static const char *const single[] = { "CN", "O", "L", "ST", "C",
-		NULL };
-	const char	*k;
-	json_t		*it, *v, *ou;
-	size_t		 i, j;
-
-	if (!json_is_array(list) || json_array_size(list) > MAX_SUBJECTS)
-		return err_set(e, E_INVALID_SCHEMA, "authorized_subjects must be "
-		    "a list of at most %d subjects", MAX_SUBJECTS);
-	json_array_foreach(list, i, it) {
-		if (!json_is_object(it))
-			return err_set(e, E_INVALID_SCHEMA, "authorized_subjects"
-			    "[%zu] must be an object {CN, O, OU, L, ST, C}", i);
-		json_object_foreach(it, k, v) {
-			if (strcmp(k, "OU") == 0) {
-				if (!json_is_array(v))
-					return err_set(e, E_INVALID_SCHEMA,
-					    "authorized_subjects[%zu].OU must "
-					    "be a list of strings", i);
-				json_array_foreach(v, j, ou)
-					if (!json_is_string(ou) ||
-					    *json_string_value(ou) == '\0' ||
-					    utf8_chars(json_string_value(ou)) >
-					    64)
-						return err_set(e,
-						    E_INVALID_SCHEMA,
-						    "authorized_subjects[%zu]"
-						    ".OU[%zu] must be a string "
-						    "of 1 to 64 characters",
-						    i, j);
-				continue;
-			}
-			if (!one_of(k, single))
-				return err_set(e, E_INVALID_SCHEMA, "authorized_"
-				    "subjects[%zu]: unknown field \"%.32s\" "
-				    "(CN, O, OU, L, ST, C)", i, k);
-			if (!json_is_string(v) || *json_string_value(v) ==
-			    '\0' || utf8_chars(json_string_value(v)) > 64)
-				return err_set(e, E_INVALID_SCHEMA, "authorized_"
-				    "subjects[%zu].%s must be a string of 1 to "
-				    "64 characters", i, k);
-		}
-		if (json_object_get(it, "CN") == NULL)
-			return err_set(e, E_INVALID_SCHEMA, "authorized_subjects"
-			    "[%zu] needs a CN", i);
-	}
-	return 0;
-}
 /* Same order as enum shard_persistence. */
 static const char *const persistence_modes[] = { "aof", "snapshot",
 	"disabled", NULL };
@@ -416,7 +350,7 @@ bdb_merge(struct node *n, json_t *doc, json_t *body, int creating,
 			if (bdb_check_client_certs(v, e) == -1)
 				return -1;
 		} else if (strcmp(key, "authorized_subjects") == 0) {
-			if (bdb_check_subjects(v, e) == -1)
+			if (schema_subjects_check(v, "authorized_subjects", e) == -1)
 				return -1;
 		} else if (strcmp(key, "crl") == 0) {
 			/* "" takes the CRLs away. */

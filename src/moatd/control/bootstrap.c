@@ -198,11 +198,13 @@ bootstrap_create_commit(struct api_req *r, const char *hash, struct err *e)
 	store_txn_put_json(t, schema_key(SK_CLUSTER), doc);
 	json_decref(doc);
 	schema_put_version(t);
+	memset(&u, 0, sizeof(u));
 	u.uid = 1;
 	u.email = user;
 	u.name = "admin";
 	u.role = "admin";
 	u.password_hash = hash;
+	u.auth_method = "regular";
 	doc = user_doc_encode(&u);
 	store_txn_put_json(t, schema_key_of(SK_USER, 1, key), doc);
 	json_decref(doc);

@@ -8,6 +8,7 @@
 #include "events.h"
 #include "jobs.h"
 #include "log.h"
+#include "mtls.h"
 #include "nodes.h"
 #include "schema.h"
 #include "seal.h"
@@ -32,8 +33,10 @@ static int
 cluster_check_field(const char *key, json_t *v, struct err *e)
 {
 	size_t	 i;
-	int	 ver;
+	int	 ver, rc;
 
+	if ((rc = mtls_check_field(key, v, e)) != 1)
+		return rc;
 	for (i = 0; i < NFIELDS; i++) {
 		if (strcmp(cluster_fields[i].name, key) != 0)
 			continue;
@@ -65,7 +68,11 @@ cluster_check_field(const char *key, json_t *v, struct err *e)
 	return err_set(e, E_INVALID_SCHEMA, "unknown field \"%.64s\"; settable: "
 	    "min_control_TLS_version, min_data_TLS_version, "
 	    "control_cipher_suites, data_cipher_list, "
-	    "data_cipher_suites_tls_1_3, alert_settings", key);
+	    "data_cipher_suites_tls_1_3, alert_settings, "
+	    "mtls_certificate_authentication, "
+	    "mtls_client_cert_subject_validation_type, "
+	    "mtls_authorized_subjects, mtls_crl, "
+	    "control_plane_basic_authentication", key);
 }
 
 json_t *
@@ -82,9 +89,11 @@ cluster_get_json(struct node *n, struct err *e)
 		return NULL;
 	}
 	out = cluster_doc_public(&c);
-	if (out != NULL)
+	if (out != NULL) {
 		json_object_set_new(out, "alert_settings",
 		    alerts_settings_public(doc));
+		mtls_public(doc, out);
+	}
 	json_decref(doc);
 	cluster_doc_clear(&c);
 	return out;
@@ -303,6 +312,10 @@ cluster_update(struct api_req *r, struct err *e)
 		return -1;
 	olddoc = json_deep_copy(doc);
 	json_object_update_existing(doc, body);
+	/* Fields a document from before them may lack. */
+	json_object_foreach(body, key, v)
+		if (mtls_check_field(key, v, NULL) == 0)
+			json_object_set(doc, key, v);
 	if ((v = json_object_get(body, "alert_settings")) != NULL) {
 		json_t *merged = alerts_settings_merge(olddoc, v, e);
 		if (merged == NULL)
@@ -321,15 +334,16 @@ cluster_update(struct api_req *r, struct err *e)
 		err_set(e, E_INTERNAL, "out of memory");
 		goto out;
 	}
-	if (cluster_trial(n, &c, t, e) == -1)
+	if (cluster_trial(n, &c, t, e) == -1 ||
+	    mtls_check_doc(n, doc, t, e) == -1)
 		goto out;
 	changes = json_object();
 	json_object_foreach(body, key, v)
 		if (!json_equal(json_object_get(olddoc, key),
 		    json_object_get(doc, key)))
-			json_object_set_new(changes, key, json_pack("{s:O, s:O}",
-			    "from", json_object_get(olddoc, key), "to",
-			    json_object_get(doc, key)));
+			json_object_set_new(changes, key, json_pack(
+			    "{s:O*, s:O*}", "from", json_object_get(olddoc,
+			    key), "to", json_object_get(doc, key)));
 	if (r->dry_run) {
 		struct dry_run *d = calloc(1, sizeof(*d));
 		if (d == NULL) {

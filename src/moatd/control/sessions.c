@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "log.h"
+#include "mtls.h"
 #include "node.h"
 #include "sessions.h"
 
@@ -30,6 +31,7 @@ struct session {
 	char		 csrf[64];
 	time_t		 last;
 	int		 used;
+	int		 by_cert;	/* opened by a client certificate */
 };
 
 struct sessions {
@@ -145,6 +147,33 @@ sessions_check(struct node *n, struct evhttp_request *req, int change,
 			return err_set(e, E_CSRF, "this change needs the "
 			    "session's X-CSRF-Token header");
 	}
+	/* A session lasts only as long as what opened it would still
+	 * sign in: the certificate (it may be revoked meanwhile), or
+	 * passwords (they may be turned off). */
+	if (s->by_cert) {
+		struct auth_user cu;
+		int rc = mtls_authenticate(n, n->cm, req, &cu, e);
+		if (rc != 1 || cu.uid != s->uid) {
+			if (rc != -1 || e == NULL || e->code != E_STORE)
+				sodium_memzero(s, sizeof(*s));
+			if (rc == 1 || rc == 0)
+				err_set(e, E_UNAUTHORIZED, "this session was "
+				    "opened with another client certificate "
+				    "than this connection shows: sign in "
+				    "again");
+			return -1;
+		}
+	} else {
+		int ok = mtls_basic_allowed(n, e);
+		if (ok == -1)
+			return -1;
+		if (ok == 0) {
+			sodium_memzero(s, sizeof(*s));
+			return err_set(e, E_UNAUTHORIZED, "password sign-in is "
+			    "off (control_plane_basic_authentication): sign "
+			    "in with a client certificate");
+		}
+	}
 	if (users_lookup(n, s->uid, u, e) == -1) {
 		/* The user is gone: so is the session.  A store that does not
 		 * answer ends nothing: the next request may find it back. */
@@ -195,6 +224,7 @@ session_open(struct api_req *r, struct err *e)
 	s->uid = r->user.uid;
 	s->last = now;
 	s->used = 1;
+	s->by_cert = r->by_cert;
 	snprintf(cookie, sizeof(cookie), COOKIE "=%s; Path=/; HttpOnly; "
 	    "Secure; SameSite=Strict", token);
 	sodium_memzero(token, sizeof(token));
@@ -237,10 +267,30 @@ api_session_post(struct api_req *r, struct err *e)
 
 	if ((b = api_body(r, 0, e)) == NULL)
 		return -1;
+	if (json_is_true(json_object_get(b, "certificate")) &&
+	    json_object_size(b) == 1) {
+		/* The browser's client certificate, as the API takes it. */
+		if ((rc = mtls_authenticate(r->n, r->n->cm, r->req, &r->user,
+		    e)) == 0)
+			return err_set(e, E_UNAUTHORIZED, "no client "
+			    "certificate came with this connection (or the "
+			    "cluster does not sign in with certificates: "
+			    "mtls_certificate_authentication)");
+		if (rc == -1)
+			return -1;
+		r->by_cert = 1;
+		snprintf(r->who, sizeof(r->who), "%s from %s (certificate)",
+		    r->user.email, r->peer);
+		return session_open(r, e);
+	}
 	if (json_unpack_ex(b, &je, JSON_STRICT, "{s:s, s:s}", "email", &email,
 	    "password", &password) != 0)
 		return err_set(e, E_INVALID_SCHEMA, "%s; expected {\"email\", "
-		    "\"password\"}", je.text);
+		    "\"password\"} or {\"certificate\": true}", je.text);
+	if ((rc = mtls_basic_allowed(r->n, e)) != 1)
+		return rc == 0 ? err_set(e, E_UNAUTHORIZED, "password sign-in "
+		    "is off (control_plane_basic_authentication): sign in "
+		    "with a client certificate") : -1;
 	r->in_job = 1;
 	rc = users_sign_in(r->n, email, password, r->peer, &r->user, &retry,
 	    session_signed_in, r, e);

@@ -23,6 +23,7 @@
 #include "api.h"
 #include "events.h"
 #include "log.h"
+#include "mtls.h"
 #include "schema.h"
 #include "users.h"
 #include "workpool.h"
@@ -686,6 +687,10 @@ users_sign_in(struct node *n, const char *email, const char *password,
 		    email) == 0 && (found.uid == 0 || strcmp(ud.email,
 		    email) == 0))
 			found = ud;
+	/* A certificate user has no password: to a password, it is no
+	 * user (and costs the same hash as one). */
+	if (found.uid > 0 && user_doc_is_cert(&found))
+		memset(&found, 0, sizeof(found));
 	/* A remembered sign-in costs no hash: it goes on regardless. */
 	if (workpool_pending(n->wp) >= SIGN_IN_QUEUE_MAX &&
 	    !sign_in_remembered(email, password, &found)) {
@@ -813,10 +818,18 @@ users_hash_then(struct api_req *r, const char *password, users_hash_cont cont)
 static json_t *
 users_public(const json_t *doc)
 {
-	return json_pack("{s:O, s:O, s:O, s:O}", "uid",
-	    json_object_get(doc, "uid"), "email", json_object_get(doc, "email"),
-	    "name", json_object_get(doc, "name"), "role",
-	    json_object_get(doc, "role"));
+	struct user_doc	 u;
+	json_t		*out;
+
+	if (user_doc_decode(doc, &u) == -1)
+		return json_pack("{s:O}", "uid", json_object_get(doc, "uid"));
+	out = json_pack("{s:i, s:s, s:s, s:s, s:s}", "uid", u.uid, "email",
+	    u.email, "name", u.name, "role", u.role, "auth_method",
+	    u.auth_method);
+	if (out != NULL && u.certificate_subject_line != NULL)
+		json_object_set_new(out, "certificate_subject_line",
+		    json_string(u.certificate_subject_line));
+	return out;
 }
 
 /* The document of uid or with email among docs (borrowed), or NULL. */
@@ -837,6 +850,91 @@ users_find(json_t *docs, const char *email, int uid)
 			return d;
 	}
 	return NULL;
+}
+
+/* The certificate user other than uid whose subject line names the same
+ * subject as line (borrowed), or NULL. */
+static json_t *
+users_find_subject(json_t *docs, const char *line, int uid)
+{
+	struct user_doc	 u;
+	size_t		 i;
+	json_t		*d;
+
+	json_array_foreach(docs, i, d)
+		if (user_doc_decode(d, &u) == 0 && u.uid != uid &&
+		    user_doc_is_cert(&u) && u.certificate_subject_line != NULL &&
+		    tls_subject_line_equal(u.certificate_subject_line, line))
+			return d;
+	return NULL;
+}
+
+int
+users_find_by_subject(struct node *n, const char *subject,
+    struct auth_user *au, struct err *e)
+{
+	struct user_doc	 u;
+	json_t		*docs, *d;
+
+	if ((docs = schema_list(n->store, SK_USER, e)) == NULL)
+		return -1;
+	if ((d = users_find_subject(docs, subject, 0)) == NULL ||
+	    user_doc_decode(d, &u) == -1) {
+		json_decref(docs);
+		return err_set(e, E_UNAUTHORIZED, "the client certificate "
+		    "verifies, but no user has certificate_subject_line "
+		    "\"%.300s\"", subject);
+	}
+	au->uid = u.uid;
+	snprintf(au->email, sizeof(au->email), "%s", u.email);
+	snprintf(au->role, sizeof(au->role), "%s", u.role);
+	json_decref(docs);
+	return 0;
+}
+
+/* The certificate fields of a new or changed user: auth_method (NULL:
+ * unchanged, or "regular" for a new user), the subject line and the
+ * password, consistent with each other.  cur: the user as stored, NULL
+ * for a new one. */
+static int
+users_check_method(const char *method, const char *line,
+    const char *password, const struct user_doc *cur, json_t *docs,
+    struct err *e)
+{
+	int cert;
+
+	if (method != NULL && strcmp(method, "regular") != 0 &&
+	    strcmp(method, "certificate") != 0)
+		return err_set(e, E_INVALID_SCHEMA, "auth_method must be "
+		    "\"regular\" or \"certificate\"");
+	if (cur != NULL && method != NULL && strcmp(method,
+	    cur->auth_method) != 0)
+		return err_set(e, E_INVALID_SCHEMA, "auth_method cannot change "
+		    "(user %d signs in with %s): create a new user instead",
+		    cur->uid, user_doc_is_cert(cur) ? "a certificate" :
+		    "a password");
+	cert = cur != NULL ? user_doc_is_cert(cur) : method != NULL &&
+	    strcmp(method, "certificate") == 0;
+	if (cert && password != NULL)
+		return err_set(e, E_INVALID_SCHEMA, "a user with auth_method "
+		    "certificate has no password");
+	if (!cert && line != NULL)
+		return err_set(e, E_INVALID_SCHEMA, "certificate_subject_line "
+		    "is for users with auth_method certificate");
+	if (cur == NULL && cert && line == NULL)
+		return err_set(e, E_INVALID_SCHEMA, "auth_method certificate "
+		    "needs certificate_subject_line (the subject of the user's "
+		    "client certificate, e.g. \"CN=alice, O=Example\")");
+	if (cur == NULL && !cert && password == NULL)
+		return err_set(e, E_INVALID_SCHEMA, "password is required (or "
+		    "auth_method certificate with certificate_subject_line)");
+	if (line != NULL && tls_subject_line_check(line, e) == -1)
+		return -1;
+	if (line != NULL && users_find_subject(docs, line, cur != NULL ?
+	    cur->uid : 0) != NULL)
+		return err_set(e, E_EMAIL_EXISTS, "another user has the same "
+		    "certificate_subject_line");
+	return 0;
 }
 
 json_t *
@@ -916,12 +1014,20 @@ users_create_commit(struct api_req *r, const char *hash, struct err *e)
 	size_t			 i;
 	int			 uid = 1, rc = -1;
 
-	json_unpack(r->body, "{s:s, s:s, s?s}", "email", &email, "role",
-	    &role, "name", &name);
+	const char		*method = NULL, *line = NULL;
+
+	json_unpack(r->body, "{s:s, s:s, s?s, s?s, s?s}", "email", &email,
+	    "role", &role, "name", &name, "auth_method", &method,
+	    "certificate_subject_line", &line);
 	if ((docs = schema_list(r->n->store, SK_USER, e)) == NULL)
 		return -1;
 	if (users_find(docs, email, 0) != NULL) {
 		err_set(e, E_EMAIL_EXISTS, "a user with email %s exists", email);
+		goto out;
+	}
+	if (line != NULL && users_find_subject(docs, line, 0) != NULL) {
+		err_set(e, E_EMAIL_EXISTS, "another user has the same "
+		    "certificate_subject_line");
 		goto out;
 	}
 	json_array_foreach(docs, i, d)
@@ -933,6 +1039,8 @@ users_create_commit(struct api_req *r, const char *hash, struct err *e)
 	u.name = name ? name : email;
 	u.role = role;
 	u.password_hash = hash;
+	u.auth_method = method != NULL ? method : "regular";
+	u.certificate_subject_line = line;
 	schema_key_of(SK_USER, uid, key);
 	if ((t = store_txn_new()) == NULL || (doc = user_doc_encode(&u)) ==
 	    NULL) {
@@ -957,32 +1065,41 @@ out:
 	return rc;
 }
 
+#define USER_FIELDS	"email, password, role, name, auth_method, " \
+			"certificate_subject_line"
+
 int
 users_create(struct api_req *r, struct err *e)
 {
-	const char	*email, *password, *role, *name = NULL;
+	const char	*email, *password = NULL, *role, *name = NULL;
+	const char	*method = NULL, *line = NULL;
 	json_t		*docs;
 	json_error_t	 je;
-	int		 exists;
+	int		 rc;
 
-	if (json_unpack_ex(r->body, &je, JSON_STRICT, "{s:s, s:s, s:s, s?s}",
-	    "email", &email, "password", &password, "role", &role, "name",
-	    &name) != 0)
-		return err_set(e, E_INVALID_SCHEMA, "user: %s (fields: email, "
-		    "password, role, name)", je.text);
-	if (users_check_new(email, password, e) == -1 ||
+	if (json_unpack_ex(r->body, &je, JSON_STRICT, "{s:s, s?s, s:s, s?s, "
+	    "s?s, s?s}", "email", &email, "password", &password, "role", &role,
+	    "name", &name, "auth_method", &method, "certificate_subject_line",
+	    &line) != 0)
+		return err_set(e, E_INVALID_SCHEMA, "user: %s (fields: "
+		    USER_FIELDS ")", je.text);
+	if ((docs = schema_list(r->n->store, SK_USER, e)) == NULL)
+		return -1;
+	rc = users_check_method(method, line, password, NULL, docs, e);
+	/* Checked here too, so that a taken email costs no hash. */
+	if (rc == 0 && users_find(docs, email, 0) != NULL)
+		rc = err_set(e, E_EMAIL_EXISTS, "a user with email %s exists",
+		    email);
+	json_decref(docs);
+	if (rc == -1 ||
+	    (password != NULL ? users_check_new(email, password, e) :
+	    email_check(email, e)) == -1 ||
 	    name_check(name, e) == -1 ||
 	    role_check(role, e) == -1 ||
 	    users_may_touch(&r->user, NULL, role, e) == -1)
 		return -1;
-	/* Checked here too, so that a taken email costs no hash. */
-	if ((docs = schema_list(r->n->store, SK_USER, e)) == NULL)
-		return -1;
-	exists = users_find(docs, email, 0) != NULL;
-	json_decref(docs);
-	if (exists)
-		return err_set(e, E_EMAIL_EXISTS, "a user with email %s exists",
-		    email);
+	if (password == NULL)	/* a certificate user: nothing to hash */
+		return users_create_commit(r, "", e);
 	return users_hash_then(r, password, users_create_commit);
 }
 
@@ -1046,19 +1163,42 @@ out:
 /* Demoting or deleting the last admin is refused; otherwise t compares
  * every other admin, so that the decision holds when it commits. */
 static int
-users_keep_an_admin(json_t *docs, const struct user_doc *u, int losing,
-    struct store_txn *t, struct err *e)
+users_keep_an_admin(struct node *n, json_t *docs, const struct user_doc *u,
+    int losing, struct store_txn *t, struct err *e)
 {
 	if (strcmp(u->role, "admin") == 0 && losing &&
 	    users_cmp_other_admins(t, docs, u->uid) == 0)
 		return err_set(e, E_LAST_ADMIN, "user %d is the last admin; "
 		    "make another user an admin first", u->uid);
+	/* Without passwords, the certificate admins are the only way in. */
+	if (strcmp(u->role, "admin") == 0 && losing && user_doc_is_cert(u))
+		return mtls_keep_cert_admin(n, docs, u->uid, t, e);
 	return 0;
+}
+
+int
+users_cmp_cert_admins(struct store_txn *t, json_t *docs, int uid)
+{
+	struct user_doc	 u;
+	char		 key[SCHEMA_KEY_MAX];
+	size_t		 i;
+	json_t		*d;
+	int		 c = 0;
+
+	json_array_foreach(docs, i, d) {
+		if (user_doc_decode(d, &u) == -1 || u.uid == uid ||
+		    strcmp(u.role, "admin") != 0 || !user_doc_is_cert(&u))
+			continue;
+		store_txn_cmp(t, schema_key_of(SK_USER, u.uid, key),
+		    json_integer_value(json_object_get(d, "_rev")));
+		c++;
+	}
+	return c;
 }
 
 struct users_update_arg {
 	struct api_req	*r;
-	const char	*email, *role, *name, *newhash;
+	const char	*email, *role, *name, *newhash, *line;
 };
 
 static int
@@ -1077,9 +1217,14 @@ users_update_decide(json_t *docs, json_t *cur, const struct user_doc *old,
 	    NULL && other != cur)
 		return err_set(e, E_EMAIL_EXISTS, "a user with email %s exists",
 		    a->email);
-	if (users_keep_an_admin(docs, old, a->role != NULL &&
+	if (a->line != NULL && users_find_subject(docs, a->line, old->uid))
+		return err_set(e, E_EMAIL_EXISTS, "another user has the same "
+		    "certificate_subject_line");
+	if (users_keep_an_admin(a->r->n, docs, old, a->role != NULL &&
 	    strcmp(a->role, "admin") != 0, t, e) == -1)
 		return -1;
+	if (a->line != NULL)
+		u.certificate_subject_line = a->line;
 	if (a->email != NULL)
 		u.email = a->email;
 	if (a->name != NULL)
@@ -1098,21 +1243,23 @@ users_update_decide(json_t *docs, json_t *cur, const struct user_doc *old,
 static int
 users_update_commit(struct api_req *r, const char *newhash, struct err *e)
 {
-	struct users_update_arg	 a = { r, NULL, NULL, NULL, newhash };
+	struct users_update_arg	 a = { r, NULL, NULL, NULL, newhash, NULL };
 	int			 uid = api_param_uid(r);
 
-	json_unpack(r->body, "{s?s, s?s, s?s}", "email", &a.email, "role",
-	    &a.role, "name", &a.name);
+	json_unpack(r->body, "{s?s, s?s, s?s, s?s}", "email", &a.email, "role",
+	    &a.role, "name", &a.name, "certificate_subject_line", &a.line);
 	if (users_write(r->n, uid, users_update_decide, &a, e) == -1)
 		return -1;
-	log_audit("%s updated user %d:%s%s%s%s", r->who, uid,
+	log_audit("%s updated user %d:%s%s%s%s%s", r->who, uid,
 	    a.email ? " email" : "", a.name ? " name" : "",
-	    a.role ? " role" : "", newhash ? " password" : "");
+	    a.role ? " role" : "", newhash ? " password" : "",
+	    a.line ? " certificate_subject_line" : "");
 	/* What changed, never the password itself. */
 	events_add(r->n, "user_updated", "INFO", json_pack("{s:i, s:s, "
-	    "s:[s*s*s*s*]}", "uid", uid, "user", r->who, "changed", a.email ?
+	    "s:[s*s*s*s*s*]}", "uid", uid, "user", r->who, "changed", a.email ?
 	    "email" : NULL, a.name ? "name" : NULL, a.role ? "role" : NULL,
-	    newhash ? "password" : NULL));
+	    newhash ? "password" : NULL, a.line ? "certificate_subject_line" :
+	    NULL));
 	r->resp = users_get_json(r->n, uid, e);
 	if (newhash != NULL && r->resp != NULL &&
 	    json_string_value(json_object_get(r->resp, "email")) != NULL)
@@ -1125,17 +1272,18 @@ int
 users_update(struct api_req *r, int uid, struct err *e)
 {
 	const char	*email = NULL, *password = NULL, *role = NULL;
-	const char	*name = NULL;
+	const char	*name = NULL, *method = NULL, *line = NULL;
 	json_error_t	 je;
 	json_t		*docs, *cur;
 	struct user_doc	 old;
 	int		 rc = 0;
 
-	if (json_unpack_ex(r->body, &je, JSON_STRICT, "{s?s, s?s, s?s, s?s}",
-	    "email", &email, "password", &password, "role", &role, "name",
-	    &name) != 0)
-		return err_set(e, E_INVALID_SCHEMA, "user: %s (fields: email, "
-		    "password, role, name)", je.text);
+	if (json_unpack_ex(r->body, &je, JSON_STRICT, "{s?s, s?s, s?s, s?s, "
+	    "s?s, s?s}", "email", &email, "password", &password, "role", &role,
+	    "name", &name, "auth_method", &method, "certificate_subject_line",
+	    &line) != 0)
+		return err_set(e, E_INVALID_SCHEMA, "user: %s (fields: "
+		    USER_FIELDS ")", je.text);
 	if ((email != NULL && email_check(email, e) == -1) ||
 	    name_check(name, e) == -1 ||
 	    (role != NULL && role_check(role, e) == -1) ||
@@ -1147,7 +1295,8 @@ users_update(struct api_req *r, int uid, struct err *e)
 	if ((cur = users_find(docs, NULL, uid)) == NULL ||
 	    user_doc_decode(cur, &old) == -1)
 		rc = err_set(e, E_USER_NOT_FOUND, "user %d does not exist", uid);
-	else
+	else if ((rc = users_check_method(method, line, password, &old, docs,
+	    e)) == 0)
 		rc = users_may_touch(&r->user, old.role, role, e);
 	json_decref(docs);
 	if (rc == -1)
@@ -1158,6 +1307,7 @@ users_update(struct api_req *r, int uid, struct err *e)
 }
 
 struct users_delete_arg {
+	struct node		*n;
 	const struct auth_user	*by;
 	char			 email[256];
 };
@@ -1170,7 +1320,7 @@ users_delete_decide(json_t *docs, json_t *cur, const struct user_doc *u,
 	char			 key[SCHEMA_KEY_MAX];
 
 	if (users_may_touch(a->by, u->role, NULL, e) == -1 ||
-	    users_keep_an_admin(docs, u, 1, t, e) == -1)
+	    users_keep_an_admin(a->n, docs, u, 1, t, e) == -1)
 		return -1;
 	snprintf(a->email, sizeof(a->email), "%s", u->email);
 	return store_txn_del(t, schema_key_of(SK_USER, u->uid, key)) == 0 ? 0 :
@@ -1184,6 +1334,7 @@ users_delete(struct node *n, int uid, const struct auth_user *by,
 	struct users_delete_arg a;
 
 	memset(&a, 0, sizeof(a));
+	a.n = n;
 	a.by = by;
 	if (users_write(n, uid, users_delete_decide, &a, e) == -1)
 		return -1;

@@ -59,6 +59,13 @@ int	 users_sign_in(struct node *n, const char *email,
  * when the user is gone. */
 int	 users_lookup(struct node *n, int uid, struct auth_user *u,
 	    struct err *e);
+/* The certificate user whose certificate_subject_line names subject
+ * (u filled), or E_UNAUTHORIZED saying so. */
+int	 users_find_by_subject(struct node *n, const char *subject,
+	    struct auth_user *u, struct err *e);
+/* Add to t a compare on every certificate admin but uid, at the revision
+ * read (docs: the users as listed); returns how many there are. */
+int	 users_cmp_cert_admins(struct store_txn *t, json_t *docs, int uid);
 /* Forget remembered sign-ins (the users changed). */
 void	 users_cache_flush(void);
 

@@ -493,6 +493,17 @@ https_close_pending(struct https *h, const void *conn)
 	return s != NULL && s->close_pending;
 }
 
+int
+https_peer_verify(struct https *h, struct evhttp_request *req,
+    const struct tls_peer_rules *r, char *subject, size_t len, struct err *e)
+{
+	struct https_sess *s = https_find(h, http_conn_of(req));
+
+	if (s == NULL || s->ssl == NULL)
+		return 0;
+	return tls_peer_verify(s->ssl, r, subject, len, e);
+}
+
 void
 https_count_versions(struct https *h, int *tls12, int *tls13)
 {

@@ -43,6 +43,12 @@ uint64_t	 https_refused(struct https *h);
 /* Handshakes since start, by how they ended. */
 void		 https_handshakes(struct https *h, uint64_t out[TLS_HS__COUNT]);
 
+/* The client certificate of req's connection against r, now (see
+ * tls_peer_verify): 1 with subject, 0 none presented, -1 refused. */
+int		 https_peer_verify(struct https *h, struct evhttp_request *req,
+		    const struct tls_peer_rules *r, char *subject, size_t len,
+		    struct err *e);
+
 /* Plain HTTP on a unix socket at path, mode 0600. */
 struct evhttp	*http_local_new(struct event_base *base, const char *path,
 		    https_cb cb, void *arg, struct err *e);
