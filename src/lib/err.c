@@ -63,6 +63,8 @@ static const struct {
 	[E_UNSUPPORTED_ROTATION] = { "unsupported_rotation", 403 },
 	[E_CSRF] =		{ "csrf_token_invalid", 403 },
 	[E_LOCKOUT] =		{ "admin_lockout", 409 },
+	[E_INVALID_OCSP] =	{ "invalid_ocsp_response", 400 },
+	[E_NO_RESPONDER] =	{ "no_responder_url", 400 },
 	[E_INTERNAL] =		{ "internal_error", 500 },
 };
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -28,6 +29,10 @@ struct tlsctx {
 	char		*pin;		/* pinned leaf: its SHA-256 fingerprint */
 	char		*verify_name;	/* CA form: the name checked */
 	char		*sni;
+	/* Data contexts: the OCSP staple (owned) and until when. */
+	unsigned char	*ocsp;
+	size_t		 ocsp_len;
+	time_t		 ocsp_until;
 	/* Data contexts: who may connect (owned copies). */
 	enum tls_subject_check	 subject_check;
 	struct tls_subject	*subjects;
@@ -349,6 +354,7 @@ tlsctx_unref(struct tlsctx *c)
 		return;
 	SSL_CTX_free(c->ctx);
 	tlsctx_subjects_free(c);
+	free(c->ocsp);
 	free(c->label);
 	free(c->pin);
 	free(c->verify_name);
@@ -646,6 +652,24 @@ tls_crl_check(const char *pem, struct err *e)
 	return rc;
 }
 
+/* A client asked for the certificate's status: the staple, while it is
+ * current (an expired one would make a strict client refuse). */
+static int
+tlsctx_status_cb(SSL *ssl, void *arg)
+{
+	const struct tlsctx	*c = arg;
+	unsigned char		*p;
+
+	if (c->ocsp == NULL || time(NULL) >= c->ocsp_until ||
+	    (p = OPENSSL_memdup(c->ocsp, c->ocsp_len)) == NULL)
+		return SSL_TLSEXT_ERR_NOACK;
+	if (SSL_set_tlsext_status_ocsp_resp(ssl, p, (long)c->ocsp_len) != 1) {
+		OPENSSL_free(p);
+		return SSL_TLSEXT_ERR_NOACK;
+	}
+	return SSL_TLSEXT_ERR_OK;
+}
+
 struct tlsctx *
 tlsctx_data_new(const struct x509_material *m, const struct tls_policy *p,
     const struct tlsctx_data_opts *opts, struct err *e)
@@ -673,6 +697,18 @@ tlsctx_data_new(const struct x509_material *m, const struct tls_policy *p,
 	    tlsctx_add_crls(c->ctx, opts->crl_pem, e) == -1)) {
 		tlsctx_unref(c);
 		return NULL;
+	}
+	if (opts != NULL && opts->ocsp_der != NULL && opts->ocsp_len > 0) {
+		if ((c->ocsp = malloc(opts->ocsp_len)) == NULL) {
+			tlsctx_unref(c);
+			err_set(e, E_INTERNAL, "out of memory");
+			return NULL;
+		}
+		memcpy(c->ocsp, opts->ocsp_der, opts->ocsp_len);
+		c->ocsp_len = opts->ocsp_len;
+		c->ocsp_until = opts->ocsp_until;
+		SSL_CTX_set_tlsext_status_cb(c->ctx, tlsctx_status_cb);
+		SSL_CTX_set_tlsext_status_arg(c->ctx, c);
 	}
 	if (opts != NULL && tlsctx_subjects_copy(c, opts) == -1) {
 		tlsctx_unref(c);

@@ -9,6 +9,9 @@
 #ifndef MOAT_TLSCTX_H
 #define MOAT_TLSCTX_H
 
+#include <stddef.h>
+#include <time.h>
+
 #include "err.h"
 #include "x509.h"
 
@@ -111,6 +114,11 @@ struct tlsctx_data_opts {
 	/* PEM CRLs: a client certificate one of them revokes is refused
 	 * (an issuer without a CRL here is not checked). */
 	const char		*crl_pem;
+	/* An OCSP response (DER) about the certificate, stapled to the
+	 * handshakes of clients that ask, until ocsp_until; NULL: none. */
+	const unsigned char	*ocsp_der;
+	size_t			 ocsp_len;
+	time_t			 ocsp_until;
 };
 
 /* 0 when pem holds at least one CRL and nothing else that fails to

@@ -92,6 +92,46 @@ cert_set_result_print(const json_t *resp, const char *name, const char *path)
 	free(fp);
 }
 
+/* mtls_trusted_ca: the CAs of the client certificates that sign in; a
+ * certificate without a key. */
+static int
+cert_set_trusted_ca(struct adm_session *sess, const struct cmd_args *args)
+{
+	const char	*path = args->arg[ARG_CERT_FILE];
+	json_t		*body, *resp = NULL;
+	char		*text = NULL, *err = NULL;
+	size_t		 len;
+	int		 rc;
+
+	if (args->arg[ARG_KEY_FILE] != NULL) {
+		fprintf(stderr, "Error: mtls_trusted_ca is a CA certificate "
+		    "without a key: leave out key_file\n");
+		return ADM_EXIT_USAGE;
+	}
+	if (pem_file_read(path, &text, &len, &err) == -1) {
+		fprintf(stderr, "Error: %s\n", err);
+		free(err);
+		return ADM_EXIT_USAGE;
+	}
+	body = json_pack("{s:s, s:s}", "name", "mtls_trusted_ca",
+	    "certificate", text);
+	free(text);
+	if (body == NULL) {
+		fprintf(stderr, "Error: %s must be UTF-8 text\n", path);
+		return ADM_EXIT_USAGE;
+	}
+	rc = session_api_call(sess, "PUT", "/v1/cluster/update_cert", body,
+	    &resp);
+	if (rc == ADM_EXIT_OK)
+		printf(json_is_true(json_object_get(resp, "unchanged")) ?
+		    "mtls_trusted_ca from file %s was already in place\n" :
+		    "Set mtls_trusted_ca certificate to contents of file %s\n",
+		    path);
+	json_decref(resp);
+	json_decref(body);
+	return rc;
+}
+
 int
 cmd_cert_set(struct adm_session *sess, const struct cmd_args *args)
 {
@@ -101,6 +141,8 @@ cmd_cert_set(struct adm_session *sess, const struct cmd_args *args)
 	char *err = NULL;
 	int rc = ADM_EXIT_USAGE;
 
+	if (strcmp(name, "mtls_trusted_ca") == 0)
+		return cert_set_trusted_ca(sess, args);
 	if (cert_material_load(&m, args, &err) == -1)
 		goto out;
 	body = json_pack("{s:s, s:s, s:s}", "name", name, "key", m.key,

@@ -206,6 +206,13 @@ dry_run_print(const json_t *resp)
 	return ADM_EXIT_OK;
 }
 
+static int
+config_param_is_bool(const char *name)
+{
+	return strcmp(name, "mtls_certificate_authentication") == 0 ||
+	    strcmp(name, "control_plane_basic_authentication") == 0;
+}
+
 int
 cmd_cluster_config(struct adm_session *sess, const struct cmd_args *args)
 {
@@ -217,8 +224,22 @@ cmd_cluster_config(struct adm_session *sess, const struct cmd_args *args)
 	if ((body = json_object()) == NULL)
 		return ADM_EXIT_SERVER;
 	for (i = 0; i < args->nparams; i++) {
-		if (json_object_set_new(body, args->params[i].name,
-		    json_string(args->params[i].value)) == -1) {
+		const char	*v = args->params[i].value;
+		json_t		*jv;
+		/* The on/off settings are booleans in the API, words here
+		 * (rladmin's enabled/disabled). */
+		if (config_param_is_bool(args->params[i].name)) {
+			if (strcmp(v, "enabled") != 0 &&
+			    strcmp(v, "disabled") != 0) {
+				fprintf(stderr, "Error: %s takes enabled or "
+				    "disabled\n", args->params[i].name);
+				json_decref(body);
+				return ADM_EXIT_USAGE;
+			}
+			jv = json_boolean(strcmp(v, "enabled") == 0);
+		} else
+			jv = json_string(v);
+		if (json_object_set_new(body, args->params[i].name, jv) == -1) {
 			fprintf(stderr, "Error: value of %s must be UTF-8 "
 			    "text\n", args->params[i].name);
 			json_decref(body);

@@ -44,6 +44,9 @@ const char *const adm_cert_names[] = {
 };
 
 static const char *const tls_versions[] = { "1.2", "1.3", NULL };
+static const char *const on_off[] = { "enabled", "disabled", NULL };
+static const char *const subject_checks[] = { "disabled", "san_cn",
+	"full_subject", NULL };
 
 static const struct token t_end[] = {
 	{ .type = TOK_ENDTOKEN },
@@ -251,13 +254,25 @@ static const struct token t_cert[] = {
  * list.  The values carry a .usage so that `?` and help do not unroll the
  * loop.
  */
-#define CONFIG_PARAMS	5
+#define CONFIG_PARAMS	8
 #define CONFIG_ENDS	2
 #define CONFIG_MORE	"[<param> <value> ...] [dry_run]"
 static const struct token t_config_more[CONFIG_ENDS + CONFIG_PARAMS + 1];
 static const struct token t_config_version[] = {
 	{ .type = TOK_VALUE, .keyword = "version", .slot = ARG_PARAM_VALUE,
 	  .hints = tls_versions, .next = t_config_more, .usage = CONFIG_MORE },
+	{ 0 }
+};
+static const struct token t_config_on_off[] = {
+	{ .type = TOK_VALUE, .keyword = "enabled|disabled",
+	  .slot = ARG_PARAM_VALUE, .hints = on_off, .next = t_config_more,
+	  .usage = CONFIG_MORE },
+	{ 0 }
+};
+static const struct token t_config_subject_check[] = {
+	{ .type = TOK_VALUE, .keyword = "check", .slot = ARG_PARAM_VALUE,
+	  .hints = subject_checks, .next = t_config_more,
+	  .usage = CONFIG_MORE },
 	{ 0 }
 };
 static const struct token t_config_ciphers[] = {
@@ -280,6 +295,13 @@ static const struct token t_config_more[CONFIG_ENDS + CONFIG_PARAMS + 1] = {
 	  .slot = ARG_PARAM, .next = t_config_ciphers },
 	{ .type = TOK_KEYWORD, .keyword = "data_cipher_suites_tls_1_3",
 	  .slot = ARG_PARAM, .next = t_config_ciphers },
+	{ .type = TOK_KEYWORD, .keyword = "mtls_certificate_authentication",
+	  .slot = ARG_PARAM, .next = t_config_on_off },
+	{ .type = TOK_KEYWORD,
+	  .keyword = "mtls_client_cert_subject_validation_type",
+	  .slot = ARG_PARAM, .next = t_config_subject_check },
+	{ .type = TOK_KEYWORD, .keyword = "control_plane_basic_authentication",
+	  .slot = ARG_PARAM, .next = t_config_on_off },
 	{ 0 }
 };
 

@@ -1,5 +1,6 @@
 /*
- * HTTP/1.1 to moatd over its unix control socket.  libcurl does the
+ * HTTP/1.1 to moatd over its unix control socket, or to a node's REST API
+ * over HTTPS with a client certificate (remote mode).  libcurl does the
  * protocol; one easy handle per session so an interactive session reuses
  * its connection.
  */
@@ -21,7 +22,9 @@
 
 struct http_client {
 	CURL	*curl;
-	char	*sock_path;
+	char	*sock_path;	/* the socket, or the remote base URL */
+	/* Remote mode (all owned; NULL on the control socket). */
+	char	*url, *cert, *key, *cacert;
 	char	 errbuf[CURL_ERROR_SIZE];
 };
 
@@ -46,6 +49,27 @@ http_client_new(const char *sock_path)
 	return c;
 }
 
+struct http_client *
+http_client_new_remote(const char *url, const char *cert, const char *key,
+    const char *cacert)
+{
+	struct http_client	*c;
+	size_t			 len = strlen(url);
+
+	while (len > 0 && url[len - 1] == '/')
+		len--;
+	if ((c = http_client_new(url)) == NULL)
+		return NULL;
+	if ((c->url = strndup(url, len)) == NULL ||
+	    (cert != NULL && (c->cert = strdup(cert)) == NULL) ||
+	    (key != NULL && (c->key = strdup(key)) == NULL) ||
+	    (cacert != NULL && (c->cacert = strdup(cacert)) == NULL)) {
+		http_client_free(c);
+		return NULL;
+	}
+	return c;
+}
+
 void
 http_client_free(struct http_client *c)
 {
@@ -54,6 +78,10 @@ http_client_free(struct http_client *c)
 	if (c->curl != NULL)
 		curl_easy_cleanup(c->curl);
 	free(c->sock_path);
+	free(c->url);
+	free(c->cert);
+	free(c->key);
+	free(c->cacert);
 	free(c);
 }
 
@@ -153,14 +181,30 @@ static int
 http_options_set(struct http_client *c, const char *method, const char *path,
     const char *body, struct curl_slist *headers, struct http_buf *buf)
 {
-	char url[1024];
+	char url[2048];
 
-	snprintf(url, sizeof(url), "http://localhost%s", path);
 	curl_easy_reset(c->curl);	/* keeps the live connection */
 	c->errbuf[0] = '\0';
-	if (curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH,
-	    c->sock_path) != CURLE_OK ||
-	    curl_easy_setopt(c->curl, CURLOPT_URL, url) != CURLE_OK ||
+	if (c->url != NULL) {
+		/* Remote: HTTPS only, the server verified (against --cacert
+		 * or the system's CAs), signed in by the certificate. */
+		snprintf(url, sizeof(url), "%s%s", c->url, path);
+		if (curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "https") !=
+		    CURLE_OK ||
+		    (c->cert != NULL && curl_easy_setopt(c->curl,
+		    CURLOPT_SSLCERT, c->cert) != CURLE_OK) ||
+		    (c->key != NULL && curl_easy_setopt(c->curl,
+		    CURLOPT_SSLKEY, c->key) != CURLE_OK) ||
+		    (c->cacert != NULL && curl_easy_setopt(c->curl,
+		    CURLOPT_CAINFO, c->cacert) != CURLE_OK))
+			return -1;
+	} else {
+		snprintf(url, sizeof(url), "http://localhost%s", path);
+		if (curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH,
+		    c->sock_path) != CURLE_OK)
+			return -1;
+	}
+	if (curl_easy_setopt(c->curl, CURLOPT_URL, url) != CURLE_OK ||
 	    curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->errbuf) !=
 	    CURLE_OK ||
 	    curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
@@ -186,7 +230,7 @@ http_sock_path_check(struct http_client *c, char **errp)
 {
 	struct sockaddr_un sun;
 
-	if (strlen(c->sock_path) < sizeof(sun.sun_path))
+	if (c->url != NULL || strlen(c->sock_path) < sizeof(sun.sun_path))
 		return 0;
 	*errp = str_printf("cannot reach moatd at %s: %s", c->sock_path,
 	    strerror(ENAMETOOLONG));

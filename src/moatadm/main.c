@@ -1,8 +1,12 @@
 /*
- * moatadm [--data-dir DIR] [command words...]
- * One command from the arguments, or the interactive prompt without any.
+ * moatadm [--data-dir DIR | --url URL --cert FILE --key FILE [--cacert FILE]]
+ *     [command words...]
+ * One command from the arguments, or the interactive prompt without any;
+ * through this node's control socket, or a node's REST API signed in by
+ * a client certificate.
  */
 #include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,16 +16,35 @@
 
 struct adm_opts {
 	const char	*data_dir;
+	/* Remote mode: the REST API at url, signed in by cert/key. */
+	const char	*url, *cert, *key, *cacert;
 	int		 first_word;	/* index of the first command word */
 };
+
+/* The options that take a value, in one table. */
+static const struct {
+	const char	*name;
+	size_t		 off;
+} adm_value_opts[] = {
+	{ "--data-dir", offsetof(struct adm_opts, data_dir) },
+	{ "--url", offsetof(struct adm_opts, url) },
+	{ "--cert", offsetof(struct adm_opts, cert) },
+	{ "--key", offsetof(struct adm_opts, key) },
+	{ "--cacert", offsetof(struct adm_opts, cacert) },
+};
+#define N_VALUE_OPTS	(sizeof(adm_value_opts) / sizeof(adm_value_opts[0]))
 
 static void
 usage_print(FILE *fp)
 {
 	fprintf(fp, "usage: moatadm [--data-dir DIR] [command ...]\n"
+	    "       moatadm --url https://HOST:PORT --cert FILE --key FILE "
+	    "[--cacert FILE] [command ...]\n"
 	    "Without a command, opens the interactive moatadm> prompt.\n"
-	    "DIR defaults to $MOAT_DATA_DIR.  A last word `?` lists what may "
-	    "come next.\n"
+	    "DIR defaults to $MOAT_DATA_DIR.  With --url, moatadm talks to "
+	    "that node's REST API,\nsigned in by the client certificate "
+	    "(PEM files; the cluster's mtls_trusted_ca signs it).\n"
+	    "A last word `?` lists what may come next.\n"
 	    "Exit status: 0 done, 1 moatd refused or could not be reached, "
 	    "2 usage error,\n"
 	    "3 change stored but not yet confirmed by every node (not a "
@@ -37,27 +60,55 @@ opts_parse(int argc, char **argv, struct adm_opts *opts)
 	int i;
 
 	opts->data_dir = env != NULL && env[0] != '\0' ? env : NULL;
+	opts->url = opts->cert = opts->key = opts->cacert = NULL;
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		size_t k, len;
 		if (strcmp(argv[i], "--") == 0) {
 			i++;
 			break;
-		} else if (strcmp(argv[i], "--data-dir") == 0) {
-			if (i + 1 == argc) {
-				fprintf(stderr, "--data-dir needs a value\n");
-				return -1;
-			}
-			opts->data_dir = argv[++i];
-		} else if (strncmp(argv[i], "--data-dir=", 11) == 0) {
-			opts->data_dir = argv[i] + 11;
-		} else if (strcmp(argv[i], "-h") == 0 ||
+		}
+		if (strcmp(argv[i], "-h") == 0 ||
 		    strcmp(argv[i], "--help") == 0) {
 			usage_print(stdout);
 			return 1;
-		} else {
+		}
+		for (k = 0; k < N_VALUE_OPTS; k++) {
+			const char **slot = (const char **)(void *)((char *)opts +
+			    adm_value_opts[k].off);
+			len = strlen(adm_value_opts[k].name);
+			if (strcmp(argv[i], adm_value_opts[k].name) == 0) {
+				if (i + 1 == argc) {
+					fprintf(stderr, "%s needs a value\n",
+					    argv[i]);
+					return -1;
+				}
+				*slot = argv[++i];
+				break;
+			}
+			if (strncmp(argv[i], adm_value_opts[k].name, len) ==
+			    0 && argv[i][len] == '=') {
+				*slot = argv[i] + len + 1;
+				break;
+			}
+		}
+		if (k == N_VALUE_OPTS) {
 			fprintf(stderr, "Unknown option '%s'\n", argv[i]);
 			usage_print(stderr);
 			return -1;
 		}
+	}
+	if (opts->url != NULL && (opts->cert == NULL || opts->key == NULL ||
+	    strncmp(opts->url, "https://", 8) != 0)) {
+		fprintf(stderr, "--url needs an https:// address, --cert and "
+		    "--key (moatadm signs in to a remote node with a client "
+		    "certificate)\n");
+		return -1;
+	}
+	if (opts->url == NULL && (opts->cert != NULL || opts->key != NULL ||
+	    opts->cacert != NULL)) {
+		fprintf(stderr, "--cert, --key and --cacert go with --url (the "
+		    "local control socket needs no sign-in)\n");
+		return -1;
 	}
 	opts->first_word = i;
 	return 0;
@@ -90,6 +141,16 @@ moatadm_run(const struct adm_opts *opts, const struct cmd_args *args)
 	char *sock_path;
 	int rc;
 
+	if (opts->url != NULL) {
+		if ((sess.http = http_client_new_remote(opts->url, opts->cert,
+		    opts->key, opts->cacert)) == NULL) {
+			fprintf(stderr, "Error: out of memory\n");
+			return ADM_EXIT_SERVER;
+		}
+		rc = session_run(&sess, args);
+		http_client_free(sess.http);
+		return rc;
+	}
 	if (opts->data_dir == NULL) {
 		fprintf(stderr, "no data dir: pass --data-dir or set "
 		    "MOAT_DATA_DIR\n");

@@ -40,6 +40,11 @@ struct http_response {
 
 /* Returns a client for sock_path (copied), or NULL. */
 struct http_client *http_client_new(const char *sock_path);
+/* A client of the REST API at url (https://host:port), signed in by the
+ * client certificate cert/key (PEM files), the server checked against
+ * cacert (NULL: the system's CAs).  Strings are copied. */
+struct http_client *http_client_new_remote(const char *url, const char *cert,
+    const char *key, const char *cacert);
 void http_client_free(struct http_client *);
 
 /*

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sodium.h>
+
 #include "log.h"
 #include "seal.h"
 #include "schema.h"
@@ -58,6 +60,9 @@ static const struct {
 	{ SK_EVENT,	SCHEMA_ROOT "events/",	1, 0 },
 	{ SK_STATE,	SCHEMA_ROOT "state/",	1, 0 },
 	{ SK_JOBS,	SCHEMA_ROOT "job_scheduler", 0, 0 },
+	{ SK_OCSP,	SCHEMA_ROOT "ocsp",	0, 0 },
+	/* What the endpoints staple: apply acts on it. */
+	{ SK_OCSP_STAPLE, SCHEMA_ROOT "ocsp_staple", 0, 1 },
 };
 #define NKEYS (sizeof(schema_keys) / sizeof(schema_keys[0]))
 
@@ -313,6 +318,54 @@ cluster_doc_public(const struct cluster_doc *c)
 	    "control_cipher_suites_tls_1_3", MOAT_DEFAULT_CIPHERSUITES,
 	    "data_cipher_list", p->data_cipher_list,
 	    "data_cipher_suites_tls_1_3", p->data_ciphersuites);
+}
+
+json_t *
+schema_staple_encode(const char *fingerprint, const unsigned char *der,
+    size_t len)
+{
+	size_t	 blen = sodium_base64_ENCODED_LEN(len,
+		    sodium_base64_VARIANT_ORIGINAL);
+	char	*b64 = malloc(blen);
+	json_t	*j;
+
+	if (b64 == NULL)
+		return NULL;
+	sodium_bin2base64(b64, blen, der, len, sodium_base64_VARIANT_ORIGINAL);
+	j = json_pack("{s:s, s:s}", "fingerprint_sha256", fingerprint, "der",
+	    b64);
+	free(b64);
+	return j;
+}
+
+int
+schema_staple_decode(const json_t *doc, const char **fingerprint,
+    unsigned char **der, size_t *len, time_t *until)
+{
+	const char	*b64 = json_string_value(json_object_get(doc, "der"));
+	const char	*nu = json_string_value(json_object_get(doc,
+			    "next_update"));
+	size_t		 max;
+
+	*der = NULL;
+	*fingerprint = json_string_value(json_object_get(doc,
+	    "fingerprint_sha256"));
+	if (b64 == NULL || *fingerprint == NULL)
+		return -1;
+	/* No nextUpdate: "newer information is always available"; keep it
+	 * a day, the fetcher comes back well before. */
+	if (nu == NULL || iso_parse(nu, 0, until) == -1)
+		*until = time(NULL) + 86400;
+	max = strlen(b64) / 4 * 3 + 3;
+	if ((*der = malloc(max)) == NULL)
+		return -1;
+	if (sodium_base642bin(*der, max, b64, strlen(b64), NULL, len, NULL,
+	    sodium_base64_VARIANT_ORIGINAL) != 0) {
+		free(*der);
+		*der = NULL;
+		return -1;
+	}
+	return 0;
 }
 
 const char *

@@ -68,6 +68,8 @@ enum schema_kind {
 	SK_EVENT,	/* the event log (events.c) */
 	SK_STATE,	/* alert and node states (alerts.c) */
 	SK_JOBS,	/* the job scheduler's settings (jobs.c) */
+	SK_OCSP,	/* the OCSP settings (ocsp.c) */
+	SK_OCSP_STAPLE,	/* the proxy certificate's OCSP response */
 };
 
 /* How many earlier versions of each certificate are kept. */
@@ -140,6 +142,19 @@ const struct tls_policy *cluster_tls_policy(const struct cluster_policy *p,
  * from the cluster document doc), or NULL when certificate sign-in is
  * off (mtls.c owns the fields; apply needs this one). */
 const char	*schema_mtls_ask_pem(const json_t *doc);
+
+/* ---- the OCSP staple ---- */
+
+/*
+ * {fingerprint_sha256 (of the proxy leaf it is about), der (base64 of
+ * the response), cert_status, responder_url, produced_at, this_update,
+ * next_update, revocation_time, fetched_at, fetched_by}.  Decode: *der
+ * (caller frees) and *until (when it stops being current).
+ */
+json_t		*schema_staple_encode(const char *fingerprint,
+		    const unsigned char *der, size_t len);
+int		 schema_staple_decode(const json_t *doc, const char **fingerprint,
+		    unsigned char **der, size_t *len, time_t *until);
 
 /* ---- certificates ---- */
 

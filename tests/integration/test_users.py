@@ -9,7 +9,8 @@ from moatlib import ADMIN_EMAIL, assert_error, assert_no_private_key
 
 VIEWER = ("viewer@example.com", "viewer-password-1")
 DBVIEWER = ("dbviewer@example.com", "dbviewer-password-1")
-USER_FIELDS = {"uid", "email", "name", "role"}
+# auth_method: RS says how each user signs in ("regular": a password)
+USER_FIELDS = {"uid", "email", "name", "role", "auth_method"}
 
 
 SECRETS = ("viewer-password-1", "dbviewer-password-1", "new-viewer-pass-2",

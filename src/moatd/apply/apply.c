@@ -61,6 +61,8 @@ struct applied {
 	/* The CAs the API and UI ports ask client certificates of (owned;
 	 * NULL: they ask for none). */
 	char			*mtls_ask;
+	int64_t			 staple_rev;	/* the OCSP staple applied */
+	char			 staple_fp[100];	/* and its leaf */
 };
 
 #define SESSIONS_EVERY_S	2
@@ -259,6 +261,33 @@ fail:
 	return -1;
 }
 
+/* Staple what the store holds about the proxy certificate served now;
+ * nothing when it is about another one (a rotation outran the fetcher). */
+static void
+apply_staple(struct node *n, const struct snapshot *snap)
+{
+	struct applied	*ap = n->ap;
+	json_t		*doc = snap_json(snap, schema_key(SK_OCSP_STAPLE), NULL);
+	const char	*fp;
+	unsigned char	*der = NULL;
+	size_t		 len = 0;
+	time_t		 until = 0;
+
+	if (doc != NULL && schema_staple_decode(doc, &fp, &der, &len,
+	    &until) == 0 && strcmp(fp, ap->served[CERT_PROXY].fingerprint) ==
+	    0) {
+		if (apply_bdbs_set_staple(ap->bdbs, der, len, until) == 0)
+			log_info("stapling an OCSP response (%s) to the "
+			    "databases' handshakes", json_string_value(
+			    json_object_get(doc, "cert_status")) ?
+			    json_string_value(json_object_get(doc,
+			    "cert_status")) : "?");
+	} else
+		apply_bdbs_set_staple(ap->bdbs, NULL, 0, 0);
+	free(der);
+	json_decref(doc);
+}
+
 static void apply_report(struct node *, const char *);
 
 /* The workers closed the database connections below a raised minimum:
@@ -363,6 +392,21 @@ apply_snapshot(struct node *n, const struct snapshot *snap,
 		if (res->any_cert || (ca != NULL && ca->mod_rev != ap->ca_rev)) {
 			apply_trust_files(n, snap);
 			ap->ca_rev = ca != NULL ? ca->mod_rev : 0;
+		}
+	}
+	/* The proxy certificate's OCSP staple: when it, or the certificate
+	 * it is about, changed. */
+	{
+		const struct store_kv *kv = snap_find(snap,
+		    schema_key(SK_OCSP_STAPLE));
+		int64_t srev = kv != NULL ? kv->mod_rev : 0;
+		if (srev != ap->staple_rev || strcmp(ap->staple_fp,
+		    ap->served[CERT_PROXY].fingerprint) != 0) {
+			apply_staple(n, snap);
+			ap->staple_rev = srev;
+			snprintf(ap->staple_fp, sizeof(ap->staple_fp), "%s",
+			    ap->served[CERT_PROXY].fingerprint);
+			proxy_changed = 1;
 		}
 	}
 	/* Databases: every endpoint gets a context with the new certificate

@@ -39,7 +39,29 @@ struct apply_bdbs {
 	struct syncer	*syncer;	/* Replica Of links */
 	struct bdb_run	 run[MAX_BDBS];
 	int		 nrun;
+	/* The proxy certificate's OCSP staple (owned), NULL: none. */
+	unsigned char	*staple;
+	size_t		 staple_len;
+	time_t		 staple_until;
 };
+
+int
+apply_bdbs_set_staple(struct apply_bdbs *b, const unsigned char *der,
+    size_t len, time_t until)
+{
+	unsigned char *copy = NULL;
+
+	if (der != NULL && len > 0) {
+		if ((copy = malloc(len)) == NULL)
+			return -1;
+		memcpy(copy, der, len);
+	}
+	free(b->staple);
+	b->staple = copy;
+	b->staple_len = copy != NULL ? len : 0;
+	b->staple_until = until;
+	return 0;
+}
 
 /* Same order as enum shard_persistence. */
 static const char *const persistence_modes[] = { "aof", "snapshot",
@@ -100,6 +122,7 @@ apply_bdbs_free(struct apply_bdbs *b)
 	}
 	syncer_free(b->syncer);
 	shards_free(b->shards);
+	free(b->staple);
 	free(b);
 }
 
@@ -264,6 +287,9 @@ bdb_run_one(struct apply_bdbs *b, struct node *n, json_t *d,
 		}
 		o.subjects = subj;
 		o.label = label;
+		o.ocsp_der = b->staple;
+		o.ocsp_len = b->staple_len;
+		o.ocsp_until = b->staple_until;
 		ctx = tlsctx_data_new((struct x509_material *)proxy,
 		    cluster_tls_policy(policy, POLICY_DATA, &tp), &o, &e);
 		if (ctx == NULL)

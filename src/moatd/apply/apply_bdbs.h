@@ -28,6 +28,11 @@ void	 apply_bdbs_run(struct apply_bdbs *b, struct node *n,
 	    const struct x509_material *proxy,
 	    const struct x509_material *syncer,
 	    const struct cluster_policy *policy, int data_changed);
+/* The OCSP response (DER, copied; NULL: none) that endpoints staple
+ * until until; applies to contexts built from now on (apply_bdbs_run
+ * with data_changed set rebuilds them all). */
+int	 apply_bdbs_set_staple(struct apply_bdbs *b, const unsigned char *der,
+	    size_t len, time_t until);
 /* Replica Of state of database uid ({status, lag, last_error}), or of
  * every replicating database by uid when uid is 0; NULL when uid does
  * not replicate here.  New reference. */

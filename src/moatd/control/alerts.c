@@ -18,13 +18,15 @@
 #include "events.h"
 #include "log.h"
 #include "nodes.h"
+#include "ocsp.h"
 #include "schema.h"
 #include "x509.h"
 
 #define DEFAULT_THRESHOLD	45	/* days, as RS */
 #define MAX_THRESHOLD		3650
 
-enum alert_scope { SCOPE_SERVICE, SCOPE_CA };
+enum alert_scope { SCOPE_SERVICE, SCOPE_CA, SCOPE_OCSP_REVOKED,
+	SCOPE_OCSP_FAILED };
 
 /* The alerts moat computes: one table for settings, GET and the tick. */
 static const struct alert_def {
@@ -36,6 +38,10 @@ static const struct alert_def {
 	    "a cluster certificate expires soon" },
 	{ "node_internal_certs_about_to_expire", SCOPE_CA,
 	    "the cluster CA expires soon" },
+	{ "cluster_ocsp_status_revoked", SCOPE_OCSP_REVOKED,
+	    "the OCSP responder says the proxy certificate is revoked" },
+	{ "cluster_ocsp_query_failed", SCOPE_OCSP_FAILED,
+	    "the OCSP responder has not answered usefully" },
 };
 #define NALERTS (sizeof(alert_defs) / sizeof(alert_defs[0]))
 
@@ -116,7 +122,9 @@ alerts_settings_merge(const json_t *cluster_doc, const json_t *body,
 			return err_set(e, E_INVALID_SCHEMA, "alert_settings: "
 			    "unknown alert \"%.64s\"; known: "
 			    "cluster_certs_about_to_expire, "
-			    "node_internal_certs_about_to_expire", name), NULL;
+			    "node_internal_certs_about_to_expire, "
+			    "cluster_ocsp_status_revoked, "
+			    "cluster_ocsp_query_failed", name), NULL;
 		if (!json_is_object(v))
 			return err_set(e, E_INVALID_SCHEMA, "alert_settings."
 			    "%s must be an object {enabled, threshold}", name),
@@ -171,6 +179,16 @@ alert_certs(struct node *n, enum alert_scope scope, struct err *e)
 	time_t			 t;
 	int			 i;
 
+	/* OCSP: the proxy certificate, hot since the revocation or the
+	 * first failed query (no threshold applies). */
+	if (scope == SCOPE_OCSP_REVOKED || scope == SCOPE_OCSP_FAILED) {
+		time_t since;
+		if ((scope == SCOPE_OCSP_REVOKED ? ocsp_alert_revoked(n,
+		    &since) : ocsp_alert_query_failed(n, &since)) == 1)
+			json_array_append_new(out, json_pack("{s:s, s:I}",
+			    "name", "proxy", "hot_since", (json_int_t)since));
+		return out;
+	}
 	for (i = 0; out != NULL && i < CERT__COUNT + 1; i++) {
 		const char *pem, *name;
 		int by_ca = 1;
@@ -263,6 +281,15 @@ alert_eval(struct node *n, const struct alert_def *d, const json_t *settings,
 		    "not_after_epoch")) - window;
 		time_t nb = (time_t)json_integer_value(json_object_get(c,
 		    "not_before_epoch"));
+		if (json_object_get(c, "hot_since") != NULL) {
+			t = (time_t)json_integer_value(json_object_get(c,
+			    "hot_since"));
+			json_object_del(c, "hot_since");
+			json_array_append(hot, c);
+			if (since == 0 || (t > 0 && t < since))
+				since = t > 0 ? t : now;
+			continue;
+		}
 		if (left > window)
 			continue;
 		json_object_del(c, "not_after_epoch");
@@ -322,8 +349,10 @@ alerts_json(struct node *n, const char *name, int ignore_settings,
 
 	if (name != NULL && (d = alert_def_of(name)) == NULL)
 		return err_set(e, E_NOT_FOUND, "no alert \"%.64s\"; moat "
-		    "computes cluster_certs_about_to_expire and "
-		    "node_internal_certs_about_to_expire", name), NULL;
+		    "computes cluster_certs_about_to_expire, "
+		    "node_internal_certs_about_to_expire, "
+		    "cluster_ocsp_status_revoked and cluster_ocsp_query_failed",
+		    name), NULL;
 	if ((cdoc = schema_get(n->store, schema_key(SK_CLUSTER), NULL, e)) ==
 	    NULL)
 		return NULL;

@@ -19,6 +19,7 @@
 #include "https.h"
 #include "log.h"
 #include "mtls.h"
+#include "ocsp.h"
 #include "sessions.h"
 #include "ui.h"
 
@@ -56,6 +57,10 @@ static const struct api_route api_routes[] = {
 	{ EVHTTP_REQ_GET, "/v1/logs", PERM_VIEW_CLUSTER, 1, api_logs_get, 0 },
 	{ EVHTTP_REQ_GET, "/v1/job_scheduler", PERM_VIEW_CLUSTER, 1, api_jobs_get, 0 },
 	{ EVHTTP_REQ_PUT, "/v1/job_scheduler", PERM_UPDATE_CLUSTER, 1, api_jobs_put, 0 },
+	{ EVHTTP_REQ_GET, "/v1/ocsp", PERM_UPDATE_CLUSTER, 1, api_ocsp_get, 0 },
+	{ EVHTTP_REQ_PUT, "/v1/ocsp", PERM_UPDATE_CLUSTER, 1, api_ocsp_put, 0 },
+	{ EVHTTP_REQ_GET, "/v1/ocsp/status", PERM_UPDATE_CLUSTER, 1, api_ocsp_status, 0 },
+	{ EVHTTP_REQ_POST, "/v1/ocsp/test", PERM_UPDATE_CLUSTER, 1, api_ocsp_test, 0 },
 	{ EVHTTP_REQ_GET, "/v1/nodes", PERM_VIEW_CLUSTER, 1, api_nodes_get, 0 },
 	{ EVHTTP_REQ_GET, "/v1/nodes/:uid", PERM_VIEW_CLUSTER, 1, api_node_get, 0 },
 	{ EVHTTP_REQ_DELETE, "/v1/nodes/:uid", PERM_UPDATE_CLUSTER, 1, api_node_delete, 0 },

@@ -21,6 +21,7 @@
 #include "events.h"
 #include "jobs.h"
 #include "log.h"
+#include "ocsp.h"
 #include "schema.h"
 
 #define JOBS_TICK_S	5
@@ -233,6 +234,7 @@ jobs_run(evutil_socket_t fd, short what, void *arg)
 		j->sealed = 1;
 	jobs_renew(j, now);
 	ca_tick(n);
+	ocsp_tick(n);
 	alerts_evaluate(n);
 	if (j->ticks++ % TRIM_EVERY == 0)
 		events_trim(n);

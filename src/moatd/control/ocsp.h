@@ -1,0 +1,37 @@
+/*
+ * ocsp.h — OCSP stapling for the proxy certificate, RS's /v1/ocsp.
+ *
+ * One node at a time (a lease in the store) asks the responder named in
+ * the proxy certificate; the verified answer goes into the store, and
+ * every node staples it to its databases' handshakes.  Failures retry
+ * every recovery_frequency; after recovery_max_tries the staple is
+ * dropped and cluster_ocsp_query_failed is raised.  A REVOKED answer
+ * raises cluster_ocsp_status_revoked.
+ */
+#ifndef MOATD_OCSP_H
+#define MOATD_OCSP_H
+
+#include <jansson.h>
+
+#include "api.h"
+#include "node.h"
+
+/* The handlers of GET/PUT /v1/ocsp, GET /v1/ocsp/status and
+ * POST /v1/ocsp/test (which returns API_ASYNC). */
+int	 api_ocsp_get(struct api_req *r, struct err *e);
+int	 api_ocsp_put(struct api_req *r, struct err *e);
+int	 api_ocsp_status(struct api_req *r, struct err *e);
+int	 api_ocsp_test(struct api_req *r, struct err *e);
+
+/* The jobs tick: query the responder when it is due and this node holds
+ * the lease. */
+void	 ocsp_tick(struct node *n);
+
+/* For the alerts: 1 when the staple of the proxy certificate served now
+ * says REVOKED (*since: its revocation time), 1 for query_failed when the
+ * last recovery_max_tries queries failed (*since: the first failure);
+ * else 0. */
+int	 ocsp_alert_revoked(struct node *n, time_t *since);
+int	 ocsp_alert_query_failed(struct node *n, time_t *since);
+
+#endif
