@@ -305,6 +305,56 @@ static const struct token t_config_more[CONFIG_ENDS + CONFIG_PARAMS + 1] = {
 	{ 0 }
 };
 
+/*
+ * cluster ocsp certificate_compatible | status | test_certificate
+ * cluster ocsp config <param> [set <value>]: rladmin's words.
+ */
+static const struct token t_ocsp_value[] = {
+	{ .type = TOK_VALUE, .keyword = "value", .slot = ARG_PARAM_VALUE,
+	  .next = t_end },
+	{ 0 }
+};
+static const struct token t_ocsp_set[] = {
+	{ .type = TOK_ENDTOKEN },
+	{ .type = TOK_KEYWORD, .keyword = "set", .slot = NO_SLOT,
+	  .next = t_ocsp_value, .help = "change it (without: show it)" },
+	{ 0 }
+};
+static const struct token t_ocsp_param[] = {
+	{ .type = TOK_KEYWORD, .keyword = "ocsp_functionality",
+	  .slot = ARG_PARAM, .next = t_ocsp_set,
+	  .help = "enabled | disabled" },
+	{ .type = TOK_KEYWORD, .keyword = "query_frequency", .slot = ARG_PARAM,
+	  .next = t_ocsp_set, .help = "seconds between queries (60-86400)" },
+	{ .type = TOK_KEYWORD, .keyword = "recovery_frequency",
+	  .slot = ARG_PARAM, .next = t_ocsp_set,
+	  .help = "seconds between retries after a failure (60-86400)" },
+	{ .type = TOK_KEYWORD, .keyword = "recovery_max_tries",
+	  .slot = ARG_PARAM, .next = t_ocsp_set,
+	  .help = "failures before the staple is dropped (1-100)" },
+	{ .type = TOK_KEYWORD, .keyword = "response_timeout",
+	  .slot = ARG_PARAM, .next = t_ocsp_set,
+	  .help = "seconds to wait for the responder (1-60)" },
+	{ .type = TOK_KEYWORD, .keyword = "responder_url", .slot = ARG_PARAM,
+	  .next = t_end, .help = "from the proxy certificate (read-only)" },
+	{ 0 }
+};
+static const struct token t_ocsp[] = {
+	{ .type = TOK_KEYWORD, .keyword = "certificate_compatible",
+	  .slot = NO_SLOT, .action = cmd_ocsp_compatible, .next = t_end,
+	  .help = "does the proxy certificate name an OCSP responder?" },
+	{ .type = TOK_KEYWORD, .keyword = "config", .slot = NO_SLOT,
+	  .action = cmd_ocsp_config, .next = t_ocsp_param,
+	  .help = "show or set one OCSP setting" },
+	{ .type = TOK_KEYWORD, .keyword = "status", .slot = NO_SLOT,
+	  .action = cmd_ocsp_status, .next = t_end,
+	  .help = "the proxy certificate's last OCSP answer" },
+	{ .type = TOK_KEYWORD, .keyword = "test_certificate", .slot = NO_SLOT,
+	  .action = cmd_ocsp_test, .next = t_end,
+	  .help = "ask the responder now" },
+	{ 0 }
+};
+
 static const struct token t_cluster[] = {
 	{ .type = TOK_KEYWORD, .keyword = "create", .slot = NO_SLOT,
 	  .action = cmd_cluster_create, .next = t_create },
@@ -314,6 +364,8 @@ static const struct token t_cluster[] = {
 	  .next = t_store },
 	{ .type = TOK_KEYWORD, .keyword = "certificate", .slot = NO_SLOT,
 	  .next = t_cert },
+	{ .type = TOK_KEYWORD, .keyword = "ocsp", .slot = NO_SLOT,
+	  .next = t_ocsp },
 	{ .type = TOK_KEYWORD, .keyword = "config", .slot = NO_SLOT,
 	  .action = cmd_cluster_config, .next = t_config_more + CONFIG_ENDS,
 	  .usage = "<param> <value> " CONFIG_MORE },

@@ -353,12 +353,13 @@ mtls_ca_delete(struct api_req *r, struct err *e)
 		    MTLS_CA_NAME);
 	}
 	if (bool_of(doc, "mtls_certificate_authentication", 0)) {
+		int basic = bool_of(doc, "control_plane_basic_authentication",
+		    1);
 		json_decref(doc);
-		return err_set(e, bool_of(doc,
-		    "control_plane_basic_authentication", 1) ?
-		    E_INVALID_CONFIG : E_LOCKOUT, "certificate sign-in is on "
-		    "(mtls_certificate_authentication true) and needs %s: "
-		    "turn it off first", MTLS_CA_NAME);
+		return err_set(e, basic ? E_INVALID_CONFIG : E_LOCKOUT,
+		    "certificate sign-in is on (mtls_certificate_"
+		    "authentication true) and needs %s: turn it off first",
+		    MTLS_CA_NAME);
 	}
 	json_object_del(doc, MTLS_CA_NAME);
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
