@@ -127,6 +127,21 @@ $('#signin').addEventListener('submit', async (ev) => {
   });
 });
 
+// The browser presents its client certificate when the cm port asks for
+// one (only while the cluster signs in with certificates); the server
+// checks it and opens a session as the user with that subject.
+$('#signin-cert').addEventListener('click', async () => {
+  const err = $('#signin-error');
+  clearError(err, [$('#email'), $('#password')]);
+  await busy($('#signin-cert'), async () => {
+    try {
+      showApp(await request('POST', '/ui/session', { certificate: true }, { signin: true }));
+    } catch (e) {
+      showError(err, e, []);
+    }
+  });
+});
+
 $('#signout').addEventListener('click', async () => {
   try { await request('DELETE', '/ui/session'); } catch { /* signed out either way */ }
   showSignin('You are signed out.');

@@ -135,11 +135,17 @@ class UI:
             a.update(url=ui_url(node), email=node.email,
                      password=node.password, fqdn=node.fqdn, addr=node.addr,
                      trust=[node.ca], ca_file=node.ca)
+        # Playwright's own TLS client (it presents a context's client
+        # certificates) checks the server against Node's CAs: node_ca adds
+        # one there, as the browser's trust is added in its NSS database.
+        node_ca = kw.pop("node_ca", None)
         a.update(kw)
         env = {k: v for k, v in os.environ.items()
                if k.lower() not in ("http_proxy", "https_proxy", "all_proxy",
                                     "no_proxy")}
         env.update(MOAT_UI_ARGS=json.dumps(a), TMPDIR=out, MOAT_UI_RUN=out)
+        if node_ca is not None:
+            env["NODE_EXTRA_CA_CERTS"] = node_ca
         print("ui scenario %s: artifacts in %s" % (scenario, out))
         with open(os.path.join(out, "node.out"), "wb") as so, \
                 open(os.path.join(out, "node.err"), "wb") as se:
@@ -438,6 +444,36 @@ def test_signin_wrong_then_right(ui, node):
     assert c and c["httpOnly"] and c["secure"] and c["sameSite"] == "Strict", c
     s = cm_get(node, "/ui/session", cookie=c["value"])
     assert s.status_code == 200 and s.json()["email"] == node.email, s.text
+
+
+def test_certificate_signin(ui, node, tmpdir_short):
+    """A browser holding a client certificate signs in with the button,
+    as the certificate user with its subject; one without gets refused."""
+    import certgen
+    wait_cm(node)
+    ca = certgen.make_ca("UI clients CA")
+    leaf = certgen.make_leaf(ca, cn="ui-operator")
+    r = node.https("PUT", "/v1/cluster/update_cert",
+                   {"name": "mtls_trusted_ca", "certificate": ca.cert_pem})
+    assert r.status_code == 200, r.text
+    r = node.https("PUT", "/v1/cluster",
+                   {"mtls_certificate_authentication": True})
+    assert r.status_code == 200, r.text
+    r = node.https("POST", "/v1/users", {
+        "email": "ui-operator@example.com", "role": "admin",
+        "auth_method": "certificate",
+        "certificate_subject_line": "CN=ui-operator, O=moat tests"})
+    assert r.status_code == 200, r.text
+    got = ui.run("cert_signin", node, cert_email="ui-operator@example.com",
+                 node_ca=node.ca,
+                 cert_file=write(tmpdir_short, "op.crt", leaf.cert_pem),
+                 key_file=write(tmpdir_short, "op.key", leaf.key_pem))
+    assert "ui-operator@example.com" in got["whoami"]
+    assert "unauthorized" in got["refusal"]
+    s = cm_get(node, "/ui/session", cookie=got["cookie"]["value"])
+    # The session is tied to the certificate: a connection without it
+    # does not carry it on.
+    assert_error(s, 401, "unauthorized")
 
 
 def test_signout(ui, node):

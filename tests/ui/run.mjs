@@ -109,6 +109,28 @@ const scenarios = {
     return { said, alert_items: others };
   },
 
+  // Certificate sign-in: the browser context holds a client certificate
+  // (a.cert_file, a.key_file) for the UI's origin; the button signs in as
+  // the user with its subject, without a password.
+  async cert_signin(h, a) {
+    const ctx = await h.context({
+      clientCertificates: [{ origin: new URL(a.url).origin, certPath: a.cert_file, keyPath: a.key_file }],
+    });
+    const page = await h.page(ctx);
+    await openSignIn(page, a.url);
+    await page.locator('button#signin-cert').click();
+    const who = await text(page.locator('#whoami'), a.cert_email, 'after "Sign in with my certificate", #whoami');
+    await hidden(page.locator('form#signin'), 'the sign-in form after a certificate sign-in');
+    await text(page.locator('#cluster-name'), a.fqdn, 'the overview\'s #cluster-name');
+    // A browser without the certificate gets a clear refusal.
+    const bare = await h.page();
+    await openSignIn(bare, a.url);
+    await bare.locator('button#signin-cert').click();
+    const err = await text(bare.locator('#signin-error'), 'unauthorized',
+      'without a client certificate, #signin-error');
+    return { whoami: who, refusal: err, cookie: cookieFacts(await sessionCookie(ctx)) };
+  },
+
   async signout(h, a) {
     const page = await h.page();
     await signIn(page, a.url, a.email, a.password);
