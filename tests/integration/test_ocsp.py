@@ -299,7 +299,7 @@ def upload_proxy(n, proxy):
     return r.json()
 
 
-def setup(n, resp, ips=("127.0.0.1",)):
+def install_proxy(n, resp, ips=("127.0.0.1",)):
     """A proxy certificate naming resp, valid in resp's index, on n."""
     proxy = make_proxy(resp.ca, resp.url, ips=ips, fqdn=n.fqdn)
     resp.add(proxy.cert)
@@ -458,7 +458,7 @@ def test_defaults_validation_and_no_responder_url(node):
 
 def test_admin_only(node, responder):
     n = node
-    setup(n, responder)
+    install_proxy(n, responder)
     r = requests.get(n.url("/v1/ocsp"), verify=n.ca, timeout=30)
     assert_error(r, 401, "unauthorized")
     viewer = ("ocsp-viewer@example.com", "Viewer-password-1")
@@ -483,7 +483,7 @@ def test_background_job_staples_good(node, responder):
     n = node
     db = make_bdb(n)
     port = db["port"]
-    proxy = setup(n, responder)
+    proxy = install_proxy(n, responder)
     got = ok(n, "GET", "/v1/ocsp")
     assert got == dict(DEFAULTS, responder_url=responder.url), got
     wait_for(lambda: served_serial(n.addr, port, n.fqdn) == proxy.serial,
@@ -538,7 +538,7 @@ def test_background_failures_raise_the_alert(node, responders):
     failure is the last allowed, and cluster_ocsp_query_failed goes on."""
     n = node
     resp = responders(start=False)
-    setup(n, resp)
+    install_proxy(n, resp)
     enable(n, recovery_max_tries=1)
     a = wait_for(lambda: (lambda a: a["state"] and a)(
         alert(n, "cluster_ocsp_query_failed")), JOB_WAIT, 0.25)
@@ -568,7 +568,7 @@ def test_revoked(node, responder):
     n = node
     db = make_bdb(n)
     port = db["port"]
-    proxy = setup(n, responder)
+    proxy = install_proxy(n, responder)
     enable(n)
     r = ocsp_test(n)
     assert r.status_code == 200, r.text
@@ -628,7 +628,7 @@ def test_responder_down(node, responder):
     n = node
     db = make_bdb(n)
     port = db["port"]
-    proxy = setup(n, responder)
+    proxy = install_proxy(n, responder)
     enable(n, recovery_max_tries=2)
     # Let the job's first query land (it is immediate) before testing.
     assert wait_for(lambda: status(n)["cert_status"] == "GOOD", JOB_WAIT,
@@ -671,7 +671,7 @@ def test_wrong_signer_is_refused(node, responder):
     n = node
     db = make_bdb(n)
     port = db["port"]
-    proxy = setup(n, responder)
+    proxy = install_proxy(n, responder)
     other = certgen.make_ca("moat unrelated CA")
     SECRETS.append(other.key_pem)
     responder.sign_with(other)
@@ -715,7 +715,7 @@ def test_off_stops_stapling(node, responder):
     n = node
     db = make_bdb(n)
     port = db["port"]
-    proxy = setup(n, responder)
+    proxy = install_proxy(n, responder)
     enable(n)
     assert ocsp_test(n).status_code == 200
     wait_staple(n.addr, port, good_for(proxy), n.fqdn)
@@ -742,7 +742,7 @@ def test_replaced_proxy_certificate(node, responder):
     n = node
     db = make_bdb(n)
     port = db["port"]
-    first = setup(n, responder)
+    first = install_proxy(n, responder)
     enable(n)
     assert ocsp_test(n).status_code == 200
     wait_staple(n.addr, port, good_for(first), n.fqdn)
@@ -772,7 +772,7 @@ def test_replaced_proxy_certificate(node, responder):
 
 def test_two_nodes_staple_one_answer(etcd1, make_node, responder):
     n1, n2 = make_cluster(make_node, etcd1.url, 2)
-    proxy = setup(n1, responder, ips=("127.0.0.1", "127.0.0.2"))
+    proxy = install_proxy(n1, responder, ips=("127.0.0.1", "127.0.0.2"))
     dbs = []
     for n in (n1, n2):
         d = make_bdb(n)
@@ -815,7 +815,7 @@ def test_two_nodes_staple_one_answer(etcd1, make_node, responder):
 
 def test_no_private_key_anywhere(node, responder):
     n = node
-    proxy = setup(n, responder)
+    proxy = install_proxy(n, responder)
     texts = []
     enable(n)
     for method, path in (("GET", "/v1/ocsp"), ("POST", "/v1/ocsp/test"),
