@@ -21,7 +21,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
@@ -119,12 +118,16 @@ class Responder:
         self.ca_file = os.path.join(self.dir, "ca.crt")
         self.sign_with(self.ca)
         self._write("index.txt", "")
+        # Two proxy certificates have the same subject.
+        self._write("index.txt.attr", "unique_subject = no\n")
         self._write("srv.py", SERVER)
 
     def _write(self, name, text):
+        # Whole or not at all: the responder may be reading it.
         path = os.path.join(self.dir, name)
-        with open(path, "w") as f:
+        with open(path + ".new", "w") as f:
             f.write(text)
+        os.replace(path + ".new", path)
         return path
 
     def sign_with(self, issued):
@@ -136,12 +139,13 @@ class Responder:
         self._write("index.txt", "".join(self.entries.values()))
 
     def add(self, cert, revoked_at=None):
-        st = "R" if revoked_at else "V"
-        self.entries[cert.serial_number] = "%s\t%s\t%s\t%s\tunknown\t/CN=%s\n" % (
-            st, ossl_time(cert.not_valid_after),
+        """cert is valid (V), or revoked (R) at revoked_at."""
+        cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0]
+        self.entries[cert.serial_number] = "\t".join((
+            "R" if revoked_at else "V", ossl_time(cert.not_valid_after),
             ossl_time(revoked_at) if revoked_at else "",
-            serial_hex(cert.serial_number),
-            cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+            serial_hex(cert.serial_number), "unknown",
+            "/CN=" + cn.value)) + "\n"
         self._index()
 
     def revoke(self, cert, when):
@@ -225,7 +229,7 @@ def responder(responders):
     return responders()
 
 
-# -- helpers -----------------------------------------------------------------
+# -- helpers ------------------------------------------------------------------
 
 class Proxy:
     """A proxy certificate with an OCSP URL, its key and its CA."""
@@ -277,8 +281,13 @@ SECRETS = []
 
 
 def call(n, method, path, body=None, **kw):
-    """n.https, and no private key (nor a piece of ours) in the answer."""
-    r = n.https(method, path, body, **kw)
+    """n.https (the control socket for a node on another address than
+    127.0.0.1, which the api certificate does not name), and no private
+    key (nor a piece of ours) in the answer."""
+    if n.addr != "127.0.0.1" and not kw:
+        r = n.sock(method, path, body)
+    else:
+        r = n.https(method, path, body, **kw)
     assert_no_private_key(r.text, keys=SECRETS)
     return r
 
@@ -390,7 +399,7 @@ def served_serial(addr, port, fqdn=FQDN):
     return x509.load_der_x509_certificate(der).serial_number
 
 
-# -- 1. settings ---------------------------------------------------------------
+# -- 1. settings --------------------------------------------------------------
 
 def test_defaults_validation_and_no_responder_url(node):
     n = node
@@ -415,7 +424,8 @@ def test_defaults_validation_and_no_responder_url(node):
     for body in bad:
         r = call(n, "PUT", "/v1/ocsp", body)
         assert_error(r, 400, "invalid_schema")
-        assert ok(n, "GET", "/v1/ocsp") == dict(DEFAULTS, responder_url=None), body
+        assert ok(n, "GET", "/v1/ocsp") == \
+            dict(DEFAULTS, responder_url=None), body
     for raw in ("", "[]", "not json", "null", '"x"'):
         r = call(n, "PUT", "/v1/ocsp", raw)
         assert r.status_code == 400, (raw, r.status_code, r.text)
@@ -477,7 +487,7 @@ def test_admin_only(node, responder):
     assert responder.requests == 0
 
 
-# -- 2. the background job -----------------------------------------------------
+# -- 2. the background job ----------------------------------------------------
 
 def test_background_job_staples_good(node, responder):
     n = node
@@ -508,7 +518,6 @@ def test_background_job_staples_good(node, responder):
     st = wait_staple(n.addr, port, good_for(proxy), n.fqdn)
     assert "OCSP Response Status: successful" in st["text"]
     assert "Cert Status: good" in st["text"]
-    # The API port staples nothing (only database endpoints do).
 
     # A TLS client that does not ask for the status is unaffected.
     cafile = responder.ca_file
@@ -562,7 +571,7 @@ def test_background_failures_raise_the_alert(node, responders):
     assert alert(n, "cluster_ocsp_query_failed")["state"] is False
 
 
-# -- 3. answers ----------------------------------------------------------------
+# -- 3. answers ---------------------------------------------------------------
 
 def test_revoked(node, responder):
     n = node
@@ -678,7 +687,10 @@ def test_wrong_signer_is_refused(node, responder):
 
     # Off: refused, and nothing recorded.
     r = ocsp_test(n)
-    assert_error(r, 400, "invalid_ocsp_response")
+    body = assert_error(r, 400, "invalid_ocsp_response")
+    # Refused for its signature (the responder did answer).
+    assert "sign" in body["description"], body
+    assert responder.requests == 1
     assert status(n) == {f: (0 if f == "failed_queries" else None)
                          for f in STATUS_FIELDS}
 
@@ -695,7 +707,8 @@ def test_wrong_signer_is_refused(node, responder):
                                       eku=(ExtendedKeyUsageOID.SERVER_AUTH,))
     SECRETS.append(not_delegated.key_pem)
     responder.sign_with(not_delegated)
-    assert_error(ocsp_test(n), 400, "invalid_ocsp_response")
+    body = assert_error(ocsp_test(n), 400, "invalid_ocsp_response")
+    assert "sign" in body["description"], body
     assert status(n)["cert_status"] is None
 
     # A delegated responder (id-kp-OCSPSigning, issued by the CA): good.
@@ -709,7 +722,7 @@ def test_wrong_signer_is_refused(node, responder):
     wait_staple(n.addr, port, good_for(proxy), n.fqdn)
 
 
-# -- 4. turning it off, replacing the certificate -------------------------------
+# -- 4. turning it off, replacing the certificate -----------------------------
 
 def test_off_stops_stapling(node, responder):
     n = node
@@ -755,10 +768,8 @@ def test_replaced_proxy_certificate(node, responder):
                     second.serial, APPLY_WAIT, 0.1)
     # From the first handshake with the new certificate on, the old
     # staple is never served (the job may already have one for the new).
-    seen = []
     for _ in range(5):
         s = staple(n.addr, port, n.fqdn)
-        seen.append(s and (s["serial"], s["status"]))
         assert s is None or good_for(second)(s), s["text"]
     r = ocsp_test(n)
     assert r.status_code == 200, r.text
@@ -768,7 +779,7 @@ def test_replaced_proxy_certificate(node, responder):
     assert ev[0]["fingerprint_sha256"] == certgen.fingerprint_der(second.der)
 
 
-# -- 5. two nodes --------------------------------------------------------------
+# -- 5. two nodes -------------------------------------------------------------
 
 def test_two_nodes_staple_one_answer(etcd1, make_node, responder):
     n1, n2 = make_cluster(make_node, etcd1.url, 2)
@@ -811,7 +822,7 @@ def test_two_nodes_staple_one_answer(etcd1, make_node, responder):
     assert alert(n1, "cluster_ocsp_status_revoked")["state"] is True
 
 
-# -- 6. no keys ----------------------------------------------------------------
+# -- 6. no keys ---------------------------------------------------------------
 
 def test_no_private_key_anywhere(node, responder):
     n = node

@@ -444,6 +444,58 @@ api_auth_done(void *arg, int rc, int retry, struct err *e)
 	api_run(r);
 }
 
+int
+api_parse(struct api_req *r, struct evhttp_request *req, struct err *e)
+{
+	const struct evhttp_uri		*uri = evhttp_request_get_evhttp_uri(req);
+	enum evhttp_cmd_type		 m = evhttp_request_get_command(req);
+	char				 path[512];
+	const char			*p;
+	size_t				 i, len;
+	int				 path_hit = 0;
+
+	p = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	if (p == NULL || (len = strlen(p)) == 0 || len >= sizeof(path))
+		return err_set(e, E_NOT_FOUND, "no such path");
+	memcpy(path, p, len + 1);
+	while (len > 1 && path[len - 1] == '/')
+		path[--len] = '\0';
+	for (i = 0; i < NROUTES; i++) {
+		if (api_routes[i].ui_only && !r->ui)
+			continue;
+		if (!api_match(api_routes[i].path, path, r->param,
+		    sizeof(r->param)))
+			continue;
+		path_hit = 1;
+		if (api_routes[i].method == m) {
+			r->rt = &api_routes[i];
+			break;
+		}
+	}
+	if (r->rt == NULL) {
+		if (path_hit)
+			return err_set(e, E_METHOD, "method not allowed on %s",
+			    path);
+		return err_set(e, E_NOT_FOUND, "no such endpoint %s", path);
+	}
+	if (api_query(r, uri, e) == -1)
+		return -1;
+	/*
+	 * The API port serves no page, so a change that a browser sends
+	 * there (it says where from, in Origin) comes from some other site's
+	 * page riding on credentials the browser cached: a forged request.
+	 * Scripts and CLIs send no Origin.  The UI's port checks its own
+	 * CSRF token instead.
+	 */
+	if (!r->ui && !r->local && m != EVHTTP_REQ_GET &&
+	    evhttp_find_header(evhttp_request_get_input_headers(req),
+	    "Origin") != NULL)
+		return err_set(e, E_FORBIDDEN, "the REST API port takes no "
+		    "changes from web pages (the request has an Origin); use "
+		    "the management UI's port");
+	return 0;
+}
+
 void
 api_dispatch(struct evhttp_request *req, void *arg)
 {
@@ -452,10 +504,7 @@ api_dispatch(struct evhttp_request *req, void *arg)
 	struct err			 e = { 0 };
 	const struct evhttp_uri		*uri = evhttp_request_get_evhttp_uri(req);
 	enum evhttp_cmd_type		 m = evhttp_request_get_command(req);
-	char				 path[512];
-	const char			*p;
-	size_t				 i, len;
-	int				 path_hit = 0, rc;
+	int				 rc;
 
 	/* The CA bundle, public like on the cm port. */
 	if (!l->local && m == EVHTTP_REQ_GET && uri != NULL &&
@@ -474,54 +523,11 @@ api_dispatch(struct evhttp_request *req, void *arg)
 	r->ui = l->ui;
 	http_peer(req, r->peer, sizeof(r->peer), &r->loopback);
 	snprintf(r->who, sizeof(r->who), "%s", r->peer);
-
-	p = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
-	if (p == NULL || (len = strlen(p)) == 0 || len >= sizeof(path)) {
-		err_set(&e, E_NOT_FOUND, "no such path");
+	if (api_parse(r, req, &e) == -1)
 		goto fail;
-	}
-	memcpy(path, p, len + 1);
-	while (len > 1 && path[len - 1] == '/')
-		path[--len] = '\0';
-	for (i = 0; i < NROUTES; i++) {
-		if (api_routes[i].ui_only && !l->ui)
-			continue;
-		if (!api_match(api_routes[i].path, path, r->param,
-		    sizeof(r->param)))
-			continue;
-		path_hit = 1;
-		if (api_routes[i].method == m) {
-			r->rt = &api_routes[i];
-			break;
-		}
-	}
-	if (r->rt == NULL) {
-		if (path_hit)
-			err_set(&e, E_METHOD, "method not allowed on %s", path);
-		else
-			err_set(&e, E_NOT_FOUND, "no such endpoint %s", path);
-		goto fail;
-	}
 	if (r->rt->need_cluster && !node_is_member(r->n)) {
 		err_set(&e, E_NOT_BOOTSTRAPPED, "this node is not part of a "
 		    "cluster yet: POST /v1/bootstrap/create_cluster first");
-		goto fail;
-	}
-	if (api_query(r, uri, &e) == -1)
-		goto fail;
-	/*
-	 * The API port serves no page, so a change that a browser sends
-	 * there (it says where from, in Origin) comes from some other site's
-	 * page riding on credentials the browser cached: a forged request.
-	 * Scripts and CLIs send no Origin.  The UI's port checks its own
-	 * CSRF token instead.
-	 */
-	if (!r->ui && !r->local && m != EVHTTP_REQ_GET &&
-	    evhttp_find_header(evhttp_request_get_input_headers(req),
-	    "Origin") != NULL) {
-		err_set(&e, E_FORBIDDEN, "the REST API port takes no changes "
-		    "from web pages (the request has an Origin); use the "
-		    "management UI's port");
 		goto fail;
 	}
 	if (r->local) {

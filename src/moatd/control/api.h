@@ -78,6 +78,15 @@ void	 api_finish(struct api_req *r, int rc, struct err *e);
 int	 api_park(struct api_req *r, const struct rollout_want *want,
 	    api_rollout_fn fn);
 
+/*
+ * What every request goes through before anyone is signed in: the route
+ * and its :param, the query options, the Origin rule.  r->local and r->ui
+ * say which listener; the rest of r is filled.  Needs no node (the
+ * fuzz_http harness runs it alone).
+ */
+int	 api_parse(struct api_req *r, struct evhttp_request *req,
+	    struct err *e);
+
 /* Helpers for handlers. */
 /* The parsed body (owned by r): NULL with E_INVALID_JSON / E_TOO_LARGE;
  * an empty body gives an empty object when allow_empty. */

@@ -76,8 +76,8 @@ random_token(char *out, size_t len)
 }
 
 /* The session cookie's value in req, copied into buf; 0 or -1. */
-static int
-cookie_token(struct evhttp_request *req, char *buf, size_t len)
+int
+sessions_cookie_token(struct evhttp_request *req, char *buf, size_t len)
 {
 	const char	*h = evhttp_find_header(evhttp_request_get_input_headers(
 			    req), "Cookie");
@@ -111,7 +111,7 @@ sessions_find(struct sessions *ss, struct evhttp_request *req)
 	time_t		 now = time(NULL);
 	int		 i;
 
-	if (cookie_token(req, token, sizeof(token)) == -1)
+	if (sessions_cookie_token(req, token, sizeof(token)) == -1)
 		return NULL;
 	token_hash(token, hash);
 	sodium_memzero(token, sizeof(token));

@@ -24,6 +24,11 @@ void		 sessions_free(struct sessions *ss);
 int		 sessions_check(struct node *n, struct evhttp_request *req,
 		    int change, struct auth_user *u, struct err *e);
 
+/* The session token in req's Cookie header into buf: 0, or -1 when
+ * there is none (or it does not fit). */
+int		 sessions_cookie_token(struct evhttp_request *req, char *buf,
+		    size_t len);
+
 /* The /ui/session routes. */
 int		 api_session_post(struct api_req *r, struct err *e);
 int		 api_session_get(struct api_req *r, struct err *e);

@@ -597,13 +597,42 @@ pw_verify_done(void *arg)
 }
 
 int
+users_basic_decode(const char *authz, char *raw, size_t len,
+    const char **password, struct err *e)
+{
+	size_t	 rawlen = 0;
+	char	*colon;
+
+	if (authz == NULL || strncasecmp(authz, "Basic ", 6) != 0)
+		return err_set(e, E_UNAUTHORIZED, "authentication required "
+		    "(HTTP Basic with a user's email and password)");
+	if (sodium_base642bin((unsigned char *)raw, len - 1, authz + 6,
+	    strlen(authz + 6), " ", &rawlen, NULL,
+	    sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	    (raw[rawlen] = '\0', (colon = strchr(raw, ':')) == NULL)) {
+		sodium_memzero(raw, len);
+		return err_set(e, E_UNAUTHORIZED, "malformed Authorization "
+		    "header");
+	}
+	/* A NUL would cut the password short: "secret\0anything" must not
+	 * sign in as "secret". */
+	if (memchr(raw, '\0', rawlen) != NULL) {
+		sodium_memzero(raw, len);
+		return err_set(e, E_UNAUTHORIZED, "malformed Authorization "
+		    "header (a NUL byte)");
+	}
+	*colon = '\0';
+	*password = colon + 1;
+	return 0;
+}
+
+int
 users_authenticate(struct node *n, const char *authz, const char *peer,
     struct auth_user *u, int *retry_after, users_auth_fn done, void *arg,
     struct err *e)
 {
-	unsigned char	 raw[1024];
-	size_t		 rawlen = 0;
-	char		*colon;
+	char		 raw[1024];
+	const char	*password;
 	int		 rc;
 	struct fail_entry *fe;
 	time_t		 now = time(NULL);
@@ -615,28 +644,14 @@ users_authenticate(struct node *n, const char *authz, const char *peer,
 		return err_set(e, E_RATE_LIMITED, "too many failed sign-ins from "
 		    "%s; retry in %d s", peer, *retry_after);
 	}
-	if (authz == NULL || strncasecmp(authz, "Basic ", 6) != 0)
-		return err_set(e, E_UNAUTHORIZED, "authentication required "
-		    "(HTTP Basic with a user's email and password)");
-	if (sodium_base642bin(raw, sizeof(raw) - 1, authz + 6,
-	    strlen(authz + 6), " ", &rawlen, NULL,
-	    sodium_base64_VARIANT_ORIGINAL) != 0 ||
-	    (raw[rawlen] = '\0', (colon = strchr((char *)raw, ':')) == NULL)) {
-		fail_record(peer);
-		return err_set(e, E_UNAUTHORIZED, "malformed Authorization "
-		    "header");
+	if (users_basic_decode(authz, raw, sizeof(raw), &password, e) == -1) {
+		/* No header at all is no failure: the client asks first. */
+		if (authz != NULL && strncasecmp(authz, "Basic ", 6) == 0)
+			fail_record(peer);
+		return -1;
 	}
-	/* A NUL would cut the password short: "secret\0anything" must not
-	 * sign in as "secret". */
-	if (memchr(raw, '\0', rawlen) != NULL) {
-		sodium_memzero(raw, sizeof(raw));
-		fail_record(peer);
-		return err_set(e, E_UNAUTHORIZED, "malformed Authorization "
-		    "header (a NUL byte)");
-	}
-	*colon = '\0';
-	rc = users_sign_in(n, (char *)raw, colon + 1, peer, u, retry_after,
-	    done, arg, e);
+	rc = users_sign_in(n, raw, password, peer, u, retry_after, done, arg,
+	    e);
 	sodium_memzero(raw, sizeof(raw));
 	return rc;
 }

@@ -50,6 +50,11 @@ typedef void (*users_auth_fn)(void *arg, int rc, int retry_after,
 int	 users_authenticate(struct node *n, const char *authorization,
 	    const char *peer, struct auth_user *u, int *retry_after,
 	    users_auth_fn done, void *arg, struct err *e);
+/* An Authorization header's Basic credentials into raw (len bytes; the
+ * email, NUL, the password at *password): 0, or E_UNAUTHORIZED (no Basic,
+ * malformed, a NUL inside).  The caller wipes raw. */
+int	 users_basic_decode(const char *authz, char *raw, size_t len,
+	    const char **password, struct err *e);
 /* The same with the email and password given directly (the UI's sign-in
  * form). */
 int	 users_sign_in(struct node *n, const char *email,

@@ -365,7 +365,7 @@ https_gencb(struct evhttp_request *req, void *arg)
 	h->cb(req, h->cb_arg);
 }
 
-static void
+void
 http_common_setup(struct evhttp *http)
 {
 	evhttp_set_max_body_size(http, HTTP_MAX_BODY);

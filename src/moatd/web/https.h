@@ -49,6 +49,9 @@ int		 https_peer_verify(struct https *h, struct evhttp_request *req,
 		    const struct tls_peer_rules *r, char *subject, size_t len,
 		    struct err *e);
 
+/* The limits every listener's evhttp has (body, headers, time, methods). */
+void		 http_common_setup(struct evhttp *http);
+
 /* Plain HTTP on a unix socket at path, mode 0600. */
 struct evhttp	*http_local_new(struct event_base *base, const char *path,
 		    https_cb cb, void *arg, struct err *e);
