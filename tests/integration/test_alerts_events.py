@@ -22,9 +22,10 @@ from moatlib import (ADMIN_EMAIL, ADMIN_PASSWORD, FQDN, ISO_RE, TIME_SCALE,
 
 CERTS_ALERT = "cluster_certs_about_to_expire"
 CA_ALERT = "node_internal_certs_about_to_expire"
-ALERTS = (CERTS_ALERT, CA_ALERT)
-DEFAULT_SETTINGS = {CERTS_ALERT: {"enabled": True, "threshold": "45"},
-                    CA_ALERT: {"enabled": True, "threshold": "45"}}
+# The OCSP alerts (test_ocsp.py) are computed too, off until stapling is.
+OCSP_ALERTS = ("cluster_ocsp_status_revoked", "cluster_ocsp_query_failed")
+ALERTS = (CERTS_ALERT, CA_ALERT) + OCSP_ALERTS
+DEFAULT_SETTINGS = {a: {"enabled": True, "threshold": "45"} for a in ALERTS}
 TICK = 5.0 * TIME_SCALE          # the alert/node tick of every node
 EVENT_WAIT = 12.0 * TIME_SCALE   # an alert transition shows in the log
 NODE_DOWN_WAIT = 25.0 * TIME_SCALE
@@ -279,17 +280,16 @@ def test_alert_settings_validation_changes_nothing(node):
     # What is valid: a number or a string, 1..3650, merged field by field
     # and alert by alert.
     set_alerts(n, {CERTS_ALERT: {"threshold": "10"}})
-    assert alert_settings(n) == {
-        CERTS_ALERT: {"enabled": True, "threshold": "10"},
-        CA_ALERT: {"enabled": True, "threshold": "45"}}
+    assert alert_settings(n) == dict(DEFAULT_SETTINGS, **{
+        CERTS_ALERT: {"enabled": True, "threshold": "10"}})
     set_alerts(n, {CERTS_ALERT: {"enabled": False}})
     assert alert_settings(n)[CERTS_ALERT] == {"enabled": False,
                                               "threshold": "10"}
     set_alerts(n, {CA_ALERT: {"threshold": 3650}})
     set_alerts(n, {CERTS_ALERT: {"threshold": 1, "enabled": True}})
-    assert alert_settings(n) == {
+    assert alert_settings(n) == dict(DEFAULT_SETTINGS, **{
         CERTS_ALERT: {"enabled": True, "threshold": "1"},
-        CA_ALERT: {"enabled": True, "threshold": "3650"}}
+        CA_ALERT: {"enabled": True, "threshold": "3650"}})
     got = get_alert(n)
     assert got[CERTS_ALERT]["threshold"] == "1"
     assert got[CA_ALERT]["threshold"] == "3650"
