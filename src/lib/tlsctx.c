@@ -288,6 +288,40 @@ fail:
 	return NULL;
 }
 
+/* A client asked for the certificate's status: the staple, while it is
+ * current (an expired one would make a strict client refuse). */
+static int
+tlsctx_status_cb(SSL *ssl, void *arg)
+{
+	const struct tlsctx	*c = arg;
+	unsigned char		*p;
+
+	if (c->ocsp == NULL || time(NULL) >= c->ocsp_until ||
+	    (p = OPENSSL_memdup(c->ocsp, c->ocsp_len)) == NULL)
+		return SSL_TLSEXT_ERR_NOACK;
+	if (SSL_set_tlsext_status_ocsp_resp(ssl, p, (long)c->ocsp_len) != 1) {
+		OPENSSL_free(p);
+		return SSL_TLSEXT_ERR_NOACK;
+	}
+	return SSL_TLSEXT_ERR_OK;
+}
+
+/* Staple st (copied) to c's handshakes; 0/-1 (out of memory). */
+static int
+tlsctx_set_staple(struct tlsctx *c, const struct tls_staple *st)
+{
+	if (st == NULL || st->der == NULL || st->len == 0)
+		return 0;
+	if ((c->ocsp = malloc(st->len)) == NULL)
+		return -1;
+	memcpy(c->ocsp, st->der, st->len);
+	c->ocsp_len = st->len;
+	c->ocsp_until = st->until;
+	SSL_CTX_set_tlsext_status_cb(c->ctx, tlsctx_status_cb);
+	SSL_CTX_set_tlsext_status_arg(c->ctx, c);
+	return 0;
+}
+
 /* The handshake takes any client certificate: the API checks it at each
  * request, against the trust of that moment (tls_peer_verify). */
 static int
@@ -300,13 +334,15 @@ tlsctx_accept_any_cb(int ok, X509_STORE_CTX *xs)
 
 struct tlsctx *
 tlsctx_control_new(const struct x509_material *m, const struct tls_policy *p,
-    const char *client_ca_pem, struct err *e)
+    const char *client_ca_pem, const struct tls_staple *staple, struct err *e)
 {
 	struct tlsctx	*c = tlsctx_server_new(m, p, e);
 	BIO		*bio;
 	X509		*x;
 	int		 n = 0;
 
+	if (c != NULL && tlsctx_set_staple(c, staple) == -1)
+		goto nomem;
 	if (c == NULL || client_ca_pem == NULL)
 		return c;
 	if ((bio = BIO_new_mem_buf(client_ca_pem, -1)) == NULL)
@@ -652,24 +688,6 @@ tls_crl_check(const char *pem, struct err *e)
 	return rc;
 }
 
-/* A client asked for the certificate's status: the staple, while it is
- * current (an expired one would make a strict client refuse). */
-static int
-tlsctx_status_cb(SSL *ssl, void *arg)
-{
-	const struct tlsctx	*c = arg;
-	unsigned char		*p;
-
-	if (c->ocsp == NULL || time(NULL) >= c->ocsp_until ||
-	    (p = OPENSSL_memdup(c->ocsp, c->ocsp_len)) == NULL)
-		return SSL_TLSEXT_ERR_NOACK;
-	if (SSL_set_tlsext_status_ocsp_resp(ssl, p, (long)c->ocsp_len) != 1) {
-		OPENSSL_free(p);
-		return SSL_TLSEXT_ERR_NOACK;
-	}
-	return SSL_TLSEXT_ERR_OK;
-}
-
 struct tlsctx *
 tlsctx_data_new(const struct x509_material *m, const struct tls_policy *p,
     const struct tlsctx_data_opts *opts, struct err *e)
@@ -698,17 +716,10 @@ tlsctx_data_new(const struct x509_material *m, const struct tls_policy *p,
 		tlsctx_unref(c);
 		return NULL;
 	}
-	if (opts != NULL && opts->ocsp_der != NULL && opts->ocsp_len > 0) {
-		if ((c->ocsp = malloc(opts->ocsp_len)) == NULL) {
-			tlsctx_unref(c);
-			err_set(e, E_INTERNAL, "out of memory");
-			return NULL;
-		}
-		memcpy(c->ocsp, opts->ocsp_der, opts->ocsp_len);
-		c->ocsp_len = opts->ocsp_len;
-		c->ocsp_until = opts->ocsp_until;
-		SSL_CTX_set_tlsext_status_cb(c->ctx, tlsctx_status_cb);
-		SSL_CTX_set_tlsext_status_arg(c->ctx, c);
+	if (opts != NULL && tlsctx_set_staple(c, opts->staple) == -1) {
+		tlsctx_unref(c);
+		err_set(e, E_INTERNAL, "out of memory");
+		return NULL;
 	}
 	if (opts != NULL && tlsctx_subjects_copy(c, opts) == -1) {
 		tlsctx_unref(c);

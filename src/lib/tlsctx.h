@@ -74,8 +74,17 @@ enum tls_subject_check {
 	TLS_SUBJECT_FULL,	/* the subject matches a listed one */
 };
 
+/* An OCSP response (DER) about a context's certificate, stapled to the
+ * handshakes of clients that ask, until until (its nextUpdate). */
+struct tls_staple {
+	const unsigned char	*der;
+	size_t			 len;
+	time_t			 until;
+};
+
 /*
- * A control-plane context (API, UI): as tlsctx_server_new; with
+ * A control-plane context (API, UI): as tlsctx_server_new, stapling
+ * staple (NULL: none); with
  * client_ca_pem, the handshake also asks for a client certificate,
  * naming those CAs, but never requires one and never refuses one: the
  * API checks what it proves at each request, against the trust and the
@@ -84,7 +93,7 @@ enum tls_subject_check {
  */
 struct tlsctx	*tlsctx_control_new(const struct x509_material *m,
 		    const struct tls_policy *p, const char *client_ca_pem,
-		    struct err *e);
+		    const struct tls_staple *staple, struct err *e);
 
 /* What a client certificate must satisfy to sign in (strings borrowed). */
 struct tls_peer_rules {
@@ -114,11 +123,7 @@ struct tlsctx_data_opts {
 	/* PEM CRLs: a client certificate one of them revokes is refused
 	 * (an issuer without a CRL here is not checked). */
 	const char		*crl_pem;
-	/* An OCSP response (DER) about the certificate, stapled to the
-	 * handshakes of clients that ask, until ocsp_until; NULL: none. */
-	const unsigned char	*ocsp_der;
-	size_t			 ocsp_len;
-	time_t			 ocsp_until;
+	const struct tls_staple	*staple;	/* NULL: none */
 };
 
 /* 0 when pem holds at least one CRL and nothing else that fails to

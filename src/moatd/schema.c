@@ -61,8 +61,8 @@ static const struct {
 	{ SK_STATE,	SCHEMA_ROOT "state/",	1, 0 },
 	{ SK_JOBS,	SCHEMA_ROOT "job_scheduler", 0, 0 },
 	{ SK_OCSP,	SCHEMA_ROOT "ocsp",	0, 0 },
-	/* What the endpoints staple: apply acts on it. */
-	{ SK_OCSP_STAPLE, SCHEMA_ROOT "ocsp_staple", 0, 1 },
+	/* What the endpoints staple, per certificate: apply acts on it. */
+	{ SK_OCSP_STAPLE, SCHEMA_ROOT "ocsp_staples/", 1, 1 },
 };
 #define NKEYS (sizeof(schema_keys) / sizeof(schema_keys[0]))
 
@@ -95,7 +95,7 @@ schema_key_of(enum schema_kind k, int id, char *buf)
 
 	if (p == NULL)
 		snprintf(buf, SCHEMA_KEY_MAX, "%s", schema_key(k));
-	else if (k == SK_CERT)
+	else if (k == SK_CERT || k == SK_OCSP_STAPLE)
 		snprintf(buf, SCHEMA_KEY_MAX, "%s%s", p, id >= 0 &&
 		    id < CERT__COUNT ? cert_services[id].name : "?");
 	else
@@ -143,7 +143,8 @@ schema_classify(const char *key, int *id)
 			    len, "/"), key + len);
 			*id = cert_id_of(name);
 		} else if (id != NULL)
-			*id = schema_keys[i].kind == SK_CERT ?
+			*id = schema_keys[i].kind == SK_CERT ||
+			    schema_keys[i].kind == SK_OCSP_STAPLE ?
 			    cert_id_of(key + len) : atoi(key + len);
 		return schema_keys[i].kind;
 	}

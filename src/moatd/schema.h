@@ -69,7 +69,7 @@ enum schema_kind {
 	SK_STATE,	/* alert and node states (alerts.c) */
 	SK_JOBS,	/* the job scheduler's settings (jobs.c) */
 	SK_OCSP,	/* the OCSP settings (ocsp.c) */
-	SK_OCSP_STAPLE,	/* the proxy certificate's OCSP response */
+	SK_OCSP_STAPLE,	/* OCSP responses, per certificate (proxy, api, cm) */
 };
 
 /* How many earlier versions of each certificate are kept. */
@@ -84,7 +84,7 @@ char		*schema_cert_hist_prefix(int id, char *buf);
 /* The key of a singleton (SK_CLUSTER, SK_CA, SK_VERSION). */
 const char	*schema_key(enum schema_kind k);
 /* The key of item id of a collection into buf (SCHEMA_KEY_MAX bytes);
- * returns buf.  For SK_CERT, id is an enum cert_id. */
+ * returns buf.  For SK_CERT and SK_OCSP_STAPLE, id is an enum cert_id. */
 char		*schema_key_of(enum schema_kind k, int id, char *buf);
 /* The prefix under which a collection lives ("/moat/users/"). */
 const char	*schema_prefix(enum schema_kind k);

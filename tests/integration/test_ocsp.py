@@ -284,7 +284,7 @@ def call(n, method, path, body=None, **kw):
     """n.https (the control socket for a node on another address than
     127.0.0.1, which the api certificate does not name), and no private
     key (nor a piece of ours) in the answer."""
-    if n.addr != "127.0.0.1" and not kw:
+    if (n.addr != "127.0.0.1" or getattr(n, "via_sock", False)) and not kw:
         r = n.sock(method, path, body)
     else:
         r = n.https(method, path, body, **kw)
@@ -292,11 +292,36 @@ def call(n, method, path, body=None, **kw):
     return r
 
 
+# What moat adds to RS's OCSP objects, for the api and cm certificates it
+# staples too: checked for agreement with RS's fields, then left out so
+# that the tests below compare RS's shapes.
+MOAT_EXTRAS = ("responder_urls", "certificates", "fingerprint_sha256",
+               "name")
+
+
+def rs_shape(j):
+    j = dict(j)
+    urls = j.pop("responder_urls", None)
+    if urls is not None:
+        assert set(urls) == {"proxy", "api", "cm"}, urls
+        assert urls["proxy"] == j["responder_url"], j
+    certs = j.pop("certificates", None)
+    if certs is not None:
+        assert set(certs) == {"proxy", "api", "cm"}, certs
+        proxy = dict(certs["proxy"])
+        assert {k: v for k, v in proxy.items() if k in j} == \
+            {k: v for k, v in j.items() if k in proxy}, (proxy, j)
+    name = j.pop("name", None)
+    assert name in (None, "proxy"), j
+    j.pop("fingerprint_sha256", None)
+    return j
+
+
 def ok(n, method, path, body=None):
     r = call(n, method, path, body)
     assert r.status_code == 200, "%s %s %r: %d %s" % (
         method, path, body, r.status_code, r.text[:2000])
-    return r.json()
+    return rs_shape(r.json()) if path.startswith("/v1/ocsp") else r.json()
 
 
 def upload_proxy(n, proxy):
@@ -581,7 +606,7 @@ def test_revoked(node, responder):
     enable(n)
     r = ocsp_test(n)
     assert r.status_code == 200, r.text
-    assert set(r.json()) == TEST_FIELDS, r.json()
+    assert set(rs_shape(r.json())) == TEST_FIELDS, r.json()
     check_answer(r.json(), "GOOD", responder.url)
     wait_staple(n.addr, port, good_for(proxy), n.fqdn)
 
@@ -589,7 +614,7 @@ def test_revoked(node, responder):
     responder.revoke(proxy.cert, when)
     r = ocsp_test(n)
     assert r.status_code == 200, r.text
-    a = r.json()
+    a = rs_shape(r.json())
     check_answer(a, "REVOKED", responder.url)
     assert a["revocation_time"] == iso(when), a
     s = status(n)
@@ -842,3 +867,69 @@ def test_no_private_key_anywhere(node, responder):
     keys = [proxy.key_pem, responder.ca.key_pem]
     assert_no_private_key(*texts, keys=keys)
     assert_no_private_key(n.log, keys=keys)
+
+
+# -- moat's own: the API and UI ports' certificates ----------------------------
+
+def test_api_and_cm_certificates_are_stapled_too(node, responder):
+    """RS staples the proxy certificate only; moat staples api and cm as
+    well when they name a responder: the API and UI ports then staple
+    their own answers, and POST /v1/ocsp/test takes {"name"}."""
+    n = node
+    api = make_proxy(responder.ca, responder.url, fqdn=n.fqdn)
+    cm = make_proxy(responder.ca, responder.url, fqdn=n.fqdn)
+    SECRETS.extend([api.key_pem, cm.key_pem, responder.ca.key_pem])
+    for name, c in (("api", api), ("cm", cm)):
+        responder.add(c.cert)
+        r = call(n, "PUT", "/v1/cluster/update_cert",
+                 {"name": name, "certificate": c.pem + responder.ca.cert_pem,
+                  "key": c.key_pem})
+        assert r.status_code == 200, r.text
+        # The API port's certificate is the test CA's from now on.
+        n.via_sock = True
+    # The proxy certificate (the cluster CA's) names no responder, and
+    # that is no reason to refuse: api and cm do.
+    got = call(n, "GET", "/v1/ocsp").json()
+    assert got["responder_url"] is None, got
+    assert got["responder_urls"] == {"proxy": None, "api": responder.url,
+                                     "cm": responder.url}, got
+    enable(n)
+    s = wait_for(lambda: (lambda s: s["certificates"]["api"]["cert_status"]
+                          and s["certificates"]["cm"]["cert_status"] and s)(
+        call(n, "GET", "/v1/ocsp/status").json()), JOB_WAIT, 0.25)
+    assert s, call(n, "GET", "/v1/ocsp/status").text
+    assert s["certificates"]["api"]["cert_status"] == "GOOD", s
+    assert s["certificates"]["cm"]["cert_status"] == "GOOD", s
+    assert s["certificates"]["proxy"]["cert_status"] is None, s
+    assert s["cert_status"] is None, s            # RS's field: the proxy's
+    wait_staple(n.addr, n.port, good_for(api), n.fqdn)
+    wait_staple(n.addr, n.cm_port, good_for(cm), n.fqdn)
+    # The API still answers, over a connection that got the staple.
+    assert n.https("GET", "/v1/cluster", verify=responder.ca_file
+                   ).status_code == 200
+
+    # Revoked: tested by name, stapled, and the alert names the port's
+    # certificate.
+    responder.add(api.cert, revoked_at=certgen.utcnow() -
+                  datetime.timedelta(minutes=10))
+    r = call(n, "POST", "/v1/ocsp/test", {"name": "api"})
+    assert r.status_code == 200 and r.json()["cert_status"] == "REVOKED", \
+        r.text
+    assert r.json()["name"] == "api", r.json()
+    wait_staple(n.addr, n.port, lambda st: st is not None and
+                st["status"] == "revoked", n.fqdn)
+    a = alert(n, "cluster_ocsp_status_revoked")
+    assert a["state"] is True, a
+    assert [c["name"] for c in a["change_value"]["certificates"]] == \
+        ["api"], a
+    for body in ({"name": "syncer"}, {"name": 1}, {"other": "api"}):
+        assert_error(call(n, "POST", "/v1/ocsp/test", body), 400,
+                     "invalid_schema")
+    assert_error(call(n, "POST", "/v1/ocsp/test", {"name": "proxy"}), 400,
+                 "no_responder_url")
+    # Off: the ports staple nothing any more.
+    ok(n, "PUT", "/v1/ocsp", {"ocsp_functionality": False})
+    wait_staple(n.addr, n.port, lambda st: st is None, n.fqdn)
+    wait_staple(n.addr, n.cm_port, lambda st: st is None, n.fqdn)
+    assert_no_private_key(call(n, "GET", "/v1/ocsp/status").text,
+                          keys=SECRETS)

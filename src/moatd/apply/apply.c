@@ -61,8 +61,10 @@ struct applied {
 	/* The CAs the API and UI ports ask client certificates of (owned;
 	 * NULL: they ask for none). */
 	char			*mtls_ask;
-	int64_t			 staple_rev;	/* the OCSP staple applied */
-	char			 staple_fp[100];	/* and its leaf */
+	/* The OCSP staples applied (their documents' revisions), and the
+	 * proxy certificate the databases' staple was chosen for. */
+	int64_t			 staple_rev[CERT__COUNT];
+	char			 staple_fp[100];
 };
 
 #define SESSIONS_EVERY_S	2
@@ -187,6 +189,30 @@ apply_trust_files(struct node *n, const struct snapshot *snap)
 
 /* ---- certificates ---- */
 
+/* The OCSP staple of certificate id in snap when it is about the leaf
+ * with fingerprint fp: st filled, *der the caller's to free; else
+ * nothing (st->der NULL). */
+static void
+staple_of(const struct snapshot *snap, int id, const char *fp,
+    unsigned char **der, struct tls_staple *st)
+{
+	char		 key[SCHEMA_KEY_MAX];
+	json_t		*doc = snap_json(snap, schema_key_of(SK_OCSP_STAPLE, id,
+			    key), NULL);
+	const char	*sfp;
+
+	memset(st, 0, sizeof(*st));
+	*der = NULL;
+	if (doc != NULL && schema_staple_decode(doc, &sfp, der, &st->len,
+	    &st->until) == 0 && strcmp(sfp, fp) == 0)
+		st->der = *der;
+	else {
+		free(*der);
+		*der = NULL;
+	}
+	json_decref(doc);
+}
+
 /* Serve certificate id as the snapshot has it; 1 when it changed, 0 when
  * not, -1 when it cannot be served (the old one stays). */
 static int
@@ -204,6 +230,8 @@ apply_cert(struct node *n, const struct snapshot *snap, int id,
 	char				 key[SCHEMA_KEY_MAX], fname[64];
 	json_t				*doc;
 	char				*plain_key = NULL;
+	unsigned char			*der = NULL;
+	struct tls_staple		 st = { NULL, 0, 0 };
 	int				 changed;
 
 	doc = snap_json(snap, schema_key_of(SK_CERT, id, key), NULL);
@@ -219,15 +247,25 @@ apply_cert(struct node *n, const struct snapshot *snap, int id,
 	}
 	/* Everything in the store was validated by the node that wrote it;
 	 * still, a node never serves material it cannot load. */
-	if ((plain_key = unseal_text(cd.key, &e)) == NULL ||
-	    x509_material_parse(cd.certificate, plain_key, &m, &e) == -1 ||
-	    (ctx = tlsctx_control_new(m, cluster_tls_policy(
+	if ((plain_key = unseal_text(cd.key, &e)) != NULL &&
+	    x509_material_parse(cd.certificate, plain_key, &m, &e) == 0 &&
+	    (id == CERT_API || id == CERT_CM)) {
+		/* The API and UI ports: certificate sign-in and their own
+		 * OCSP staple (the databases' is apply_bdbs'). */
+		char fp[100];
+		x509_material_fingerprint(m, fp);
+		staple_of(snap, id, fp, &der, &st);
+	}
+	if (m == NULL || (ctx = tlsctx_control_new(m, cluster_tls_policy(
 	    &ap->cluster.policy, svc->policy, &tp), id == CERT_API ||
-	    id == CERT_CM ? ap->mtls_ask : NULL, &e)) == NULL) {
+	    id == CERT_CM ? ap->mtls_ask : NULL, st.der != NULL ? &st : NULL,
+	    &e)) == NULL) {
 		log_error("certificate %s version %d not applied: %s",
 		    svc->name, cd.version, err_msg(&e));
 		goto fail;
 	}
+	free(der);
+	der = NULL;
 	if (changed) {
 		snprintf(fname, sizeof(fname), "%s_cert.pem", svc->name);
 		apply_write_file(n, fname, cd.certificate, 0644);
@@ -254,6 +292,7 @@ apply_cert(struct node *n, const struct snapshot *snap, int id,
 	json_decref(doc);
 	return changed;
 fail:
+	free(der);
 	seal_free(plain_key);
 	x509_material_free(m);
 	json_decref(doc);
@@ -267,7 +306,9 @@ static void
 apply_staple(struct node *n, const struct snapshot *snap)
 {
 	struct applied	*ap = n->ap;
-	json_t		*doc = snap_json(snap, schema_key(SK_OCSP_STAPLE), NULL);
+	char		 key[SCHEMA_KEY_MAX];
+	json_t		*doc = snap_json(snap, schema_key_of(SK_OCSP_STAPLE,
+			    CERT_PROXY, key), NULL);
 	const char	*fp;
 	unsigned char	*der = NULL;
 	size_t		 len = 0;
@@ -374,8 +415,17 @@ apply_snapshot(struct node *n, const struct snapshot *snap,
 	ap->have_cluster = 1;
 	for (i = 0; i < CERT__COUNT; i++) {
 		int pc = cert_services[i].policy == POLICY_CONTROL ? ctl : data;
-		int rc = apply_cert(n, snap, i, pc || (mtls_changed &&
+		char skey[SCHEMA_KEY_MAX];
+		const struct store_kv *skv = snap_find(snap,
+		    schema_key_of(SK_OCSP_STAPLE, i, skey));
+		int64_t srev = skv != NULL ? skv->mod_rev : 0;
+		/* A new staple for the API or UI port: a new context. */
+		int staple = srev != ap->staple_rev[i] && (i == CERT_API ||
+		    i == CERT_CM);
+		int rc = apply_cert(n, snap, i, pc || staple || (mtls_changed &&
 		    (i == CERT_API || i == CERT_CM)));
+		if (rc != -1 && i != CERT_PROXY)
+			ap->staple_rev[i] = srev;
 		if (rc == -1)
 			res->failed = 1;
 		if (rc > 0) {
@@ -397,13 +447,14 @@ apply_snapshot(struct node *n, const struct snapshot *snap,
 	/* The proxy certificate's OCSP staple: when it, or the certificate
 	 * it is about, changed. */
 	{
+		char skey[SCHEMA_KEY_MAX];
 		const struct store_kv *kv = snap_find(snap,
-		    schema_key(SK_OCSP_STAPLE));
+		    schema_key_of(SK_OCSP_STAPLE, CERT_PROXY, skey));
 		int64_t srev = kv != NULL ? kv->mod_rev : 0;
-		if (srev != ap->staple_rev || strcmp(ap->staple_fp,
+		if (srev != ap->staple_rev[CERT_PROXY] || strcmp(ap->staple_fp,
 		    ap->served[CERT_PROXY].fingerprint) != 0) {
 			apply_staple(n, snap);
-			ap->staple_rev = srev;
+			ap->staple_rev[CERT_PROXY] = srev;
 			snprintf(ap->staple_fp, sizeof(ap->staple_fp), "%s",
 			    ap->served[CERT_PROXY].fingerprint);
 			proxy_changed = 1;

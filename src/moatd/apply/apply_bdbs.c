@@ -243,6 +243,8 @@ bdb_run_one(struct apply_bdbs *b, struct node *n, json_t *d,
 	struct tlsctx		*ctx = NULL;
 	struct tls_policy	 tp;
 	struct tlsctx_data_opts	 o;
+	struct tls_staple	 staple = { b->staple, b->staple_len,
+				    b->staple_until };
 	struct tls_subject	*subj = NULL;
 	const char		**ous = NULL;
 	struct err		 e = { 0 };
@@ -287,9 +289,7 @@ bdb_run_one(struct apply_bdbs *b, struct node *n, json_t *d,
 		}
 		o.subjects = subj;
 		o.label = label;
-		o.ocsp_der = b->staple;
-		o.ocsp_len = b->staple_len;
-		o.ocsp_until = b->staple_until;
+		o.staple = b->staple != NULL ? &staple : NULL;
 		ctx = tlsctx_data_new((struct x509_material *)proxy,
 		    cluster_tls_policy(policy, POLICY_DATA, &tp), &o, &e);
 		if (ctx == NULL)

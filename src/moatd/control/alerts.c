@@ -179,15 +179,11 @@ alert_certs(struct node *n, enum alert_scope scope, struct err *e)
 	time_t			 t;
 	int			 i;
 
-	/* OCSP: the proxy certificate, hot since the revocation or the
+	/* OCSP: the certificates stapled, hot since the revocation or the
 	 * first failed query (no threshold applies). */
 	if (scope == SCOPE_OCSP_REVOKED || scope == SCOPE_OCSP_FAILED) {
-		time_t since;
-		if ((scope == SCOPE_OCSP_REVOKED ? ocsp_alert_revoked(n,
-		    &since) : ocsp_alert_query_failed(n, &since)) == 1)
-			json_array_append_new(out, json_pack("{s:s, s:I}",
-			    "name", "proxy", "hot_since", (json_int_t)since));
-		return out;
+		json_decref(out);
+		return ocsp_alert_items(n, scope == SCOPE_OCSP_REVOKED);
 	}
 	for (i = 0; out != NULL && i < CERT__COUNT + 1; i++) {
 		const char *pem, *name;

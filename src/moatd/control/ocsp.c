@@ -2,9 +2,11 @@
  * ocsp.c — see ocsp.h.
  *
  * Store documents: the settings (SK_OCSP, RS's ocsp object without the
- * read-only responder_url), the staple (SK_OCSP_STAPLE: the verified
- * response about one proxy certificate, which apply staples), and the
- * fetch state under the state prefix (lease, failures, last error).
+ * read-only responder_url), the staples (SK_OCSP_STAPLE, one per
+ * certificate: the verified response about one leaf, which apply
+ * staples), and each certificate's fetch state under the state prefix
+ * (lease, failures, last error).  RS staples the proxy certificate; moat
+ * does the same for api and cm when they name a responder.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +45,11 @@ struct ocsp_settings {
 	int	query, recovery, max_tries, timeout;
 };
 
-static int	busy;	/* a query of this node is under way */
+/* The certificates stapled, RS's (proxy) first. */
+static const int ocsp_certs[] = { CERT_PROXY, CERT_API, CERT_CM };
+#define NCERTS	(sizeof(ocsp_certs) / sizeof(ocsp_certs[0]))
+
+static int	busy[CERT__COUNT];	/* a query of this node is under way */
 
 /* One write (del: the key goes), outside any other change. */
 static int
@@ -113,6 +119,7 @@ settings_of(const json_t *doc, struct ocsp_settings *s)
 /* ---- what is asked about: the proxy certificate ---- */
 
 struct target {
+	int			 id;		/* enum cert_id */
 	struct x509_material	*m;
 	char			*issuers;	/* the cluster's CAs */
 	char			*url;		/* NULL: none in the cert */
@@ -129,7 +136,7 @@ target_clear(struct target *t)
 }
 
 static int
-target_read(struct node *n, struct target *t, struct err *e)
+target_read(struct node *n, int id, struct target *t, struct err *e)
 {
 	struct cert_doc	 cd;
 	json_t		*doc, *ca;
@@ -137,8 +144,9 @@ target_read(struct node *n, struct target *t, struct err *e)
 	int		 rc = -1;
 
 	memset(t, 0, sizeof(*t));
-	if ((doc = schema_get(n->store, schema_key_of(SK_CERT, CERT_PROXY,
-	    key), NULL, e)) == NULL)
+	t->id = id;
+	if ((doc = schema_get(n->store, schema_key_of(SK_CERT, id, key), NULL,
+	    e)) == NULL)
 		return -1;
 	if (cert_doc_decode(doc, &cd, e) == 0 &&
 	    x509_material_parse(cd.certificate, NULL, &t->m, e) == 0) {
@@ -154,23 +162,49 @@ target_read(struct node *n, struct target *t, struct err *e)
 	json_decref(doc);
 	if (rc == -1)
 		target_clear(t);
+	t->id = id;
 	return rc;
+}
+
+static const char *
+staple_key(int id, char *buf)
+{
+	return schema_key_of(SK_OCSP_STAPLE, id, buf);
+}
+
+static json_t *
+staple_read(struct node *n, int id)
+{
+	char key[SCHEMA_KEY_MAX];
+
+	return schema_get(n->store, staple_key(id, key), NULL, NULL);
+}
+
+/* 1 when staple is about the leaf with fingerprint fp. */
+static int
+staple_is_for(const json_t *staple, const char *fp)
+{
+	const char *sfp = json_string_value(json_object_get(staple,
+	    "fingerprint_sha256"));
+
+	return sfp != NULL && strcmp(sfp, fp) == 0;
 }
 
 /* ---- the fetch state ---- */
 
 static const char *
-state_key(char *buf)
+state_key(int id, char *buf)
 {
-	snprintf(buf, SCHEMA_KEY_MAX, "%socsp.fetch", schema_prefix(SK_STATE));
+	snprintf(buf, SCHEMA_KEY_MAX, "%socsp.fetch.%s",
+	    schema_prefix(SK_STATE), cert_services[id].name);
 	return buf;
 }
 
 static json_t *
-state_read(struct node *n, int64_t *rev)
+state_read(struct node *n, int id, int64_t *rev)
 {
 	char	 key[SCHEMA_KEY_MAX];
-	json_t	*doc = schema_get(n->store, state_key(key), rev, NULL);
+	json_t	*doc = schema_get(n->store, state_key(id, key), rev, NULL);
 
 	if (doc == NULL) {
 		if (rev != NULL)
@@ -181,13 +215,14 @@ state_read(struct node *n, int64_t *rev)
 }
 
 static void
-state_put(struct node *n, json_t *doc)
+state_put(struct node *n, int id, json_t *doc)
 {
 	struct err	 e = { 0 };
 	char		 key[SCHEMA_KEY_MAX];
 	char		*s = json_dumps(doc, JSON_COMPACT);
 
-	if (s == NULL || store_write(n->store, state_key(key), s, 0, &e) == -1)
+	if (s == NULL || store_write(n->store, state_key(id, key), s, 0,
+	    &e) == -1)
 		log_warn("OCSP: cannot record the query's state: %s",
 		    s == NULL ? "out of memory" : err_msg(&e));
 	free(s);
@@ -273,26 +308,34 @@ job_work(void *arg)
 	curl_easy_cleanup(c);
 }
 
-/* RS's ocsp_status object of a staple document (moat's extras too). */
+/* RS's ocsp_status object of a staple document about the leaf fp (NULL:
+ * whichever); an answer about another leaf (the certificate was replaced
+ * since) is no status of this one: null fields. */
 static json_t *
-status_json(const json_t *staple, const json_t *state)
+status_json(const json_t *staple, const json_t *state, const char *fp)
 {
 	json_t *out = json_object();
 	static const char *const fields[] = { "cert_status", "responder_url",
 		"produced_at", "this_update", "next_update", "revocation_time",
-		"fetched_at", "fetched_by", NULL };
+		"fetched_at", "fetched_by", "fingerprint_sha256", NULL };
 	size_t i;
 
+	if (fp != NULL && !staple_is_for(staple, fp))
+		staple = NULL;
 	for (i = 0; fields[i] != NULL; i++) {
 		json_t *v = json_object_get(staple, fields[i]);
 		json_object_set(out, fields[i], v != NULL ? v : json_null());
 	}
 	if (state != NULL) {
-		json_object_set_new(out, "failed_queries", json_integer(
-		    json_integer_value(json_object_get(state, "tries"))));
-		json_object_set(out, "last_error", json_object_get(state,
-		    "last_error") ? json_object_get(state, "last_error") :
-		    json_null());
+		int same = fp == NULL || json_string_value(json_object_get(
+		    state, "fingerprint_sha256")) == NULL || strcmp(
+		    json_string_value(json_object_get(state,
+		    "fingerprint_sha256")), fp) == 0;
+		json_object_set_new(out, "failed_queries", json_integer(same ?
+		    json_integer_value(json_object_get(state, "tries")) : 0));
+		json_object_set(out, "last_error", same && json_object_get(
+		    state, "last_error") ? json_object_get(state,
+		    "last_error") : json_null());
 	}
 	return out;
 }
@@ -326,17 +369,16 @@ record_success(struct job *j, json_t *staple)
 {
 	struct node	*n = j->n;
 	struct err	 e = { 0 };
-	json_t		*old = schema_get(n->store, schema_key(SK_OCSP_STAPLE),
-			    NULL, NULL), *state;
+	json_t		*old = staple_read(n, j->t.id), *state;
 	const char	*was = json_string_value(json_object_get(old,
 			    "cert_status"));
 	const char	*now = json_string_value(json_object_get(staple,
 			    "cert_status"));
 	char		*s = json_dumps(staple, JSON_COMPACT);
-	char		 iso[ISO_TIME_LEN];
+	char		 iso[ISO_TIME_LEN], key[SCHEMA_KEY_MAX];
 
-	if (s == NULL || store_write(n->store, schema_key(SK_OCSP_STAPLE),
-	    s, 0, &e) == -1)
+	if (s == NULL || store_write(n->store, staple_key(j->t.id, key), s, 0,
+	    &e) == -1)
 		log_warn("OCSP: cannot store the response: %s", s == NULL ?
 		    "out of memory" : err_msg(&e));
 	free(s);
@@ -345,18 +387,19 @@ record_success(struct job *j, json_t *staple)
 	    json_object_get(old, "fingerprint_sha256")) == NULL ||
 	    strcmp(json_string_value(json_object_get(old,
 	    "fingerprint_sha256")), j->t.fp) != 0) {
-		log_info("OCSP: the proxy certificate is %s (responder %s)",
-		    now, j->t.url);
+		log_info("OCSP: the %s certificate is %s (responder %s)",
+		    cert_services[j->t.id].name, now, j->t.url);
 		events_add(n, "ocsp_status_changed", strcmp(now, "GOOD") == 0 ?
-		    "INFO" : "WARNING", json_pack("{s:s, s:s?, s:s, s:s}",
-		    "cert_status", now, "was", was, "fingerprint_sha256",
-		    j->t.fp, "responder_url", j->t.url));
+		    "INFO" : "WARNING", json_pack("{s:s, s:s, s:s?, s:s, s:s}",
+		    "name", cert_services[j->t.id].name, "cert_status", now,
+		    "was", was, "fingerprint_sha256", j->t.fp, "responder_url",
+		    j->t.url));
 	}
 	json_decref(old);
 	state = json_pack("{s:s, s:i, s:s, s:s, s:s}", "fingerprint_sha256",
 	    j->t.fp, "tries", 0, "last_error", "", "last_try",
 	    iso_time(time(NULL), iso), "last_success", iso);
-	state_put(n, state);
+	state_put(n, j->t.id, state);
 	json_decref(state);
 }
 
@@ -364,7 +407,7 @@ static void
 record_failure(struct job *j, const char *why)
 {
 	struct node	*n = j->n;
-	json_t		*state = state_read(n, NULL);
+	json_t		*state = state_read(n, j->t.id, NULL);
 	char		 iso[ISO_TIME_LEN];
 	int		 tries = 0;
 
@@ -383,20 +426,23 @@ record_failure(struct job *j, const char *why)
 	json_object_set_new(state, "last_try", json_string(iso_time(time(NULL),
 	    iso)));
 	json_object_del(state, "lease_until");
-	state_put(n, state);
+	state_put(n, j->t.id, state);
 	json_decref(state);
-	log_warn("OCSP query %d failed: %s", tries, why);
+	log_warn("OCSP query %d about the %s certificate failed: %s", tries,
+	    cert_services[j->t.id].name, why);
 	if (tries == j->s.max_tries) {
 		struct err e = { 0 };
+		char key[SCHEMA_KEY_MAX];
 		/* RS: the certificate's status is then invalid; nothing
 		 * stale is stapled. */
-		if (store_write(n->store, schema_key(SK_OCSP_STAPLE),
-		    NULL, 1, &e) == -1)
+		if (store_write(n->store, staple_key(j->t.id, key), NULL, 1,
+		    &e) == -1)
 			log_warn("OCSP: cannot drop the staple: %s",
 			    err_msg(&e));
 		err_clear(&e);
-		events_add(n, "ocsp_query_failed", "WARNING", json_pack("{s:i, "
-		    "s:s}", "tries", tries, "last_error", why));
+		events_add(n, "ocsp_query_failed", "WARNING", json_pack("{s:s, "
+		    "s:i, s:s}", "name", cert_services[j->t.id].name, "tries",
+		    tries, "last_error", why));
 	}
 }
 
@@ -409,7 +455,8 @@ job_done(void *arg)
 	json_t			*staple = NULL;
 	int			 rc = -1;
 
-	busy = j->r == NULL ? 0 : busy;
+	if (j->r == NULL)
+		busy[j->t.id] = 0;
 	if (j->err[0] == '\0') {
 		if (ocsp_response_check(j->t.m, j->t.issuers,
 		    (const unsigned char *)j->resp.data, j->resp.len, &res,
@@ -431,7 +478,9 @@ job_done(void *arg)
 		struct api_req *r = j->r;
 		r->in_job = 0;
 		if (staple != NULL) {
-			r->resp = status_json(staple, NULL);
+			r->resp = status_json(staple, NULL, NULL);
+			json_object_set_new(r->resp, "name", json_string(
+			    cert_services[j->t.id].name));
 			rc = 0;
 		} else
 			err_set(&e, E_INVALID_OCSP, "%s", j->err);
@@ -492,31 +541,26 @@ due(const struct ocsp_settings *s, const json_t *state, const json_t *staple,
 	return now >= last + s->query;
 }
 
-void
-ocsp_tick(struct node *n)
+/* One certificate's turn in the tick. */
+static void
+tick_one(struct node *n, const struct ocsp_settings *s, int id, time_t now)
 {
-	struct ocsp_settings	 s;
 	struct target		 t;
 	struct store_txn	*txn;
 	struct err		 e = { 0 };
-	json_t			*set, *state, *staple;
+	json_t			*state, *staple;
 	char			 key[SCHEMA_KEY_MAX], iso[ISO_TIME_LEN];
 	int64_t			 rev;
-	time_t			 now = time(NULL);
 
-	if (busy || (set = settings_read(n, NULL, NULL)) == NULL)
-		return;
-	settings_of(set, &s);
-	json_decref(set);
-	if (!s.on || target_read(n, &t, NULL) == -1)
+	if (busy[id] || target_read(n, id, &t, NULL) == -1)
 		return;
 	if (t.url == NULL) {
 		target_clear(&t);
 		return;
 	}
-	state = state_read(n, &rev);
-	staple = schema_get(n->store, schema_key(SK_OCSP_STAPLE), NULL, NULL);
-	if (!due(&s, state, staple, t.fp, now) ||
+	state = state_read(n, id, &rev);
+	staple = staple_read(n, id);
+	if (!due(s, state, staple, t.fp, now) ||
 	    (time_field(state, "lease_until") > now &&
 	    json_integer_value(json_object_get(state, "lease_uid")) !=
 	    n->uid)) {
@@ -529,9 +573,9 @@ ocsp_tick(struct node *n)
 	/* The lease: one node queries; the others see it taken. */
 	json_object_set_new(state, "lease_uid", json_integer(n->uid));
 	json_object_set_new(state, "lease_until", json_string(iso_time(now +
-	    s.timeout + LEASE_EXTRA_S, iso)));
+	    s->timeout + LEASE_EXTRA_S, iso)));
 	if ((txn = store_txn_new()) != NULL) {
-		store_txn_cmp(txn, state_key(key), rev);
+		store_txn_cmp(txn, state_key(id, key), rev);
 		store_txn_put_json(txn, key, state);
 	}
 	json_decref(state);
@@ -542,12 +586,30 @@ ocsp_tick(struct node *n)
 		return;
 	}
 	store_txn_free(txn);
-	busy = 1;
-	if (job_start(n, NULL, &t, &s, &e) == -1) {
-		busy = 0;
+	busy[id] = 1;
+	if (job_start(n, NULL, &t, s, &e) == -1) {
+		busy[id] = 0;
 		log_warn("OCSP: cannot start a query: %s", err_msg(&e));
 	}
 	err_clear(&e);
+}
+
+void
+ocsp_tick(struct node *n)
+{
+	struct ocsp_settings	 s;
+	json_t			*set;
+	size_t			 i;
+	time_t			 now = time(NULL);
+
+	if ((set = settings_read(n, NULL, NULL)) == NULL)
+		return;
+	settings_of(set, &s);
+	json_decref(set);
+	if (!s.on)
+		return;
+	for (i = 0; i < NCERTS; i++)
+		tick_one(n, &s, ocsp_certs[i], now);
 }
 
 /* ---- the API ---- */
@@ -555,15 +617,27 @@ ocsp_tick(struct node *n)
 int
 api_ocsp_get(struct api_req *r, struct err *e)
 {
-	struct target t;
+	struct target	 t;
+	json_t		*urls;
+	size_t		 i;
 
 	if ((r->resp = settings_read(r->n, NULL, e)) == NULL)
 		return -1;
-	if (target_read(r->n, &t, e) == -1)
-		return -1;
-	json_object_set_new(r->resp, "responder_url", t.url != NULL ?
-	    json_string(t.url) : json_null());
-	target_clear(&t);
+	/* responder_url: RS's, the proxy certificate's; responder_urls:
+	 * every certificate moat staples. */
+	urls = json_object();
+	for (i = 0; i < NCERTS; i++) {
+		if (target_read(r->n, ocsp_certs[i], &t, e) == -1) {
+			json_decref(urls);
+			return -1;
+		}
+		json_object_set_new(urls, cert_services[ocsp_certs[i]].name,
+		    t.url != NULL ? json_string(t.url) : json_null());
+		target_clear(&t);
+	}
+	json_object_set(r->resp, "responder_url", json_object_get(urls,
+	    cert_services[CERT_PROXY].name));
+	json_object_set_new(r->resp, "responder_urls", urls);
 	return 0;
 }
 
@@ -571,12 +645,11 @@ int
 api_ocsp_put(struct api_req *r, struct err *e)
 {
 	struct store_txn	*txn = NULL;
-	struct target		 t;
-	json_t			*b, *doc = NULL, *v;
-	const char		*k;
+	json_t			*b, *doc = NULL, *v, *got;
+	const char		*k, *name;
 	int64_t			 rev;
 	size_t			 i;
-	int			 rc = -1;
+	int			 rc = -1, any = 0;
 
 	if ((b = api_body(r, 0, e)) == NULL)
 		return -1;
@@ -590,9 +663,10 @@ api_ocsp_put(struct api_req *r, struct err *e)
 				    "ocsp_functionality must be true or false");
 			continue;
 		}
-		if (strcmp(k, "responder_url") == 0)
-			return err_set(e, E_INVALID_SCHEMA, "responder_url is "
-			    "read-only: it comes from the proxy certificate");
+		if (strcmp(k, "responder_url") == 0 ||
+		    strcmp(k, "responder_urls") == 0)
+			return err_set(e, E_INVALID_SCHEMA, "%s is read-only: "
+			    "it comes from the certificates", k);
 		for (i = 0; i < NINTS; i++)
 			if (strcmp(k, ocsp_ints[i].name) == 0)
 				break;
@@ -609,16 +683,19 @@ api_ocsp_put(struct api_req *r, struct err *e)
 			    ocsp_ints[i].max);
 	}
 	if (json_is_true(json_object_get(b, "ocsp_functionality"))) {
-		if (target_read(r->n, &t, e) == -1)
+		/* Something must name a responder; RS asks it of proxy. */
+		if (api_ocsp_get(r, e) == -1)
 			return -1;
-		rc = t.url == NULL ? err_set(e, E_NO_RESPONDER, "the proxy "
-		    "certificate names no OCSP responder (no OCSP URI in its "
-		    "Authority Information Access): replace it with one "
-		    "that does first") : 0;
-		target_clear(&t);
-		if (rc == -1)
-			return -1;
-		rc = -1;
+		got = json_object_get(r->resp, "responder_urls");
+		json_object_foreach(got, name, v)
+			any |= json_is_string(v);
+		json_decref(r->resp);
+		r->resp = NULL;
+		if (!any)
+			return err_set(e, E_NO_RESPONDER, "the proxy certificate "
+			    "names no OCSP responder (no OCSP URI in its "
+			    "Authority Information Access), nor do api and cm: "
+			    "replace it with one that does first");
 	}
 	if ((doc = settings_read(r->n, &rev, e)) == NULL)
 		return -1;
@@ -631,7 +708,10 @@ api_ocsp_put(struct api_req *r, struct err *e)
 	store_txn_put_json(txn, schema_key(SK_OCSP), doc);
 	/* Off: nothing stapled any more, on every node. */
 	if (!json_is_true(json_object_get(doc, "ocsp_functionality")))
-		store_txn_del(txn, schema_key(SK_OCSP_STAPLE));
+		for (i = 0; i < NCERTS; i++) {
+			char key[SCHEMA_KEY_MAX];
+			store_txn_del(txn, staple_key(ocsp_certs[i], key));
+		}
 	events_txn_add(r->n, txn, "ocsp_settings_changed", "INFO",
 	    json_pack("{s:s, s:O}", "user", r->who, "changes", b));
 	if (store_txn_commit(r->n->store, txn, e) == -1)
@@ -645,18 +725,36 @@ out:
 	return rc;
 }
 
+/* One certificate's status: its answer if it is about the leaf served. */
+static json_t *
+status_of(struct node *n, int id)
+{
+	struct target	 t;
+	json_t		*staple = staple_read(n, id), *state = state_read(n,
+			    id, NULL), *out;
+
+	if (target_read(n, id, &t, NULL) == -1)
+		memset(&t, 0, sizeof(t));
+	out = status_json(staple, state, t.m != NULL ? t.fp : NULL);
+	target_clear(&t);
+	json_decref(staple);
+	json_decref(state);
+	return out;
+}
+
 int
 api_ocsp_status(struct api_req *r, struct err *e)
 {
-	json_t *staple, *state;
+	json_t	*all = json_object();
+	size_t	 i;
 
 	(void)e;
-	staple = schema_get(r->n->store, schema_key(SK_OCSP_STAPLE), NULL,
-	    NULL);
-	state = state_read(r->n, NULL);
-	r->resp = status_json(staple, state);
-	json_decref(staple);
-	json_decref(state);
+	/* RS's object is the proxy certificate's; moat adds every one. */
+	r->resp = status_of(r->n, CERT_PROXY);
+	for (i = 0; i < NCERTS; i++)
+		json_object_set_new(all, cert_services[ocsp_certs[i]].name,
+		    status_of(r->n, ocsp_certs[i]));
+	json_object_set_new(r->resp, "certificates", all);
 	return 0;
 }
 
@@ -665,19 +763,35 @@ api_ocsp_test(struct api_req *r, struct err *e)
 {
 	struct ocsp_settings	 s;
 	struct target		 t;
-	json_t			*set;
+	json_t			*set, *b;
+	json_error_t		 je;
+	const char		*name = cert_services[CERT_PROXY].name;
+	size_t			 i;
+	int			 id = -1;
 
+	/* {"name": "api"}: moat's; RS tests the proxy certificate. */
+	if ((b = api_body(r, 1, e)) == NULL)
+		return -1;
+	if (json_unpack_ex(b, &je, JSON_STRICT, "{s?s}", "name", &name) != 0)
+		return err_set(e, E_INVALID_SCHEMA, "%s; expected nothing or "
+		    "{\"name\": \"proxy\" | \"api\" | \"cm\"}", je.text);
+	for (i = 0; i < NCERTS; i++)
+		if (strcmp(name, cert_services[ocsp_certs[i]].name) == 0)
+			id = ocsp_certs[i];
+	if (id == -1)
+		return err_set(e, E_INVALID_SCHEMA, "name must be proxy, api or "
+		    "cm (the certificates moat staples)");
 	if ((set = settings_read(r->n, NULL, e)) == NULL)
 		return -1;
 	settings_of(set, &s);
 	json_decref(set);
-	if (target_read(r->n, &t, e) == -1)
+	if (target_read(r->n, id, &t, e) == -1)
 		return -1;
 	if (t.url == NULL) {
 		target_clear(&t);
-		return err_set(e, E_NO_RESPONDER, "the proxy certificate names "
-		    "no OCSP responder (no OCSP URI in its Authority "
-		    "Information Access)");
+		return err_set(e, E_NO_RESPONDER, "the %s certificate names no "
+		    "OCSP responder (no OCSP URI in its Authority Information "
+		    "Access)", name);
 	}
 	if (job_start(r->n, r, &t, &s, e) == -1)
 		return -1;
@@ -688,53 +802,43 @@ api_ocsp_test(struct api_req *r, struct err *e)
 
 /* ---- alerts ---- */
 
-int
-ocsp_alert_revoked(struct node *n, time_t *since)
-{
-	struct target	 t;
-	json_t		*staple, *set;
-	int		 on;
-
-	*since = 0;
-	if ((set = settings_read(n, NULL, NULL)) == NULL)
-		return 0;
-	on = json_is_true(json_object_get(set, "ocsp_functionality"));
-	json_decref(set);
-	if (!on || (staple = schema_get(n->store, schema_key(SK_OCSP_STAPLE),
-	    NULL, NULL)) == NULL)
-		return 0;
-	if (target_read(n, &t, NULL) == 0 && json_string_value(
-	    json_object_get(staple, "fingerprint_sha256")) != NULL &&
-	    strcmp(json_string_value(json_object_get(staple,
-	    "fingerprint_sha256")), t.fp) == 0 && json_string_value(
-	    json_object_get(staple, "cert_status")) != NULL &&
-	    strcmp(json_string_value(json_object_get(staple, "cert_status")),
-	    "REVOKED") == 0)
-		*since = time_field(staple, "revocation_time");
-	target_clear(&t);
-	json_decref(staple);
-	return *since > 0 ? 1 : 0;
-}
-
-int
-ocsp_alert_query_failed(struct node *n, time_t *since)
+json_t *
+ocsp_alert_items(struct node *n, int revoked)
 {
 	struct ocsp_settings	 s;
-	json_t			*set, *state;
-	int			 hot;
+	struct target		 t;
+	json_t			*set, *out = json_array(), *doc;
+	size_t			 i;
+	time_t			 since;
 
-	*since = 0;
 	if ((set = settings_read(n, NULL, NULL)) == NULL)
-		return 0;
+		return out;
 	settings_of(set, &s);
 	json_decref(set);
-	if (!s.on)
-		return 0;
-	state = state_read(n, NULL);
-	hot = json_integer_value(json_object_get(state, "tries")) >=
-	    s.max_tries;
-	if (hot)
-		*since = time_field(state, "first_failure");
-	json_decref(state);
-	return hot;
+	for (i = 0; s.on && i < NCERTS; i++) {
+		int id = ocsp_certs[i];
+		since = 0;
+		if (target_read(n, id, &t, NULL) == -1)
+			continue;
+		if (revoked) {
+			doc = staple_read(n, id);
+			if (staple_is_for(doc, t.fp) && json_string_value(
+			    json_object_get(doc, "cert_status")) != NULL &&
+			    strcmp(json_string_value(json_object_get(doc,
+			    "cert_status")), "REVOKED") == 0)
+				since = time_field(doc, "revocation_time");
+		} else {
+			doc = state_read(n, id, NULL);
+			if (staple_is_for(doc, t.fp) && json_integer_value(
+			    json_object_get(doc, "tries")) >= s.max_tries)
+				since = time_field(doc, "first_failure");
+		}
+		json_decref(doc);
+		target_clear(&t);
+		if (since > 0)
+			json_array_append_new(out, json_pack("{s:s, s:I}",
+			    "name", cert_services[id].name, "hot_since",
+			    (json_int_t)since));
+	}
+	return out;
 }

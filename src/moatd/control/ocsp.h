@@ -27,11 +27,9 @@ int	 api_ocsp_test(struct api_req *r, struct err *e);
  * the lease. */
 void	 ocsp_tick(struct node *n);
 
-/* For the alerts: 1 when the staple of the proxy certificate served now
- * says REVOKED (*since: its revocation time), 1 for query_failed when the
- * last recovery_max_tries queries failed (*since: the first failure);
- * else 0. */
-int	 ocsp_alert_revoked(struct node *n, time_t *since);
-int	 ocsp_alert_query_failed(struct node *n, time_t *since);
+/* For the alerts: the certificates whose staple says REVOKED (revoked
+ * set), or whose last recovery_max_tries queries failed, each {name,
+ * hot_since} (the revocation, or the first failure); a new array. */
+json_t	*ocsp_alert_items(struct node *n, int revoked);
 
 #endif
