@@ -94,12 +94,12 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmoat.a $(FLAGS_STAMP)
 FUZZ_NAMES       := x509 cron schema grammar http
 FUZZ_OBJ_x509    :=
 FUZZ_OBJ_cron    := $(BUILD)/src/moatd/control/cron.o
-FUZZ_OBJ_schema  := $(BUILD)/src/moatd/schema.o \
-	$(BUILD)/src/moatd/control/events.o $(BUILD)/src/moatd/control/alerts.o \
-	$(BUILD)/src/moatd/control/nodes.o
-FUZZ_OBJ_grammar := $(filter-out $(BUILD)/src/moatadm/main.o,$(ADM_OBJ))
-FUZZ_OBJ_http    := $(filter-out $(BUILD)/src/moatd/main.o,$(MOATD_OBJ)) \
+# (alerts.o reaches much of moatd through the OCSP alerts: link it all.)
+FUZZ_OBJ_moatd   := $(filter-out $(BUILD)/src/moatd/main.o,$(MOATD_OBJ)) \
 	$(BUILD)/ui_assets.o
+FUZZ_OBJ_schema  := $(FUZZ_OBJ_moatd)
+FUZZ_OBJ_grammar := $(filter-out $(BUILD)/src/moatadm/main.o,$(ADM_OBJ))
+FUZZ_OBJ_http    := $(FUZZ_OBJ_moatd)
 FUZZ_INC         := $(MOATD_INC) -Isrc/moatadm
 FUZZ_REPLAY      := $(FUZZ_NAMES:%=$(BUILD)/fuzz/replay_%)
 FUZZ_SECONDS     ?= 60

@@ -107,15 +107,68 @@ t_cluster_doc(void)
 static void
 t_user_doc(void)
 {
-	struct user_doc	 u = { 7, "a@b.co", "A", "db_viewer", "$argon2id$x" }, v;
-	json_t		*j = user_doc_encode(&u);
+	struct user_doc	 u = { 7, "a@b.co", "A", "db_viewer", "$argon2id$x",
+			    "regular", NULL }, v;
+	struct user_doc	 c = { 8, "c@b.co", "C", "admin", "", "certificate",
+			    "CN=c, O=Example" };
+	json_t		*j = user_doc_encode(&u), *k = user_doc_encode(&c);
 
 	T_CASE("user document round trip");
 	CHECK_INT(user_doc_decode(j, &v), 0);
 	CHECK_INT(v.uid, 7);
 	CHECK_STR(v.role, "db_viewer");
 	CHECK_STR(v.password_hash, "$argon2id$x");
+	CHECK_STR(v.auth_method, "regular");
+	CHECK_INT(user_doc_is_cert(&v), 0);
+	CHECK_INT(v.certificate_subject_line == NULL, 1);
+
+	T_CASE("a certificate user's document round trip");
+	CHECK_INT(user_doc_decode(k, &v), 0);
+	CHECK_INT(user_doc_is_cert(&v), 1);
+	CHECK_STR(v.certificate_subject_line, "CN=c, O=Example");
+
+	T_CASE("a user stored before auth_method has a password");
+	json_object_del(j, "auth_method");
+	CHECK_INT(user_doc_decode(j, &v), 0);
+	CHECK_STR(v.auth_method, "regular");
 	json_decref(j);
+	json_decref(k);
+}
+
+/* Subject lines as operators write them, compared as sets. */
+static void
+t_subject_lines(void)
+{
+	static const struct {
+		const char	*a, *b;
+		int		 eq;
+	} rows[] = {
+		{ "CN=alice, O=Example", "O=Example,CN=alice", 1 },
+		{ "cn=alice,o=Example", "CN=alice, O=Example", 1 },
+		{ "CN=alice, O=Example", "CN=alice, O=example", 0 },
+		{ "CN=alice", "CN=alice, O=Example", 0 },
+		{ "CN=a\\,b, O=x", "O=x, CN=a\\2Cb", 1 },
+		{ "CN=alice+OU=ops", "OU=ops, CN=alice", 1 },
+		{ "emailAddress=a@b, CN=x", "CN=x, E=a@b", 1 },
+	};
+	struct err	e = { 0 };
+	size_t		i;
+
+	T_CASE("subject lines compare as sets of attribute=value pairs");
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		CHECK_INT(tls_subject_line_equal(rows[i].a, rows[i].b),
+		    rows[i].eq);
+	T_CASE("subject lines that do not parse, or name no CN");
+	CHECK_INT(tls_subject_line_check("CN=alice, O=Example", &e), 0);
+	CHECK_INT(tls_subject_line_check("O=Example", &e), -1);
+	CHECK_INT(e.code, E_INVALID_SCHEMA);
+	err_clear(&e);
+	CHECK_INT(tls_subject_line_check("CN=alice, junk", &e), -1);
+	err_clear(&e);
+	CHECK_INT(tls_subject_line_check("CN=", &e), -1);
+	err_clear(&e);
+	CHECK_INT(tls_subject_line_check("", &e), -1);
+	err_clear(&e);
 }
 
 /* RS's uri form, and what must never reach redis.conf or the wire. */
@@ -194,5 +247,6 @@ main(void)
 	t_round_trip_keys();
 	t_cluster_doc();
 	t_user_doc();
+	t_subject_lines();
 	return T_DONE();
 }
