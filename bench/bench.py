@@ -34,7 +34,10 @@ HOST = "127.0.0.1"
 CLIENTS = 50
 
 ALL_TARGETS = ["redis-plain", "redis-tls", "stunnel", "haproxy-1t",
-               "haproxy", "moat"]
+               "haproxy", "moat", "moat-1w"]
+# moat-1w is moatd with --workers 1: how the worker count plays when the
+# clients and the shard share the cores (not in the default run).
+DEFAULT_TARGETS = ALL_TARGETS[:-1]
 REFS = ["haproxy", "haproxy-1t", "redis-tls"]
 
 MOAT_FQDN = "bench.moat.local"
@@ -406,7 +409,7 @@ def shard_conf(d, extra):
         'save ""',
         "appendonly no",
         "dir %s" % d,
-        "maxclients 10000",
+        "maxclients 30000",
         'logfile ""',
     ] + extra
     path = os.path.join(d, "redis.conf")
@@ -537,9 +540,9 @@ class Haproxy(Target):
             if self.nbthread:
                 f.write("    nbthread %d\n" % self.nbthread)
             # haproxy wants 2 fds per connection plus a margin within
-            # RLIMIT_NOFILE; 4000 covers the 1000 idle connections.
-            f.write("    maxconn 4000\n"
-                    "defaults\n    mode tcp\n    maxconn 4000\n"
+            # RLIMIT_NOFILE (main() raises it): the 10k test's.
+            f.write("    maxconn 12000\n"
+                    "defaults\n    mode tcp\n    maxconn 12000\n"
                     "    timeout connect 5s\n    timeout client 300s\n"
                     "    timeout server 300s\n"
                     "frontend fe\n    bind %s:%d ssl crt %s\n"
@@ -601,6 +604,12 @@ def _control(sock, method, url, body=None, auth=False):
 class Moat(Target):
     desc = "moatd's database endpoint (TLS with the cluster proxy cert)"
 
+    def __init__(self, name, env, workers=0):
+        super().__init__(name, env)
+        self.workers = workers
+        if workers:
+            self.desc += ", --workers %d" % workers
+
     def start(self, rep):
         moatd = self.env["args"].moatd
         if not os.access(moatd, os.X_OK):
@@ -613,6 +622,8 @@ class Moat(Target):
         argv = [moatd, "--data-dir", data, "--addr", HOST,
                 "--api-port", str(ports[0]), "--cm-port", str(ports[1]),
                 "--metrics-port", str(ports[2])]
+        if self.workers:
+            argv += ["--workers", str(self.workers)]
         p = PROCS.start(self.name, argv, os.path.join(d, "moatd.log"))
         self.procs.append(p)
         self.proxy_pid = p.pid
@@ -728,17 +739,18 @@ def make_target(name, env):
         "haproxy-1t": lambda: Haproxy(name, env, 1),
         "haproxy": lambda: Haproxy(name, env, 0),
         "moat": lambda: Moat(name, env),
+        "moat-1w": lambda: Moat(name, env, 1),
     }[name]()
 
 
 # ---------------------------------------------------------------------------
 # measurements
 
-def run_benchmark(t, extra, requests, timeout):
+def run_benchmark(t, extra, requests, timeout, clients=CLIENTS):
     """One redis-benchmark run against t.  Returns rows by test name plus
     CPU deltas of the proxy, the shard and the client."""
     argv = ["redis-benchmark", "-h", HOST, "-p", str(t.port),
-            "-c", str(CLIENTS), "--csv", "-q"] + extra
+            "-c", str(clients), "--csv", "-q"] + extra
     if t.tls:
         argv += ["--tls", "--cacert", t.ca]
     c0 = children_cpu()
@@ -761,6 +773,8 @@ def run_benchmark(t, extra, requests, timeout):
         if len(row) >= 5 and row[0] != "test":
             try:
                 rows[row[0]] = {"rps": float(row[1]), "p50": float(row[4])}
+                if len(row) >= 7:
+                    rows[row[0]]["p99"] = float(row[6])
             except ValueError:
                 pass
     if r.returncode != 0 or not rows:
@@ -865,9 +879,71 @@ def m_idle(t, a):
     return out
 
 
+# The 10,000-connection row: targets that hold a connection in a thread
+# each (stunnel) would need 10,000 threads; they sit it out.
+C10K_ACTIVE = 100
+C10K_SKIP = ("stunnel", "redis-plain")
+
+
+def m_c10k(t, a):
+    """a.n_c10k TLS connections that completed a handshake and one PING
+    and then stay idle, while C10K_ACTIVE more run -P 1: the proxy's RSS
+    per connection, the active clients' p50/p99, and how long opening the
+    idle ones took (one client, one after another: mostly the client's
+    handshake CPU, compared within the run)."""
+    if t.name in C10K_SKIP:
+        raise Skip("one thread per connection" if t.name == "stunnel"
+                   else "plaintext")
+    n = a.n_c10k
+    ctx = t.ctx()
+    time.sleep(0.5)
+    before = proc_status(t.proxy_pid, "VmRSS")
+    c0 = cpu_seconds(t.proxy_pid)
+    socks, failed = [], 0
+    w0 = time.time()
+    try:
+        for _ in range(n):
+            try:
+                socks.append(pinged_socket(t.port, ctx, 10))
+            except (OSError, ssl.SSLError):
+                failed += 1
+                if failed > n // 100:
+                    raise RuntimeError("%d of the first %d connections "
+                                       "failed" % (failed, len(socks) +
+                                                   failed))
+        opened = time.time() - w0
+        c1 = cpu_seconds(t.proxy_pid)
+        time.sleep(1.0)
+        after = proc_status(t.proxy_pid, "VmRSS")
+        res = run_benchmark(t, ["-P", "1", "-t", "get", "-n",
+                                str(a.n_c10k_req)], a.n_c10k_req,
+                            timeout=60 + a.n_c10k_req // 1000,
+                            clients=C10K_ACTIVE)
+        for s in socks[::97]:    # the idle ones are still served
+            s.sendall(b"PING\r\n")
+            if not s.recv(64).startswith(b"+PONG"):
+                raise RuntimeError("an idle connection did not answer")
+    finally:
+        for s in socks:
+            try:
+                s.close()
+            except OSError:
+                pass
+    row = res["rows"].get("GET")
+    if row is None:
+        raise RuntimeError("no GET row")
+    out = {"kib": (after - before) / len(socks), "open_s": opened,
+           "accept_us": (c1 - c0) * 1e6 / len(socks), "open": len(socks),
+           "ops": row["rps"], "p50": row["p50"], "p99": row.get("p99")}
+    if failed:
+        out["failed"] = failed
+    return out
+
+
 TESTS = [
     # name, function, what — the idle test runs first, on fresh processes
     ("idle", m_idle, "idle TLS connections"),
+    ("c10k", m_c10k, "10,000 TLS connections"),
     ("p1", m_p1, "-P 1"),
     ("p16", m_p16, "-P 16"),
     ("d1k", m_d1k, "-d 1024"),
@@ -883,6 +959,11 @@ ROWS = [
     ("proxy CPU µs/request (P1)", "p1", "proxy_us", "f1", False),
     ("proxy CPU µs/new connection", "conn", "proxy_us", "int", False),
     ("idle KiB/conn (proxy RSS)", "idle", "kib", "f1", False),
+    ("10k conns: KiB/conn (proxy RSS)", "c10k", "kib", "f1", False),
+    ("10k conns: p99 ms of 100 active (-P 1)", "c10k", "p99", "f3", False),
+    ("10k conns: s to open 9,900", "c10k", "open_s", "f1", False),
+    ("10k conns: proxy CPU µs/accepted conn", "c10k", "accept_us", "int",
+     False),
 ]
 CONTEXT_ROWS = [
     ("P1 p50 latency ms", "p1", "p50", "f3"),
@@ -896,6 +977,8 @@ CONTEXT_ROWS = [
     ("shard CPU µs/new connection", "conn", "shard_us", "int"),
     ("proxy RSS before idle test KiB", "idle", "rss_before", "int"),
     ("proxy threads with idle conns", "idle", "threads", "int"),
+    ("10k conns: ops/s of 100 active (-P 1 GET)", "c10k", "ops", "int"),
+    ("10k conns: p50 ms of 100 active", "c10k", "p50", "f3"),
 ]
 
 
@@ -1122,7 +1205,7 @@ def main():
                     help="repetitions (default 3, --quick: 1)")
     ap.add_argument("--quick", action="store_true",
                     help="fast smoke run: 1 rep, small N")
-    ap.add_argument("--targets", default=",".join(ALL_TARGETS),
+    ap.add_argument("--targets", default=",".join(DEFAULT_TARGETS),
                     help="comma-separated subset of " + ",".join(ALL_TARGETS))
     ap.add_argument("--tests", default=",".join(t[0] for t in TESTS),
                     help="comma-separated subset of "
@@ -1132,6 +1215,10 @@ def main():
     ap.add_argument("--n-d1k", type=int, help="-n for d1024 (100000)")
     ap.add_argument("--n-conn", type=int, help="-n for -k 0 (4000)")
     ap.add_argument("--n-idle", type=int, help="idle connections (1000)")
+    ap.add_argument("--n-c10k", type=int,
+                    help="idle connections of the 10k test (9900)")
+    ap.add_argument("--n-c10k-req", type=int,
+                    help="-n of the 10k test's active clients (200000)")
     ap.add_argument("--moatd", default=os.path.join(REPO, "build", "moatd"))
     ap.add_argument("--out", default=os.path.join(HERE, "results"),
                     help="directory for <timestamp>.md and .json")
@@ -1145,7 +1232,8 @@ def main():
     q = args.quick
     defaults = {"reps": (1, 3), "n_p1": (20000, 200000),
                 "n_p16": (200000, 1000000), "n_d1k": (20000, 100000),
-                "n_conn": (500, 4000), "n_idle": (200, 1000)}
+                "n_conn": (500, 4000), "n_idle": (200, 1000),
+                "n_c10k": (1000, 9900), "n_c10k_req": (20000, 200000)}
     for k, (quick, full) in defaults.items():
         if getattr(args, k) is None:
             setattr(args, k, quick if q else full)
@@ -1163,11 +1251,18 @@ def main():
         if shutil.which(tool) is None:
             sys.exit("bench: %s not found; run bench/deps" % tool)
 
-    # 1000 idle sockets here plus as many in every server, which inherit it.
+    # The idle sockets here plus twice as many in every proxy (client and
+    # shard side), which inherit the limit; root may raise the hard one.
+    need = 2 * max(args.n_idle, args.n_c10k + C10K_ACTIVE) + 1000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < need:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (need, need))
+        except (ValueError, OSError):
+            pass
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or hard > soft:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    need = 2 * args.n_idle + 200
     if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < need:
         sys.exit("bench: RLIMIT_NOFILE %d < %d needed for %d idle "
                  "connections" % (resource.getrlimit(
@@ -1227,6 +1322,10 @@ def main():
                 for t in order:
                     try:
                         m = fn(t, args)
+                    except Skip as e:        # the test does not apply
+                        log("   %-11s %-5s not measured: %s"
+                            % (t.name, tname, e))
+                        continue
                     except Exception as e:   # one failure ≠ the whole run
                         msg = "rep %d %s %s: %s" % (rep + 1, t.name, tname,
                                                      e)

@@ -3,6 +3,7 @@
  */
 #include <getopt.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +168,25 @@ listener_ctx(struct node *n, int id, struct err *e)
 	return bootstrap_ctx(n->cfg.addr, e);
 }
 
+/*
+ * Every client connection to a database takes two descriptors here (the
+ * client's and the shard's): the soft open files limit (1024 by default
+ * on Debian) would stop moatd at a few hundred clients.  Take what the
+ * hard limit allows, as servers do.
+ */
+static void
+nofile_raise(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		log_warn("cannot raise the open files limit: %s",
+		    strerror(errno));
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -241,6 +261,7 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	nofile_raise();
 	evthread_use_pthreads();
 	if ((base = event_base_new()) == NULL)
 		return 1;

@@ -262,6 +262,10 @@ shard_write_conf(struct shard *sh, struct err *e)
 	    "protected-mode no\n"
 	    "maxmemory %lld\n"
 	    "maxmemory-policy noeviction\n"
+	    /* One shard connection per client connection: as many as the
+	     * proxy can hold (redis lowers it to what its own open files
+	     * limit allows, and says so in its log). */
+	    "maxclients 100000\n"
 	    "appendonly %s\n"
 	    "appendfsync everysec\n"
 	    "save \"%s\"\n"
