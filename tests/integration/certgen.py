@@ -348,3 +348,69 @@ def key_description(cert):
 def escape_newlines(text):
     """What `sed -z 's/\\n/\\\\n/g'` does: every newline becomes backslash-n."""
     return text.replace("\n", "\\n")
+
+
+def make_client(ca, cn, o=None, ous=(), l=None, st=None, c=None, sans=(),
+                expired=False):
+    """A client certificate (EKU clientAuth) from ca with exactly this
+    subject (make_leaf sets only CN and a fixed O); sans: DNS names."""
+    attrs = []
+    if c is not None:
+        attrs.append(x509.NameAttribute(NameOID.COUNTRY_NAME, c))
+    if st is not None:
+        attrs.append(x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, st))
+    if l is not None:
+        attrs.append(x509.NameAttribute(NameOID.LOCALITY_NAME, l))
+    if o is not None:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, o))
+    for ou in ous:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou))
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    key = make_key("ec256")
+    now = utcnow()
+    if expired:
+        nb, na = now - datetime.timedelta(days=30), \
+            now - datetime.timedelta(days=1)
+    else:
+        nb, na = now - datetime.timedelta(minutes=5), \
+            now + datetime.timedelta(days=30)
+    b = (x509.CertificateBuilder()
+         .subject_name(x509.Name(attrs))
+         .issuer_name(ca.cert.subject)
+         .public_key(key.public_key())
+         .serial_number(x509.random_serial_number())
+         .not_valid_before(nb)
+         .not_valid_after(na)
+         .add_extension(x509.BasicConstraints(ca=False, path_length=None),
+                        critical=True)
+         .add_extension(x509.ExtendedKeyUsage([CLIENT_AUTH]),
+                        critical=False)
+         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+             ca.key.public_key()), critical=False))
+    if sans:
+        b = b.add_extension(x509.SubjectAlternativeName(
+            [x509.DNSName(s) for s in sans]), critical=False)
+    cert = b.sign(ca.key, hashes.SHA256())
+    return Issued(cert, key, ca)
+
+
+def make_crl(ca, revoked=()):
+    """PEM of a CRL signed by ca revoking the certificates `revoked`."""
+    now = utcnow()
+    b = (x509.CertificateRevocationListBuilder()
+         .issuer_name(ca.cert.subject)
+         .last_update(now - datetime.timedelta(minutes=5))
+         .next_update(now + datetime.timedelta(days=7))
+         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+             ca.key.public_key()), critical=False)
+         .add_extension(x509.CRLNumber(1), critical=False))
+    for leaf in revoked:
+        b = b.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(leaf.cert.serial_number)
+            .revocation_date(now - datetime.timedelta(minutes=1))
+            .build())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        crl = b.sign(ca.key, hashes.SHA256())
+    return crl.public_bytes(serialization.Encoding.PEM).decode()

@@ -11,15 +11,9 @@ connections keep going.  Refused clients are logged and counted as
 client_cert_refused.  Bad bodies get their error and change nothing.
 """
 
-import datetime
 import os
 import re
 import ssl
-import warnings
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import NameOID
 
 import certgen
 from moatlib import (FQDN, assert_error, bdb_get, https_request, make_bdb,
@@ -37,63 +31,9 @@ RULE_FIELDS = ("enforce_client_authentication",
 
 # -- certificates and CRLs ----------------------------------------------------
 
-def issue(ca, cn, o=None, ous=(), l=None, st=None, c=None, sans=()):
-    """A client certificate from ca with exactly this subject (certgen's
-    make_leaf only sets CN and O)."""
-    attrs = []
-    if c is not None:
-        attrs.append(x509.NameAttribute(NameOID.COUNTRY_NAME, c))
-    if st is not None:
-        attrs.append(x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, st))
-    if l is not None:
-        attrs.append(x509.NameAttribute(NameOID.LOCALITY_NAME, l))
-    if o is not None:
-        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, o))
-    for ou in ous:
-        attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou))
-    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
-    key = certgen.make_key("ec256")
-    now = certgen.utcnow()
-    b = (x509.CertificateBuilder()
-         .subject_name(x509.Name(attrs))
-         .issuer_name(ca.cert.subject)
-         .public_key(key.public_key())
-         .serial_number(x509.random_serial_number())
-         .not_valid_before(now - datetime.timedelta(minutes=5))
-         .not_valid_after(now + datetime.timedelta(days=30))
-         .add_extension(x509.BasicConstraints(ca=False, path_length=None),
-                        critical=True)
-         .add_extension(x509.ExtendedKeyUsage([certgen.CLIENT_AUTH]),
-                        critical=False)
-         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-             ca.key.public_key()), critical=False))
-    if sans:
-        b = b.add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName(s) for s in sans]), critical=False)
-    cert = b.sign(ca.key, hashes.SHA256())
-    return certgen.Issued(cert, key, ca)
-
-
-def make_crl(ca, revoked=()):
-    """PEM of a CRL signed by ca revoking the certificates `revoked`."""
-    now = certgen.utcnow()
-    b = (x509.CertificateRevocationListBuilder()
-         .issuer_name(ca.cert.subject)
-         .last_update(now - datetime.timedelta(minutes=5))
-         .next_update(now + datetime.timedelta(days=7))
-         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-             ca.key.public_key()), critical=False)
-         .add_extension(x509.CRLNumber(1), critical=False))
-    for leaf in revoked:
-        b = b.add_revoked_certificate(
-            x509.RevokedCertificateBuilder()
-            .serial_number(leaf.cert.serial_number)
-            .revocation_date(now - datetime.timedelta(minutes=1))
-            .build())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        crl = b.sign(ca.key, hashes.SHA256())
-    return crl.public_bytes(serialization.Encoding.PEM).decode()
+# Client certificates and CRLs: certgen's.
+issue = certgen.make_client
+make_crl = certgen.make_crl
 
 
 # -- clients ------------------------------------------------------------------

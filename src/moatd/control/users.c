@@ -596,6 +596,23 @@ pw_verify_done(void *arg)
 	pw_job_free(j);
 }
 
+/* 1 (E_RATE_LIMITED, *retry_after set) while peer is held back after
+ * failed sign-ins; else 0 and *retry_after is 0. */
+static int
+addr_blocked(const char *peer, int *retry_after, struct err *e)
+{
+	struct fail_entry	*fe;
+	time_t			 now = time(NULL);
+
+	*retry_after = 0;
+	if ((fe = fail_entry_of(peer, 0)) == NULL || fe->blocked_until <= now)
+		return 0;
+	*retry_after = (int)(fe->blocked_until - now);
+	err_set(e, E_RATE_LIMITED, "too many failed sign-ins from %s; retry "
+	    "in %d s", peer, *retry_after);
+	return 1;
+}
+
 int
 users_basic_decode(const char *authz, char *raw, size_t len,
     const char **password, struct err *e)
@@ -634,16 +651,9 @@ users_authenticate(struct node *n, const char *authz, const char *peer,
 	char		 raw[1024];
 	const char	*password;
 	int		 rc;
-	struct fail_entry *fe;
-	time_t		 now = time(NULL);
 
-	*retry_after = 0;
-	if ((fe = fail_entry_of(peer, 0)) != NULL &&
-	    fe->blocked_until > now) {
-		*retry_after = (int)(fe->blocked_until - now);
-		return err_set(e, E_RATE_LIMITED, "too many failed sign-ins from "
-		    "%s; retry in %d s", peer, *retry_after);
-	}
+	if (addr_blocked(peer, retry_after, e))
+		return -1;
 	if (users_basic_decode(authz, raw, sizeof(raw), &password, e) == -1) {
 		/* No header at all is no failure: the client asks first. */
 		if (authz != NULL && strncasecmp(authz, "Basic ", 6) == 0)
@@ -678,16 +688,9 @@ users_sign_in(struct node *n, const char *email, const char *password,
 	struct pw_job	*j = NULL;
 	size_t		 i;
 	int		 slot, rc = -1;
-	struct fail_entry *fe;
-	time_t		 now = time(NULL);
 
-	*retry_after = 0;
-	if ((fe = fail_entry_of(peer, 0)) != NULL &&
-	    fe->blocked_until > now) {
-		*retry_after = (int)(fe->blocked_until - now);
-		return err_set(e, E_RATE_LIMITED, "too many failed sign-ins from "
-		    "%s; retry in %d s", peer, *retry_after);
-	}
+	if (addr_blocked(peer, retry_after, e))
+		return -1;
 	if ((*retry_after = lock_left(email)) > 0)
 		return err_set(e, E_RATE_LIMITED, "too many failed sign-ins for "
 		    "this user; retry in %d minutes (or have an admin set a new "
@@ -979,10 +982,11 @@ users_get_json(struct node *n, int uid, struct err *e)
  * Add to t a compare on every admin but uid, at the revision read: the
  * decision "another admin remains" holds at commit time or the commit
  * fails (two admins demoting each other through two nodes at once).
- * Returns how many admins besides uid there are.
+ * Returns how many admins besides uid there are (cert_only: that sign
+ * in with a certificate).
  */
 static int
-users_cmp_other_admins(struct store_txn *t, json_t *docs, int uid)
+users_cmp_admins(struct store_txn *t, json_t *docs, int uid, int cert_only)
 {
 	struct user_doc	 u;
 	char		 key[SCHEMA_KEY_MAX];
@@ -992,7 +996,8 @@ users_cmp_other_admins(struct store_txn *t, json_t *docs, int uid)
 
 	json_array_foreach(docs, i, d) {
 		if (user_doc_decode(d, &u) == -1 || u.uid == uid ||
-		    strcmp(u.role, "admin") != 0)
+		    strcmp(u.role, "admin") != 0 ||
+		    (cert_only && !user_doc_is_cert(&u)))
 			continue;
 		store_txn_cmp(t, schema_key_of(SK_USER, u.uid, key),
 		    json_integer_value(json_object_get(d, "_rev")));
@@ -1182,7 +1187,7 @@ users_keep_an_admin(struct node *n, json_t *docs, const struct user_doc *u,
     int losing, struct store_txn *t, struct err *e)
 {
 	if (strcmp(u->role, "admin") == 0 && losing &&
-	    users_cmp_other_admins(t, docs, u->uid) == 0)
+	    users_cmp_admins(t, docs, u->uid, 0) == 0)
 		return err_set(e, E_LAST_ADMIN, "user %d is the last admin; "
 		    "make another user an admin first", u->uid);
 	/* Without passwords, the certificate admins are the only way in. */
@@ -1194,21 +1199,7 @@ users_keep_an_admin(struct node *n, json_t *docs, const struct user_doc *u,
 int
 users_cmp_cert_admins(struct store_txn *t, json_t *docs, int uid)
 {
-	struct user_doc	 u;
-	char		 key[SCHEMA_KEY_MAX];
-	size_t		 i;
-	json_t		*d;
-	int		 c = 0;
-
-	json_array_foreach(docs, i, d) {
-		if (user_doc_decode(d, &u) == -1 || u.uid == uid ||
-		    strcmp(u.role, "admin") != 0 || !user_doc_is_cert(&u))
-			continue;
-		store_txn_cmp(t, schema_key_of(SK_USER, u.uid, key),
-		    json_integer_value(json_object_get(d, "_rev")));
-		c++;
-	}
-	return c;
+	return users_cmp_admins(t, docs, uid, 1);
 }
 
 struct users_update_arg {
