@@ -84,8 +84,13 @@ cert_id(const struct x509_material *m, const char *issuers_pem,
 		    "OCSP needs it");
 		return NULL;
 	}
-	if ((id = OCSP_cert_to_id(NULL, m->leaf, *issuer)) == NULL)
+	if ((id = OCSP_cert_to_id(NULL, m->leaf, *issuer)) == NULL) {
 		err_set(e, E_INTERNAL, "cannot make an OCSP certificate id");
+		if (*owned)
+			X509_free(*issuer);
+		*owned = 0;
+		*issuer = NULL;
+	}
 	return id;
 }
 

@@ -29,10 +29,6 @@ struct tlsctx {
 	char		*pin;		/* pinned leaf: its SHA-256 fingerprint */
 	char		*verify_name;	/* CA form: the name checked */
 	char		*sni;
-	/* Data contexts: the OCSP staple (owned) and until when. */
-	unsigned char	*ocsp;
-	size_t		 ocsp_len;
-	time_t		 ocsp_until;
 	/* Data contexts: who may connect (owned copies). */
 	enum tls_subject_check	 subject_check;
 	struct tls_subject	*subjects;
@@ -288,37 +284,81 @@ fail:
 	return NULL;
 }
 
+/*
+ * The staple belongs to the SSL_CTX (ex_data, freed with it), not to the
+ * tlsctx: a connection accepted before a context swap keeps its SSL_CTX
+ * alive, but the tlsctx around it may be gone by the time its
+ * ClientHello asks for the status (the API port waits for it).
+ */
+struct staple {
+	unsigned char	*der;
+	size_t		 len;
+	time_t		 until;
+};
+
+static int	staple_idx = -1;
+
+static void
+staple_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+    void *argp)
+{
+	struct staple *st = ptr;
+
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	if (st != NULL)
+		free(st->der);
+	free(st);
+}
+
 /* A client asked for the certificate's status: the staple, while it is
  * current (an expired one would make a strict client refuse). */
 static int
 tlsctx_status_cb(SSL *ssl, void *arg)
 {
-	const struct tlsctx	*c = arg;
+	const struct staple	*st = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl),
+				    staple_idx);
 	unsigned char		*p;
 
-	if (c->ocsp == NULL || time(NULL) >= c->ocsp_until ||
-	    (p = OPENSSL_memdup(c->ocsp, c->ocsp_len)) == NULL)
+	(void)arg;
+	if (st == NULL || time(NULL) >= st->until ||
+	    (p = OPENSSL_memdup(st->der, st->len)) == NULL)
 		return SSL_TLSEXT_ERR_NOACK;
-	if (SSL_set_tlsext_status_ocsp_resp(ssl, p, (long)c->ocsp_len) != 1) {
+	if (SSL_set_tlsext_status_ocsp_resp(ssl, p, (long)st->len) != 1) {
 		OPENSSL_free(p);
 		return SSL_TLSEXT_ERR_NOACK;
 	}
 	return SSL_TLSEXT_ERR_OK;
 }
 
-/* Staple st (copied) to c's handshakes; 0/-1 (out of memory). */
+/* Staple st (copied) to c's handshakes; 0/-1 (out of memory).  Contexts
+ * are built on the control thread only, so the index is made once. */
 static int
-tlsctx_set_staple(struct tlsctx *c, const struct tls_staple *st)
+tlsctx_set_staple(struct tlsctx *c, const struct tls_staple *in)
 {
-	if (st == NULL || st->der == NULL || st->len == 0)
+	struct staple *st;
+
+	if (in == NULL || in->der == NULL || in->len == 0)
 		return 0;
-	if ((c->ocsp = malloc(st->len)) == NULL)
+	if (staple_idx == -1 && (staple_idx = SSL_CTX_get_ex_new_index(0,
+	    NULL, NULL, NULL, staple_free)) == -1)
 		return -1;
-	memcpy(c->ocsp, st->der, st->len);
-	c->ocsp_len = st->len;
-	c->ocsp_until = st->until;
+	if ((st = calloc(1, sizeof(*st))) == NULL ||
+	    (st->der = malloc(in->len)) == NULL) {
+		free(st);
+		return -1;
+	}
+	memcpy(st->der, in->der, in->len);
+	st->len = in->len;
+	st->until = in->until;
+	if (SSL_CTX_set_ex_data(c->ctx, staple_idx, st) != 1) {
+		staple_free(NULL, st, NULL, 0, 0, NULL);
+		return -1;
+	}
 	SSL_CTX_set_tlsext_status_cb(c->ctx, tlsctx_status_cb);
-	SSL_CTX_set_tlsext_status_arg(c->ctx, c);
 	return 0;
 }
 
@@ -362,8 +402,14 @@ tlsctx_control_new(const struct x509_material *m, const struct tls_policy *p,
 		return NULL;
 	}
 	SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, tlsctx_accept_any_cb);
-	/* Resuming a session that asked for a certificate needs an id
-	 * context, or OpenSSL refuses the resumption outright. */
+	/* No resumption: a resumed session keeps the client's leaf but not
+	 * its chain, and each request verifies the chain (a certificate
+	 * from an intermediate CA would be refused on every resumed
+	 * connection).  A full handshake per connection is cheap on a
+	 * control port. */
+	SSL_CTX_set_session_cache_mode(c->ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_options(c->ctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_num_tickets(c->ctx, 0);
 	SSL_CTX_set_session_id_context(c->ctx, (const unsigned char *)"moat-ctl",
 	    8);
 	return c;
@@ -390,7 +436,6 @@ tlsctx_unref(struct tlsctx *c)
 		return;
 	SSL_CTX_free(c->ctx);
 	tlsctx_subjects_free(c);
-	free(c->ocsp);
 	free(c->label);
 	free(c->pin);
 	free(c->verify_name);

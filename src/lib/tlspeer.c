@@ -61,14 +61,29 @@ hexval(int c)
 	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* Trim spaces at both ends of [*s, *end). */
+/* 1 when the character at p (within [start, p]) is escaped: an odd run
+ * of backslashes right before it. */
+static int
+escaped(const char *start, const char *p)
+{
+	int n = 0;
+
+	while (p > start && p[-1] == '\\') {
+		n++;
+		p--;
+	}
+	return n % 2 == 1;
+}
+
+/* Trim spaces at both ends of [*s, *end); an escaped space stays. */
 static void
 trim(const char **s, const char **end)
 {
+	const char *start = *s;
+
 	while (*s < *end && **s == ' ')
 		(*s)++;
-	while (*end > *s && (*end)[-1] == ' ' && ((*end) - 1 == *s ||
-	    (*end)[-2] != '\\'))
+	while (*end > *s && (*end)[-1] == ' ' && !escaped(start, *end - 1))
 		(*end)--;
 }
 
@@ -155,9 +170,13 @@ line_parse(const char *line, struct line_pair *pairs, const char **why)
 	}
 	for (p = line;; p++) {
 		/* Commas and '+' (a multi-valued RDN) separate, unless
-		 * escaped. */
-		if (*p != '\0' && !((*p == ',' || *p == '+' || *p == ';') &&
-		    (p == line || p[-1] != '\\')))
+		 * escaped; a backslash escapes the character after it, even
+		 * another backslash. */
+		if (*p == '\\' && p[1] != '\0') {
+			p++;
+			continue;
+		}
+		if (*p != '\0' && *p != ',' && *p != '+' && *p != ';')
 			continue;
 		if (n == LINE_MAX_PAIRS) {
 			*why = "it has more than 32 elements";
@@ -329,10 +348,16 @@ tls_peer_verify(SSL *ssl, const struct tls_peer_rules *r, char *subject,
 	}
 	if ((bio = BIO_new(BIO_s_mem())) == NULL ||
 	    X509_NAME_print_ex(bio, X509_get_subject_name(leaf), 0,
-	    XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) < 0 ||
-	    (n = BIO_read(bio, subject, (int)len - 1)) < 0) {
+	    XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) < 0) {
 		err_set(e, E_INTERNAL, "cannot print the certificate's "
 		    "subject");
+		goto out;
+	}
+	/* Never cut short: a prefix of a subject could be another user's. */
+	if ((size_t)BIO_pending(bio) >= len ||
+	    (n = BIO_read(bio, subject, (int)len - 1)) < 0) {
+		err_set(e, E_UNAUTHORIZED, "the client certificate is "
+		    "refused: its subject is longer than %zu bytes", len - 1);
 		goto out;
 	}
 	subject[n] = '\0';

@@ -75,13 +75,13 @@ char	*x509_chain_complete(const char *cert_pem, const char *pool_pem,
 char	*x509_bundle_find(const char *bundle, const char *fingerprint);
 /*
  * A bundle of CA certificates that client certificates must chain to
- * (the API's mtls_trusted_ca): 1 to 16, each a CA within its dates, no
- * key.  *out gets them re-encoded (caller frees), *desc a description
- * of each (caller owns).  E_INVALID_PEM, E_INVALID_CERTIFICATE,
- * E_EXPIRED.
+ * (the API's mtls_trusted_ca): 1 to 16, each a CA (within its dates
+ * with check_dates), no key.  *out gets them re-encoded (caller frees),
+ * *desc a description of each (caller owns).  E_INVALID_PEM,
+ * E_INVALID_CERTIFICATE, E_EXPIRED.
  */
-int	 x509_ca_bundle_check(const char *pem, char **out, json_t **desc,
-	    struct err *e);
+int	 x509_ca_bundle_check(const char *pem, int check_dates, char **out,
+	    json_t **desc, struct err *e);
 /* Number of certificates (leaf included). */
 int	 x509_material_chain_len(const struct x509_material *m);
 /* The leaf's notAfter and notBefore as Unix times (0: unreadable). */

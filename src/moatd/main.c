@@ -1,6 +1,7 @@
 /*
  * main.c — moatd: one per node.  Options, listeners, signals.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <sodium.h>
@@ -262,6 +264,9 @@ main(int argc, char *argv[])
 	}
 	signal(SIGPIPE, SIG_IGN);
 	nofile_raise();
+	/* Before any thread: the work pool's OCSP queries and the etcd
+	 * store both use libcurl. */
+	curl_global_init(CURL_GLOBAL_DEFAULT);
 	evthread_use_pthreads();
 	if ((base = event_base_new()) == NULL)
 		return 1;

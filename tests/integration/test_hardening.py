@@ -643,3 +643,14 @@ def test_user_name_cannot_forge_log_lines(node):
     assert ev, events(n, "failed_sign_in")
     for e in ev:
         assert all(0x20 <= ord(c) < 0x7f for c in e["user"]), e
+
+
+def test_an_error_about_cut_unicode_still_answers_json(node):
+    """An error message that quotes a client's text cut at a fixed length
+    may end inside a UTF-8 character: the answer is still JSON with an
+    error_code and a description (the bytes it cannot carry are '?')."""
+    n = node
+    field = "a" * 63 + "\u00e9\u00e9"
+    r = n.https("PUT", "/v1/ocsp", {field: 1})
+    body = assert_error(r, 400, "invalid_schema")
+    assert body["description"].startswith("unknown field"), body

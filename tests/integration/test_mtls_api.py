@@ -980,3 +980,44 @@ def test_no_private_key_in_any_answer(node):
                 keys.append(f.read())
     assert_no_private_key(*texts, keys=keys)
     assert_no_private_key(n.log, keys=keys)
+
+
+# -- found by review ------------------------------------------------------------
+
+def test_long_subjects_are_never_cut(node):
+    """A subject of several hundred bytes signs in whole; one longer than
+    moatd reads is refused, never matched by a prefix (a cut subject
+    could be another user's line)."""
+    n = node
+    s = Setup(n)
+    ous = tuple("unit-%02d-%s" % (i, "x" * 40) for i in range(12))
+    long_ok = issue(s.ca, "dora", o="Example", ous=ous)
+    line = "CN=dora, O=Example, " + ", ".join("OU=" + o for o in ous)
+    assert len(line) > 600
+    add_cert_user(n, "dora@example.com", line)
+    ok(api(n, "GET", "/v1/cluster", write_pair(n, long_ok, "dora")),
+       "a 600-byte subject")
+    # Over 1100 bytes printed: refused, whatever users there are.
+    huge = issue(s.ca, "eve", o="Example",
+                 ous=tuple("u%02d-%s" % (i, "y" * 60) for i in range(20)))
+    refused(api(n, "GET", "/v1/cluster", write_pair(n, huge, "eve")),
+            "longer than", "a subject longer than moatd reads")
+
+
+def test_an_expired_trusted_ca_is_still_described(node):
+    """GET describes the stored bundle even after a CA in it expired (it
+    was valid when set): the operator sees what is there and why
+    sign-in stopped."""
+    dt = datetime
+    n = node
+    now = certgen.utcnow()
+    ca = certgen.make_ca("soon expired CA", not_before=now -
+                         dt.timedelta(days=1), not_after=now +
+                         dt.timedelta(seconds=3))
+    set_ca(n, ca.cert_pem)
+    assert wait_for(lambda: certgen.utcnow() > now + dt.timedelta(seconds=4),
+                    10, 0.2)
+    d = ok(n.https("GET", "/v1/cluster/certificates/mtls_trusted_ca"),
+           "describe")
+    assert len(d["certificates"]) == 1, d
+    assert "soon expired CA" in d["certificates"][0]["subject"], d

@@ -150,6 +150,10 @@ t_subject_lines(void)
 		{ "CN=a\\,b, O=x", "O=x, CN=a\\2Cb", 1 },
 		{ "CN=alice+OU=ops", "OU=ops, CN=alice", 1 },
 		{ "emailAddress=a@b, CN=x", "CN=x, E=a@b", 1 },
+		/* CN "x\" and O "Corp" is not CN "x\,O=Corp": an escaped
+		 * backslash does not escape the comma after it. */
+		{ "CN=x\\\\,O=Corp", "CN=x\\,O=Corp", 0 },
+		{ "CN=x\\\\,O=Corp", "O=Corp, CN=x\\5C", 1 },
 	};
 	struct err	e = { 0 };
 	size_t		i;

@@ -379,6 +379,8 @@ apply_snapshot(struct node *n, const struct snapshot *snap,
 	int			 i, ctl, data, raised_ctl, raised_data;
 	int			 first = !ap->have_cluster, proxy_changed = 0;
 	int			 syncer_changed = 0, mtls_changed = 0;
+	int			 mtls_failed = 0;
+	char			*prev_ask = NULL;
 
 	memset(res, 0, sizeof(*res));
 	if ((doc = snap_json(snap, schema_key(SK_CLUSTER), &prev)) == NULL)
@@ -394,7 +396,9 @@ apply_snapshot(struct node *n, const struct snapshot *snap,
 		 * the API and UI contexts ask anew. */
 		const char *ask = schema_mtls_ask_pem(doc);
 		if (str_differs(ask, ap->mtls_ask)) {
-			free(ap->mtls_ask);
+			/* The old one comes back if a context cannot be
+			 * built, so that the next run tries again. */
+			prev_ask = ap->mtls_ask;
 			ap->mtls_ask = ask != NULL ? strdup(ask) : NULL;
 			mtls_changed = 1;
 		}
@@ -428,6 +432,8 @@ apply_snapshot(struct node *n, const struct snapshot *snap,
 			ap->staple_rev[i] = srev;
 		if (rc == -1)
 			res->failed = 1;
+		if (rc == -1 && (i == CERT_API || i == CERT_CM))
+			mtls_failed = 1;
 		if (rc > 0) {
 			res->any_cert = 1;
 			if (i == CERT_PROXY)
@@ -436,6 +442,11 @@ apply_snapshot(struct node *n, const struct snapshot *snap,
 				syncer_changed = 1;
 		}
 	}
+	if (mtls_changed && mtls_failed) {
+		free(ap->mtls_ask);
+		ap->mtls_ask = prev_ask;
+	} else
+		free(prev_ask);
 	{
 		const struct store_kv *ca = snap_find(snap, schema_key(SK_CA));
 		/* A CA rollover changes ca.pem with no certificate change. */

@@ -170,6 +170,18 @@ api_send_error(struct api_req *r, struct err *e, json_t *extra)
 	status = err_http_status(e->code);
 	body = json_pack("{s:s, s:s}", "error_code", err_name(e->code),
 	    "description", err_msg(e));
+	if (body == NULL) {
+		/* A description cut inside a UTF-8 character (a %.64s of
+		 * what a client sent) is no JSON string: say it in ASCII
+		 * rather than send nothing. */
+		char *m = strdup(err_msg(e)), *p;
+		for (p = m; p != NULL && *p != '\0'; p++)
+			if ((unsigned char)*p >= 0x80)
+				*p = '?';
+		body = json_pack("{s:s, s:s}", "error_code", err_name(e->code),
+		    "description", m != NULL ? m : "(out of memory)");
+		free(m);
+	}
 	if (extra != NULL && body != NULL)
 		json_object_update_missing(body, extra);
 	/* Not on the UI's port: a browser would pop up its own password

@@ -163,7 +163,7 @@ mtls_authenticate(struct node *n, struct https *h, struct evhttp_request *req,
 	struct tls_peer_rules	 r;
 	struct tls_subject	*subj = NULL;
 	const char		**ous = NULL;
-	char			 subject[512];
+	char			 subject[1100];	/* a line's 1024 and more */
 	json_t			*doc;
 	int			 rc;
 
@@ -290,7 +290,7 @@ mtls_ca_update(struct api_req *r, const char *pem, int single,
 	int64_t		 rev;
 	size_t		 i;
 
-	if (x509_ca_bundle_check(pem, &clean, &desc, e) == -1)
+	if (x509_ca_bundle_check(pem, 1, &clean, &desc, e) == -1)
 		return -1;
 	if ((doc = cluster_doc_read(r->n, &rev, e)) == NULL)
 		goto fail;
@@ -391,7 +391,7 @@ mtls_ca_describe(struct node *n, struct err *e)
 	/* Described as stored; an expired one says so in its not_after. */
 	{
 		struct err ign = { 0 };
-		if (x509_ca_bundle_check(str_of(doc, MTLS_CA_NAME), &clean,
+		if (x509_ca_bundle_check(str_of(doc, MTLS_CA_NAME), 0, &clean,
 		    &desc, &ign) == -1)
 			desc = json_array();
 		err_clear(&ign);

@@ -51,25 +51,6 @@ static const int ocsp_certs[] = { CERT_PROXY, CERT_API, CERT_CM };
 
 static int	busy[CERT__COUNT];	/* a query of this node is under way */
 
-/* One write (del: the key goes), outside any other change. */
-static int
-store_write(struct store *st, const char *key, const char *val, int del,
-    struct err *e)
-{
-	struct store_txn	*t = store_txn_new();
-	int			 rc;
-
-	if (t == NULL)
-		return err_set(e, E_INTERNAL, "out of memory");
-	if (del)
-		store_txn_del(t, key);
-	else
-		store_txn_put(t, key, val);
-	rc = store_txn_commit(st, t, e);
-	store_txn_free(t);
-	return rc;
-}
-
 /* ---- settings ---- */
 
 /* The stored settings with defaults filled (a new object). */
@@ -214,21 +195,6 @@ state_read(struct node *n, int id, int64_t *rev)
 	return doc;
 }
 
-static void
-state_put(struct node *n, int id, json_t *doc)
-{
-	struct err	 e = { 0 };
-	char		 key[SCHEMA_KEY_MAX];
-	char		*s = json_dumps(doc, JSON_COMPACT);
-
-	if (s == NULL || store_write(n->store, state_key(id, key), s, 0,
-	    &e) == -1)
-		log_warn("OCSP: cannot record the query's state: %s",
-		    s == NULL ? "out of memory" : err_msg(&e));
-	free(s);
-	err_clear(&e);
-}
-
 static time_t
 time_field(const json_t *doc, const char *field)
 {
@@ -255,6 +221,7 @@ struct job {
 	struct api_req		*r;	/* POST /v1/ocsp/test, or NULL */
 	struct target		 t;
 	struct ocsp_settings	 s;
+	int64_t			 state_rev;	/* the fetch state it started from */
 	unsigned char		*req;
 	size_t			 reqlen;
 	struct curlbuf		 resp;
@@ -364,29 +331,66 @@ staple_new(struct job *j, const struct ocsp_result *res)
 	return doc;
 }
 
+/*
+ * Record what a query found, only if the fetch state is still what the
+ * query started from (j->state_rev: after its lease, or as read by a
+ * test): a query that outlived its lease, or overlapped another, loses
+ * and changes nothing.  1 written, 0 lost, -1 the store failed.
+ */
+static int
+record(struct job *j, json_t *state, json_t *staple, int drop_staple)
+{
+	struct store_txn	*t;
+	struct err		 e = { 0 };
+	char			 key[SCHEMA_KEY_MAX];
+	json_t			*old;
+	int64_t			 srev;
+	int			 rc;
+
+	if ((t = store_txn_new()) == NULL)
+		return -1;
+	store_txn_cmp(t, state_key(j->t.id, key), j->state_rev);
+	store_txn_put_json(t, key, state);
+	if (staple != NULL)
+		store_txn_put_json(t, staple_key(j->t.id, key), staple);
+	/* Drop only an answer about this very certificate, as read. */
+	if (drop_staple && (old = schema_get(j->n->store, staple_key(j->t.id,
+	    key), &srev, NULL)) != NULL) {
+		if (staple_is_for(old, j->t.fp)) {
+			store_txn_cmp(t, key, srev);
+			store_txn_del(t, key);
+		}
+		json_decref(old);
+	}
+	rc = store_txn_commit(j->n->store, t, &e) == 0 ? 1 :
+	    e.code == E_CONFLICT ? 0 : -1;
+	if (rc == 0)
+		log_info("OCSP: another query about the %s certificate was "
+		    "recorded meanwhile; this one's answer is dropped",
+		    cert_services[j->t.id].name);
+	else if (rc == -1)
+		log_warn("OCSP: cannot record the query: %s", err_msg(&e));
+	store_txn_free(t);
+	err_clear(&e);
+	return rc;
+}
+
 static void
 record_success(struct job *j, json_t *staple)
 {
 	struct node	*n = j->n;
-	struct err	 e = { 0 };
 	json_t		*old = staple_read(n, j->t.id), *state;
 	const char	*was = json_string_value(json_object_get(old,
 			    "cert_status"));
 	const char	*now = json_string_value(json_object_get(staple,
 			    "cert_status"));
-	char		*s = json_dumps(staple, JSON_COMPACT);
-	char		 iso[ISO_TIME_LEN], key[SCHEMA_KEY_MAX];
+	char		 iso[ISO_TIME_LEN];
 
-	if (s == NULL || store_write(n->store, staple_key(j->t.id, key), s, 0,
-	    &e) == -1)
-		log_warn("OCSP: cannot store the response: %s", s == NULL ?
-		    "out of memory" : err_msg(&e));
-	free(s);
-	err_clear(&e);
-	if (was == NULL || strcmp(was, now) != 0 || json_string_value(
-	    json_object_get(old, "fingerprint_sha256")) == NULL ||
-	    strcmp(json_string_value(json_object_get(old,
-	    "fingerprint_sha256")), j->t.fp) != 0) {
+	state = json_pack("{s:s, s:i, s:s, s:s, s:s}", "fingerprint_sha256",
+	    j->t.fp, "tries", 0, "last_error", "", "last_try",
+	    iso_time(time(NULL), iso), "last_success", iso);
+	if (record(j, state, staple, 0) == 1 && (was == NULL ||
+	    strcmp(was, now) != 0 || !staple_is_for(old, j->t.fp))) {
 		log_info("OCSP: the %s certificate is %s (responder %s)",
 		    cert_services[j->t.id].name, now, j->t.url);
 		events_add(n, "ocsp_status_changed", strcmp(now, "GOOD") == 0 ?
@@ -395,12 +399,8 @@ record_success(struct job *j, json_t *staple)
 		    "was", was, "fingerprint_sha256", j->t.fp, "responder_url",
 		    j->t.url));
 	}
-	json_decref(old);
-	state = json_pack("{s:s, s:i, s:s, s:s, s:s}", "fingerprint_sha256",
-	    j->t.fp, "tries", 0, "last_error", "", "last_try",
-	    iso_time(time(NULL), iso), "last_success", iso);
-	state_put(n, j->t.id, state);
 	json_decref(state);
+	json_decref(old);
 }
 
 static void
@@ -409,11 +409,9 @@ record_failure(struct job *j, const char *why)
 	struct node	*n = j->n;
 	json_t		*state = state_read(n, j->t.id, NULL);
 	char		 iso[ISO_TIME_LEN];
-	int		 tries = 0;
+	int		 tries = 0, rc;
 
-	if (json_string_value(json_object_get(state, "fingerprint_sha256"))
-	    != NULL && strcmp(json_string_value(json_object_get(state,
-	    "fingerprint_sha256")), j->t.fp) == 0)
+	if (staple_is_for(state, j->t.fp))
 		tries = (int)json_integer_value(json_object_get(state,
 		    "tries"));
 	if (tries == 0)
@@ -426,24 +424,18 @@ record_failure(struct job *j, const char *why)
 	json_object_set_new(state, "last_try", json_string(iso_time(time(NULL),
 	    iso)));
 	json_object_del(state, "lease_until");
-	state_put(n, j->t.id, state);
+	/* RS: after recovery_max_tries the certificate's status is invalid;
+	 * nothing stale is stapled. */
+	rc = record(j, state, NULL, tries == j->s.max_tries);
 	json_decref(state);
+	if (rc != 1)
+		return;
 	log_warn("OCSP query %d about the %s certificate failed: %s", tries,
 	    cert_services[j->t.id].name, why);
-	if (tries == j->s.max_tries) {
-		struct err e = { 0 };
-		char key[SCHEMA_KEY_MAX];
-		/* RS: the certificate's status is then invalid; nothing
-		 * stale is stapled. */
-		if (store_write(n->store, staple_key(j->t.id, key), NULL, 1,
-		    &e) == -1)
-			log_warn("OCSP: cannot drop the staple: %s",
-			    err_msg(&e));
-		err_clear(&e);
+	if (tries == j->s.max_tries)
 		events_add(n, "ocsp_query_failed", "WARNING", json_pack("{s:s, "
 		    "s:i, s:s}", "name", cert_services[j->t.id].name, "tries",
 		    tries, "last_error", why));
-	}
 }
 
 static void
@@ -494,7 +486,7 @@ job_done(void *arg)
 /* Start a query about t (taken); r: the test request to answer. */
 static int
 job_start(struct node *n, struct api_req *r, struct target *t,
-    const struct ocsp_settings *s, struct err *e)
+    const struct ocsp_settings *s, int64_t state_rev, struct err *e)
 {
 	struct job *j;
 
@@ -506,6 +498,7 @@ job_start(struct node *n, struct api_req *r, struct target *t,
 	j->r = r;
 	j->t = *t;
 	j->s = *s;
+	j->state_rev = state_rev;
 	memset(t, 0, sizeof(*t));
 	if (ocsp_request(j->t.m, j->t.issuers, &j->req, &j->reqlen, e) == -1) {
 		job_free(j);
@@ -579,7 +572,8 @@ tick_one(struct node *n, const struct ocsp_settings *s, int id, time_t now)
 		store_txn_put_json(txn, key, state);
 	}
 	json_decref(state);
-	if (txn == NULL || store_txn_commit(n->store, txn, &e) == -1) {
+	if (txn == NULL || store_txn_commit_rev(n->store, txn, &rev, &e) ==
+	    -1) {
 		store_txn_free(txn);
 		target_clear(&t);
 		err_clear(&e);
@@ -587,7 +581,7 @@ tick_one(struct node *n, const struct ocsp_settings *s, int id, time_t now)
 	}
 	store_txn_free(txn);
 	busy[id] = 1;
-	if (job_start(n, NULL, &t, s, &e) == -1) {
+	if (job_start(n, NULL, &t, s, rev, &e) == -1) {
 		busy[id] = 0;
 		log_warn("OCSP: cannot start a query: %s", err_msg(&e));
 	}
@@ -767,6 +761,7 @@ api_ocsp_test(struct api_req *r, struct err *e)
 	json_error_t		 je;
 	const char		*name = cert_services[CERT_PROXY].name;
 	size_t			 i;
+	int64_t			 rev;
 	int			 id = -1;
 
 	/* {"name": "api"}: moat's; RS tests the proxy certificate. */
@@ -793,7 +788,8 @@ api_ocsp_test(struct api_req *r, struct err *e)
 		    "OCSP responder (no OCSP URI in its Authority Information "
 		    "Access)", name);
 	}
-	if (job_start(r->n, r, &t, &s, e) == -1)
+	json_decref(state_read(r->n, id, &rev));
+	if (job_start(r->n, r, &t, &s, rev, e) == -1)
 		return -1;
 	r->in_job = 1;
 	api_hold(r);

@@ -982,11 +982,13 @@ users_get_json(struct node *n, int uid, struct err *e)
  * Add to t a compare on every admin but uid, at the revision read: the
  * decision "another admin remains" holds at commit time or the commit
  * fails (two admins demoting each other through two nodes at once).
- * Returns how many admins besides uid there are (cert_only: that sign
- * in with a certificate).
+ * Returns how many users besides uid pred holds for (admins; admins who
+ * sign in with a certificate; certificate users, whose subjects must
+ * stay unique).
  */
 static int
-users_cmp_admins(struct store_txn *t, json_t *docs, int uid, int cert_only)
+users_cmp_matching(struct store_txn *t, json_t *docs, int uid,
+    int (*pred)(const struct user_doc *))
 {
 	struct user_doc	 u;
 	char		 key[SCHEMA_KEY_MAX];
@@ -995,15 +997,31 @@ users_cmp_admins(struct store_txn *t, json_t *docs, int uid, int cert_only)
 	int		 c = 0;
 
 	json_array_foreach(docs, i, d) {
-		if (user_doc_decode(d, &u) == -1 || u.uid == uid ||
-		    strcmp(u.role, "admin") != 0 ||
-		    (cert_only && !user_doc_is_cert(&u)))
+		if (user_doc_decode(d, &u) == -1 || u.uid == uid || !pred(&u))
 			continue;
 		store_txn_cmp(t, schema_key_of(SK_USER, u.uid, key),
 		    json_integer_value(json_object_get(d, "_rev")));
 		c++;
 	}
 	return c;
+}
+
+static int
+is_admin(const struct user_doc *u)
+{
+	return strcmp(u->role, "admin") == 0;
+}
+
+static int
+is_cert_admin(const struct user_doc *u)
+{
+	return is_admin(u) && user_doc_is_cert(u);
+}
+
+static int
+is_cert_user(const struct user_doc *u)
+{
+	return user_doc_is_cert(u);
 }
 
 /* A user_manager manages users, not admins (or it could make itself
@@ -1068,6 +1086,9 @@ users_create_commit(struct api_req *r, const char *hash, struct err *e)
 		goto out;
 	}
 	store_txn_cmp(t, key, 0);
+	/* No other certificate user got the same subject meanwhile. */
+	if (line != NULL)
+		users_cmp_matching(t, docs, uid, is_cert_user);
 	store_txn_put_json(t, key, doc);
 	events_txn_add(r->n, t, "user_created", "INFO", json_pack("{s:i, "
 	    "s:s, s:s, s:s}", "uid", uid, "email", email, "role", role, "user",
@@ -1187,7 +1208,7 @@ users_keep_an_admin(struct node *n, json_t *docs, const struct user_doc *u,
     int losing, struct store_txn *t, struct err *e)
 {
 	if (strcmp(u->role, "admin") == 0 && losing &&
-	    users_cmp_admins(t, docs, u->uid, 0) == 0)
+	    users_cmp_matching(t, docs, u->uid, is_admin) == 0)
 		return err_set(e, E_LAST_ADMIN, "user %d is the last admin; "
 		    "make another user an admin first", u->uid);
 	/* Without passwords, the certificate admins are the only way in. */
@@ -1199,7 +1220,7 @@ users_keep_an_admin(struct node *n, json_t *docs, const struct user_doc *u,
 int
 users_cmp_cert_admins(struct store_txn *t, json_t *docs, int uid)
 {
-	return users_cmp_admins(t, docs, uid, 1);
+	return users_cmp_matching(t, docs, uid, is_cert_admin);
 }
 
 struct users_update_arg {
@@ -1226,6 +1247,8 @@ users_update_decide(json_t *docs, json_t *cur, const struct user_doc *old,
 	if (a->line != NULL && users_find_subject(docs, a->line, old->uid))
 		return err_set(e, E_EMAIL_EXISTS, "another user has the same "
 		    "certificate_subject_line");
+	if (a->line != NULL)
+		users_cmp_matching(t, docs, old->uid, is_cert_user);
 	if (users_keep_an_admin(a->r->n, docs, old, a->role != NULL &&
 	    strcmp(a->role, "admin") != 0, t, e) == -1)
 		return -1;
