@@ -526,6 +526,19 @@ def create_body(fqdn, email, password):
             "credentials": {"username": email, "password": password}}
 
 
+def write_pair(n, leaf, name):
+    """(cert file, key file) of leaf (a certgen.Issued) in n's temp dir,
+    for a client that presents it (requests' cert=, load_cert_chain)."""
+    cert = os.path.join(n.tmp, name + ".crt")
+    key = os.path.join(n.tmp, name + ".key")
+    with open(cert, "w") as f:
+        f.write(leaf.cert_pem)
+    with open(key, "w") as f:
+        f.write(leaf.key_pem)
+    os.chmod(key, 0o600)
+    return cert, key
+
+
 def assert_error(r, status, code):
     """An error response per api.md: status, error_code, description."""
     assert r.status_code == status, "want %d %s, got %d: %s" % (

@@ -11,15 +11,14 @@ connections keep going.  Refused clients are logged and counted as
 client_cert_refused.  Bad bodies get their error and change nothing.
 """
 
-import os
 import re
 import ssl
 
 import certgen
-from moatlib import (FQDN, assert_error, bdb_get, https_request, make_bdb,
+from moatlib import (assert_error, bdb_get, FQDN, https_request, make_bdb,
                      pid_running, redis_client, redis_pid, resp_ping,
                      tls_client_context, tls_data_connect, wait_bdb_active,
-                     wait_for)
+                     wait_for, write_pair)
 
 PONG = b"+PONG\r\n"
 SUBJECT_REFUSED = "refused: its subject is not among the authorized subjects"
@@ -37,17 +36,6 @@ make_crl = certgen.make_crl
 
 
 # -- clients ------------------------------------------------------------------
-
-def write_pair(n, leaf, name):
-    cert = os.path.join(n.tmp, name + ".crt")
-    key = os.path.join(n.tmp, name + ".key")
-    with open(cert, "w") as f:
-        f.write(leaf.cert_pem)
-    with open(key, "w") as f:
-        f.write(leaf.key_pem)
-    os.chmod(key, 0o600)
-    return cert, key
-
 
 def client_ctx(n, pair=None, max_version=None):
     ctx = tls_client_context(cafile=n.ca, max_version=max_version)

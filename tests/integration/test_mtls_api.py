@@ -26,9 +26,9 @@ import ssl
 import requests
 
 import certgen
-from moatlib import (KeepAlive, Resp, assert_error, assert_no_private_key,
-                     basic_auth_header, make_cluster, openssl_s_client,
-                     served_cert_der, tls_client_context, wait_for)
+from moatlib import (assert_error, assert_no_private_key, basic_auth_header,
+                     KeepAlive, make_cluster, openssl_s_client, Resp,
+                     served_cert_der, tls_client_context, wait_for, write_pair)
 
 CA_NAME = "mtls_trusted_ca"
 MTLS_FIELDS = {"mtls_certificate_authentication": False,
@@ -44,18 +44,6 @@ APPLY_TIMEOUT = 10.0
 # Client certificates and CRLs: certgen's.
 issue = certgen.make_client
 make_crl = certgen.make_crl
-
-
-def write_pair(n, leaf, name):
-    """(cert file, key file) of leaf in n's temp dir, for requests' cert=."""
-    cert = os.path.join(n.tmp, name + ".crt")
-    key = os.path.join(n.tmp, name + ".key")
-    with open(cert, "w") as f:
-        f.write(leaf.cert_pem)
-    with open(key, "w") as f:
-        f.write(leaf.key_pem)
-    os.chmod(key, 0o600)
-    return cert, key
 
 
 # -- clients ------------------------------------------------------------------

@@ -18,7 +18,7 @@ import certgen
 from moatlib import (bdb_get, dns_name, make_bdb, openssl_s_client,
                      pid_running, proc_stat, redis_cli, redis_client,
                      redis_pid, resp_ping, tls_client_context,
-                     tls_data_connect, wait_bdb_active, wait_for)
+                     tls_data_connect, wait_bdb_active, wait_for, write_pair)
 
 PONG = b"+PONG\r\n"
 PASSWORD = "Redis-pass-1"
@@ -403,17 +403,6 @@ def test_data_survives_moatd_restart(db_node):
 
 
 # -- client certificates ---------------------------------------------------------
-
-def write_pair(n, leaf, name):
-    cert = os.path.join(n.tmp, name + ".crt")
-    key = os.path.join(n.tmp, name + ".key")
-    with open(cert, "w") as f:
-        f.write(leaf.cert_pem)
-    with open(key, "w") as f:
-        f.write(leaf.key_pem)
-    os.chmod(key, 0o600)
-    return cert, key
-
 
 def client_ctx(n, pair=None):
     ctx = tls_client_context(cafile=n.ca)
