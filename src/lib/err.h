@@ -63,9 +63,9 @@ enum errc {
 	E_STORE_REFUSED,	/* the store answers but refuses us (TLS, auth) */
 	E_UNSUPPORTED_ROTATION,
 	E_CSRF,
-	E_LOCKOUT,
+	E_LOCKOUT,	/* the change would leave no admin a way to sign in */
 	E_INVALID_OCSP,	/* the responder's answer is unusable */
-	E_NO_RESPONDER,	/* the certificate names no OCSP responder */	/* the change would leave no admin a way to sign in */
+	E_NO_RESPONDER,	/* the certificate names no OCSP responder */
 	E_INTERNAL,
 	E__COUNT
 };

@@ -46,8 +46,8 @@ mtls_check_field(const char *key, json_t *v, struct err *e)
 	if (strcmp(key, "mtls_certificate_authentication") == 0 ||
 	    strcmp(key, "control_plane_basic_authentication") == 0) {
 		if (!json_is_boolean(v))
-			return err_set(e, E_INVALID_SCHEMA, "%s must be true or "
-			    "false", key);
+			return err_set(e, E_INVALID_SCHEMA, "%s must be true "
+			    "or false", key);
 		return 0;
 	}
 	if (strcmp(key, "mtls_client_cert_subject_validation_type") == 0) {
@@ -82,10 +82,12 @@ int
 mtls_check_doc(struct node *n, json_t *doc, struct store_txn *t,
     struct err *e)
 {
-	const char	*type = str_of(doc, "mtls_client_cert_subject_validation_type");
+	const char	*type = str_of(doc,
+			    "mtls_client_cert_subject_validation_type");
 	json_t		*users;
-	int		 on = bool_of(doc, "mtls_certificate_authentication", 0);
-	int		 ok;
+	int		 on, ok;
+
+	on = bool_of(doc, "mtls_certificate_authentication", 0);
 
 	if (on && str_of(doc, MTLS_CA_NAME) == NULL)
 		return err_set(e, E_INVALID_CONFIG, "mtls_certificate_"
@@ -102,9 +104,9 @@ mtls_check_doc(struct node *n, json_t *doc, struct store_txn *t,
 		return 0;
 	if (!on)
 		return err_set(e, E_LOCKOUT, "control_plane_basic_"
-		    "authentication false needs mtls_certificate_authentication "
-		    "true: without passwords, certificates are the only way "
-		    "to sign in");
+		    "authentication false needs "
+		    "mtls_certificate_authentication true: without passwords, "
+		    "certificates are the only way to sign in");
 	if ((users = schema_list(n->store, SK_USER, e)) == NULL)
 		return -1;
 	ok = cert_admin_left(users, 0, t);
@@ -176,7 +178,8 @@ mtls_authenticate(struct node *n, struct https *h, struct evhttp_request *req,
 		json_decref(doc);
 		return 0;
 	}
-	if (schema_subject_rules(doc, "mtls_client_cert_subject_validation_type",
+	if (schema_subject_rules(doc,
+	    "mtls_client_cert_subject_validation_type",
 	    "mtls_authorized_subjects", &r.subject_check, &subj, &ous,
 	    &r.nsubjects) == -1) {
 		rc = err_set(e, E_INTERNAL, "out of memory");

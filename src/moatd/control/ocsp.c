@@ -221,7 +221,7 @@ struct job {
 	struct api_req		*r;	/* POST /v1/ocsp/test, or NULL */
 	struct target		 t;
 	struct ocsp_settings	 s;
-	int64_t			 state_rev;	/* the fetch state it started from */
+	int64_t			 state_rev;	/* the fetch state it began at */
 	unsigned char		*req;
 	size_t			 reqlen;
 	struct curlbuf		 resp;
