@@ -847,6 +847,30 @@ def m_conn(t, a):
     return out
 
 
+def open_pinged(t, ctx, n, socks, most_failed=None):
+    """Append to socks n connections to t that completed a handshake and
+    one PING; returns how many failed (more than most_failed: an error,
+    the socks opened so far stay in socks for the caller to close)."""
+    failed = 0
+    for _ in range(n):
+        try:
+            socks.append(pinged_socket(t.port, ctx, 10))
+        except (OSError, ssl.SSLError):
+            failed += 1
+            if most_failed is not None and failed > most_failed:
+                raise RuntimeError("%d of the first %d connections failed"
+                                   % (failed, len(socks) + failed))
+    return failed
+
+
+def close_all(socks):
+    for s in socks:
+        try:
+            s.close()
+        except OSError:
+            pass
+
+
 def m_idle(t, a):
     """RSS of the proxy process per idle connection that completed its
     handshake and one PING."""
@@ -854,22 +878,14 @@ def m_idle(t, a):
     ctx = t.ctx()
     time.sleep(0.5)
     before = proc_status(t.proxy_pid, "VmRSS")
-    socks, failed = [], 0
+    socks = []
     try:
-        for _ in range(n):
-            try:
-                socks.append(pinged_socket(t.port, ctx, 10))
-            except (OSError, ssl.SSLError):
-                failed += 1
+        failed = open_pinged(t, ctx, n, socks)
         time.sleep(1.0)
         after = proc_status(t.proxy_pid, "VmRSS")
         threads = proc_status(t.proxy_pid, "Threads")
     finally:
-        for s in socks:
-            try:
-                s.close()
-            except OSError:
-                pass
+        close_all(socks)
     if not socks:
         raise RuntimeError("no idle connection could be opened")
     out = {"kib": (after - before) / len(socks), "rss_before": before,
@@ -903,18 +919,10 @@ def m_c10k(t, a):
     time.sleep(0.5)
     before = proc_status(t.proxy_pid, "VmRSS")
     c0 = cpu_seconds(t.proxy_pid)
-    socks, failed = [], 0
+    socks = []
     w0 = time.time()
     try:
-        for _ in range(n):
-            try:
-                socks.append(pinged_socket(t.port, ctx, 10))
-            except (OSError, ssl.SSLError):
-                failed += 1
-                if failed > n // 100:
-                    raise RuntimeError("%d of the first %d connections "
-                                       "failed" % (failed, len(socks) +
-                                                   failed))
+        failed = open_pinged(t, ctx, n, socks, most_failed=n // 100)
         opened = time.time() - w0
         c1 = cpu_seconds(t.proxy_pid)
         time.sleep(1.0)
@@ -928,11 +936,7 @@ def m_c10k(t, a):
             if not s.recv(64).startswith(b"+PONG"):
                 raise RuntimeError("an idle connection did not answer")
     finally:
-        for s in socks:
-            try:
-                s.close()
-            except OSError:
-                pass
+        close_all(socks)
     row = res["rows"].get("GET")
     if row is None:
         raise RuntimeError("no GET row")

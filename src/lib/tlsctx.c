@@ -586,6 +586,18 @@ tls_subject_allowed(enum tls_subject_check check,
 	return 0;
 }
 
+int
+tls_verify_crl_missing(int ok, X509_STORE_CTX *xs)
+{
+	int err = X509_STORE_CTX_get_error(xs);
+
+	if (ok || (err != X509_V_ERR_UNABLE_TO_GET_CRL &&
+	    err != X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER))
+		return 0;
+	X509_STORE_CTX_set_error(xs, X509_V_OK);
+	return 1;
+}
+
 /* Why a client certificate was refused, for the log; and the checks
  * that come after the chain: revocation only where a CRL is known, and
  * who may connect. */
@@ -631,13 +643,8 @@ tlsctx_verify_cb(int ok, X509_STORE_CTX *xs)
 		X509_STORE_CTX_set_error(xs, X509_V_ERR_CERT_REVOKED);
 		err = X509_V_ERR_CERT_REVOKED;
 	}
-	/* CRLs are checked where the operator gave one: an issuer without
-	 * a CRL is not a reason to refuse. */
-	if (!ok && (err == X509_V_ERR_UNABLE_TO_GET_CRL ||
-	    err == X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER)) {
-		X509_STORE_CTX_set_error(xs, X509_V_OK);
+	if (tls_verify_crl_missing(ok, xs))
 		return 1;
-	}
 	if (ok && c != NULL && X509_STORE_CTX_get_error_depth(xs) == 0 &&
 	    (cur = X509_STORE_CTX_get_current_cert(xs)) != NULL &&
 	    !tls_subject_allowed(c->subject_check, c->subjects,

@@ -35,6 +35,11 @@ enum tls_hs_result tlsctx_handshake_why(unsigned long ec);
 int	 tls_subject_allowed(enum tls_subject_check check,
 	    const struct tls_subject *subjects, size_t nsubjects, X509 *leaf);
 
+/* In a verify callback: CRLs are checked where the operator gave one, so
+ * an issuer without a CRL is no reason to refuse.  1 (the error cleared:
+ * return 1) when that is the only failure, else 0. */
+int	 tls_verify_crl_missing(int ok, X509_STORE_CTX *xs);
+
 /*
  * The client certificate of ssl (a server connection) against r, now:
  * 1 when it chains to r's CAs, no CRL of r revokes it and the subject

@@ -237,19 +237,11 @@ tls_subject_line_equal(const char *a, const char *b)
 
 /* ---- the certificate of a connection ---- */
 
-/* Revocation where the operator gave a CRL; an issuer without one is no
- * reason to refuse (the same rule as the databases'). */
+/* Revocation where the operator gave a CRL (the databases' rule). */
 static int
 peer_verify_cb(int ok, X509_STORE_CTX *xs)
 {
-	int err = X509_STORE_CTX_get_error(xs);
-
-	if (!ok && (err == X509_V_ERR_UNABLE_TO_GET_CRL ||
-	    err == X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER)) {
-		X509_STORE_CTX_set_error(xs, X509_V_OK);
-		return 1;
-	}
-	return ok;
+	return tls_verify_crl_missing(ok, xs) ? 1 : ok;
 }
 
 static X509_STORE *

@@ -526,11 +526,13 @@ def create_body(fqdn, email, password):
             "credentials": {"username": email, "password": password}}
 
 
-def write_pair(n, leaf, name):
-    """(cert file, key file) of leaf (a certgen.Issued) in n's temp dir,
-    for a client that presents it (requests' cert=, load_cert_chain)."""
-    cert = os.path.join(n.tmp, name + ".crt")
-    key = os.path.join(n.tmp, name + ".key")
+def write_pair(where, leaf, name):
+    """(cert file, key file) of leaf (a certgen.Issued) in where (a Node:
+    its temp dir; or a directory), for a client that presents it
+    (requests' cert=, load_cert_chain)."""
+    d = getattr(where, "tmp", where)
+    cert = os.path.join(d, name + ".crt")
+    key = os.path.join(d, name + ".key")
     with open(cert, "w") as f:
         f.write(leaf.cert_pem)
     with open(key, "w") as f:
@@ -954,10 +956,14 @@ def make_cluster(make_node, store_url, count):
 
 def https_request(addr, port, method, path, body=None, auth=None,
                   source=None, cafile=None, servername=FQDN, timeout=30,
-                  max_version=None):
+                  max_version=None, pair=None, authz=None):
     """One HTTPS request on a fresh connection, optionally from a chosen
-    local source address (e.g. "127.0.0.23").  Returns a Resp."""
+    local source address (e.g. "127.0.0.23"), presenting the client
+    certificate pair (cert file, key file), with credentials (auth) or a
+    ready-made Authorization value (authz).  Returns a Resp."""
     ctx = tls_client_context(cafile=cafile, max_version=max_version)
+    if pair:
+        ctx.load_cert_chain(*pair)
     raw = socket.create_connection((addr, port), timeout=timeout,
                                    source_address=(source, 0) if source
                                    else None)
@@ -970,6 +976,8 @@ def https_request(addr, port, method, path, body=None, auth=None,
         hdrs = {"Host": addr, "Connection": "close"}
         if auth:
             hdrs["Authorization"] = basic_auth_header(*auth)
+        if authz:
+            hdrs["Authorization"] = authz
         data = encode_body(body)
         if data is not None:
             hdrs["Content-Type"] = "application/json"

@@ -31,11 +31,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import certgen
-from moatlib import (ADMIN_EMAIL, CERT_NAMES, TIME_SCALE, Resp,
-                     assert_error, assert_no_private_key, basic_auth_header,
-                     dns_name, encode_body, key_body_fragment, make_bdb,
-                     openssl_s_client, resp_ping, tls_client_context,
-                     wait_for)
+from moatlib import (ADMIN_EMAIL, assert_error, assert_no_private_key,
+                     CERT_NAMES, dns_name, https_request, key_body_fragment,
+                     make_bdb, openssl_s_client, Resp, resp_ping, TIME_SCALE,
+                     tls_client_context, wait_for)
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 # A test-only key, generated once with `openssl genrsa 8320` (generating
@@ -58,29 +57,9 @@ def request(n, method, path, body=None, auth=None, authz=None, source=None,
     """One HTTPS request to n's API port on a fresh connection, verified
     against ca.pem, from an optional source address, with either
     credentials (auth) or a ready-made Authorization value (authz)."""
-    ctx = ssl.create_default_context(cafile=n.ca)
-    raw = socket.create_connection((n.addr, n.port), timeout=timeout,
-                                   source_address=(source, 0) if source
-                                   else None)
-    conn = http.client.HTTPSConnection(n.addr, n.port, context=ctx,
-                                       timeout=timeout)
-    try:
-        conn.sock = ctx.wrap_socket(raw, server_hostname=n.fqdn)
-        conn.auto_open = 0
-        hdrs = {"Host": n.addr, "Connection": "close"}
-        if auth:
-            hdrs["Authorization"] = basic_auth_header(*auth)
-        if authz:
-            hdrs["Authorization"] = authz
-        data = encode_body(body)
-        if data is not None:
-            hdrs["Content-Type"] = "application/json"
-        conn.request(method, path, body=data, headers=hdrs)
-        r = conn.getresponse()
-        return Resp(r.status, r.headers, r.read())
-    finally:
-        conn.close()
-        raw.close()
+    return https_request(n.addr, n.port, method, path, body=body, auth=auth,
+                         authz=authz, source=source, cafile=n.ca,
+                         servername=n.fqdn, timeout=timeout)
 
 
 def raw_basic(user, password):

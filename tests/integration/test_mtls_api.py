@@ -17,17 +17,15 @@ look at the very next request, on the same connection where it matters.
 """
 
 import datetime
-import http.client
 import json
 import os
-import socket
 import ssl
 
 import requests
 
 import certgen
-from moatlib import (assert_error, assert_no_private_key, basic_auth_header,
-                     KeepAlive, make_cluster, openssl_s_client, Resp,
+from moatlib import (assert_error, assert_no_private_key, https_request,
+                     KeepAlive, make_cluster, openssl_s_client,
                      served_cert_der, tls_client_context, wait_for, write_pair)
 
 CA_NAME = "mtls_trusted_ca"
@@ -53,28 +51,8 @@ def api(n, method, path, pair=None, body=None, auth=None, port=None):
     presenting the client certificate `pair` and, when auth is given, HTTP
     Basic credentials.  The server name is the cluster's FQDN (a joined
     node's certificate need not name its address).  Returns a Resp."""
-    ctx = tls_client_context(cafile=n.ca)
-    if pair:
-        ctx.load_cert_chain(*pair)
-    port = port or n.port
-    raw = socket.create_connection((n.addr, port), timeout=30)
-    conn = http.client.HTTPSConnection(n.addr, port, context=ctx, timeout=30)
-    try:
-        conn.sock = ctx.wrap_socket(raw, server_hostname=n.fqdn)
-        conn.auto_open = 0
-        hdrs = {"Host": n.addr, "Connection": "close"}
-        if auth:
-            hdrs["Authorization"] = basic_auth_header(*auth)
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            hdrs["Content-Type"] = "application/json"
-        conn.request(method, path, body=data, headers=hdrs)
-        resp = conn.getresponse()
-        r = Resp(resp.status, resp.headers, resp.read())
-    finally:
-        conn.close()
-        raw.close()
+    r = https_request(n.addr, port or n.port, method, path, body=body,
+                      auth=auth, cafile=n.ca, servername=n.fqdn, pair=pair)
     assert_no_private_key(r.text)
     return r
 

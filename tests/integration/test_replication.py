@@ -23,9 +23,9 @@ import redis
 
 import certgen
 import moatlib
-from moatlib import (Node, TIME_SCALE, assert_error, assert_no_private_key,
-                     bdb_dir, bdb_get, dns_name, free_db_port,
-                     redis_client, redis_pid, wait_bdb_active, wait_for)
+from moatlib import (assert_error, assert_no_private_key, bdb_dir, bdb_get,
+                     dns_name, free_db_port, Node, redis_client, redis_pid,
+                     TIME_SCALE, wait_bdb_active, wait_for, write_pair)
 
 SRC_ADDR, SRC_FQDN = "127.0.0.1", "src.moat.test"
 DST_ADDR, DST_FQDN = "127.0.0.2", "dst.moat.test"
@@ -159,16 +159,6 @@ def dbs(clusters):
 def read(path):
     with open(path) as f:
         return f.read()
-
-
-def write_pair(dirpath, leaf, name):
-    cert, key = (os.path.join(dirpath, name + ext) for ext in (".crt", ".key"))
-    with open(cert, "w") as f:
-        f.write(leaf.cert_pem)
-    with open(key, "w") as f:
-        f.write(leaf.key_pem)
-    os.chmod(key, 0o600)
-    return cert, key
 
 
 def source_entry(src, port, server_cert, password=PASSWORD):

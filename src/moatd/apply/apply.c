@@ -305,28 +305,17 @@ fail:
 static void
 apply_staple(struct node *n, const struct snapshot *snap)
 {
-	struct applied	*ap = n->ap;
-	char		 key[SCHEMA_KEY_MAX];
-	json_t		*doc = snap_json(snap, schema_key_of(SK_OCSP_STAPLE,
-			    CERT_PROXY, key), NULL);
-	const char	*fp;
-	unsigned char	*der = NULL;
-	size_t		 len = 0;
-	time_t		 until = 0;
+	struct applied		*ap = n->ap;
+	struct tls_staple	 st;
+	unsigned char		*der;
 
-	if (doc != NULL && schema_staple_decode(doc, &fp, &der, &len,
-	    &until) == 0 && strcmp(fp, ap->served[CERT_PROXY].fingerprint) ==
-	    0) {
-		if (apply_bdbs_set_staple(ap->bdbs, der, len, until) == 0)
-			log_info("stapling an OCSP response (%s) to the "
-			    "databases' handshakes", json_string_value(
-			    json_object_get(doc, "cert_status")) ?
-			    json_string_value(json_object_get(doc,
-			    "cert_status")) : "?");
-	} else
-		apply_bdbs_set_staple(ap->bdbs, NULL, 0, 0);
+	staple_of(snap, CERT_PROXY, ap->served[CERT_PROXY].fingerprint, &der,
+	    &st);
+	if (apply_bdbs_set_staple(ap->bdbs, st.der, st.len, st.until) == 0 &&
+	    st.der != NULL)
+		log_info("stapling an OCSP response to the databases' "
+		    "handshakes");
 	free(der);
-	json_decref(doc);
 }
 
 static void apply_report(struct node *, const char *);

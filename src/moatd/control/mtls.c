@@ -70,14 +70,6 @@ mtls_check_field(const char *key, json_t *v, struct err *e)
 	return 1;
 }
 
-/* 1 when another admin than uid signs in with a certificate (t compares
- * them), and needs one. */
-static int
-cert_admin_left(json_t *users, int uid, struct store_txn *t)
-{
-	return users_cmp_cert_admins(t, users, uid) > 0;
-}
-
 int
 mtls_check_doc(struct node *n, json_t *doc, struct store_txn *t,
     struct err *e)
@@ -109,7 +101,7 @@ mtls_check_doc(struct node *n, json_t *doc, struct store_txn *t,
 		    "certificates are the only way to sign in");
 	if ((users = schema_list(n->store, SK_USER, e)) == NULL)
 		return -1;
-	ok = cert_admin_left(users, 0, t);
+	ok = users_cmp_cert_admins(t, users, 0) > 0;
 	json_decref(users);
 	if (!ok)
 		return err_set(e, E_LOCKOUT, "control_plane_basic_"
@@ -210,7 +202,7 @@ mtls_keep_cert_admin(struct node *n, json_t *docs, int uid,
 	json_decref(doc);
 	/* The decision holds only while the document says the same. */
 	store_txn_cmp(t, schema_key(SK_CLUSTER), rev);
-	if (basic || cert_admin_left(docs, uid, t))
+	if (basic || users_cmp_cert_admins(t, docs, uid) > 0)
 		return 0;
 	return err_set(e, E_LOCKOUT, "user %d is the last admin who signs in "
 	    "with a certificate, and passwords are off "
