@@ -1,6 +1,6 @@
 # moat — build, run, test.  `make run` and `make test` are the two entry points.
 CC      ?= cc
-PKGS    := libssl libcrypto libevent libevent_openssl libevent_pthreads jansson sqlite3 libsodium libcurl
+PKGS    := libssl libcrypto libevent libevent_openssl libevent_pthreads jansson sqlite3 libsodium libcurl liburing
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Isrc/lib
 CFLAGS  += $(EXTRA_CFLAGS)
@@ -147,8 +147,15 @@ unit: all $(UNIT_BIN) replay
 	@echo "== $(BUILD)/tests/test_store against etcd"
 	@tests/unit/with-etcd $(BUILD)/tests/test_store
 
+# The data path's own tests run again on the other path (moatd's
+# --data-path; the default is io_uring): both stay supported.
+DATA_PATH_TESTS := test_proxy.py test_proxy_rotation.py test_slow_clients.py \
+	test_client_cert_rules.py test_many_connections.py test_policy.py \
+	test_hot_swap.py test_data_async.py
 integration: all
 	MOAT_BUILD=$(CURDIR)/$(BUILD) $(PY) -m pytest -q -x tests/integration
+	cd tests/integration && MOAT_BUILD=$(CURDIR)/$(BUILD) \
+	    MOAT_DATA_PATH=epoll $(PY) -m pytest -q -x $(DATA_PATH_TESTS)
 
 test:
 	scripts/deps test

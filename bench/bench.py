@@ -34,9 +34,11 @@ HOST = "127.0.0.1"
 CLIENTS = 50
 
 ALL_TARGETS = ["redis-plain", "redis-tls", "stunnel", "haproxy-1t",
-               "haproxy", "moat", "moat-1w"]
-# moat-1w is moatd with --workers 1: how the worker count plays when the
-# clients and the shard share the cores (not in the default run).
+               "haproxy", "moat", "moat-epoll", "moat-1w"]
+# moat runs moatd's default data path (io_uring); moat-epoll the other
+# one (--data-path epoll), so one run compares them.  moat-1w is moatd
+# with --workers 1: how the worker count plays when the clients and the
+# shard share the cores (not in the default run).
 DEFAULT_TARGETS = ALL_TARGETS[:-1]
 REFS = ["haproxy", "haproxy-1t", "redis-tls"]
 
@@ -604,11 +606,14 @@ def _control(sock, method, url, body=None, auth=False):
 class Moat(Target):
     desc = "moatd's database endpoint (TLS with the cluster proxy cert)"
 
-    def __init__(self, name, env, workers=0):
+    def __init__(self, name, env, workers=0, data_path=None):
         super().__init__(name, env)
         self.workers = workers
+        self.data_path = data_path
         if workers:
             self.desc += ", --workers %d" % workers
+        if data_path:
+            self.desc += ", --data-path %s" % data_path
 
     def start(self, rep):
         moatd = self.env["args"].moatd
@@ -624,6 +629,8 @@ class Moat(Target):
                 "--metrics-port", str(ports[2])]
         if self.workers:
             argv += ["--workers", str(self.workers)]
+        if self.data_path:
+            argv += ["--data-path", self.data_path]
         p = PROCS.start(self.name, argv, os.path.join(d, "moatd.log"))
         self.procs.append(p)
         self.proxy_pid = p.pid
@@ -739,6 +746,7 @@ def make_target(name, env):
         "haproxy-1t": lambda: Haproxy(name, env, 1),
         "haproxy": lambda: Haproxy(name, env, 0),
         "moat": lambda: Moat(name, env),
+        "moat-epoll": lambda: Moat(name, env, data_path="epoll"),
         "moat-1w": lambda: Moat(name, env, 1),
     }[name]()
 

@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "node.h"
+#include "proxy.h"
 #include "schema.h"
 #include "ui.h"
 #include "x509.h"
@@ -35,7 +37,8 @@ usage(FILE *f, int status)
 	    "             [--metrics-port N] [--store sqlite | "
 	    "--store etcd://HOST:PORT[,HOST:PORT...]]\n"
 	    "             [--bootstrap-token-file FILE] [--workers N] "
-	    "[--ui-idle-timeout S]\n"
+	    "[--data-path epoll | io_uring]\n"
+	    "             [--ui-idle-timeout S]\n"
 	    "\n"
 	    "  --data-dir DIR     this node's state (certificates, node.json, "
 	    "shards)\n"
@@ -54,6 +57,10 @@ usage(FILE *f, int status)
 	    "                     MOAT_BOOTSTRAP_TOKEN; never on the command "
 	    "line)\n"
 	    "  --workers N        data threads (default: one per core)\n"
+	    "  --data-path P      how the data threads move bytes: io_uring "
+	    "(the\n"
+	    "                     default; epoll where the kernel refuses "
+	    "it) or epoll\n"
 	    "  --ui-idle-timeout S  UI sessions end after S idle seconds "
 	    "(default 900)\n");
 	exit(status);
@@ -171,6 +178,17 @@ listener_ctx(struct node *n, int id, struct err *e)
 }
 
 /*
+ * The data workers allocate and free per request (OpenSSL's record
+ * buffers, released while a connection is idle; the io_uring path's
+ * queues).  glibc gives a thread arena's free top back to the kernel as
+ * soon as it passes 128 KiB, with madvise: each time a TLB shootdown on
+ * every core, then page faults to take it again.  Measured at -P 16 it
+ * was a third of the workers' CPU (docs/performance.md).  A few MiB kept
+ * per arena cost nothing an idle connection pays for.
+ */
+#define TRIM_THRESHOLD	(8 * 1024 * 1024)
+
+/*
  * Every client connection to a database takes two descriptors here (the
  * client's and the shard's): the soft open files limit (1024 by default
  * on Debian) would stop moatd at a few hundred clients.  Take what the
@@ -202,12 +220,14 @@ main(int argc, char *argv[])
 		{ "bootstrap-token",	required_argument, NULL, 't' },
 		{ "bootstrap-token-file", required_argument, NULL, 'T' },
 		{ "workers",		required_argument, NULL, 'w' },
+		{ "data-path",		required_argument, NULL, 'D' },
 		{ "ui-idle-timeout",	required_argument, NULL, 'i' },
 		{ "help",		no_argument,	   NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct node_config	 cfg = { NULL, "0.0.0.0", 9443, 8443, 8070,
-				    "sqlite", NULL, 0, 900 };
+				    "sqlite", NULL, 0, 900, PROXY_IO_URING };
+	enum proxy_data_path	 path;
 	struct api_listener	 tls_l, local_l, ui_l;
 	struct event_base	*base;
 	struct event		*sigterm, *sigint, *sighup;
@@ -241,6 +261,14 @@ main(int argc, char *argv[])
 			cfg.bootstrap_token = token_buf;
 			break;
 		case 'w': cfg.workers = atoi(optarg); break;
+		case 'D':
+			if (proxy_data_path_parse(optarg, &path) == -1) {
+				fprintf(stderr, "moatd: --data-path %s: use "
+				    "\"io_uring\" or \"epoll\"\n", optarg);
+				return 2;
+			}
+			cfg.data_path = path;
+			break;
 		case 'i': cfg.ui_idle_timeout = parse_seconds(optarg,
 			      "--ui-idle-timeout"); break;
 		case 'h': usage(stdout, 0); break;
@@ -264,6 +292,7 @@ main(int argc, char *argv[])
 	}
 	signal(SIGPIPE, SIG_IGN);
 	nofile_raise();
+	mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD);
 	/* Before any thread: the work pool's OCSP queries and the etcd
 	 * store both use libcurl. */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -346,10 +375,18 @@ main(int argc, char *argv[])
 	node.cm = NULL;
 	https_free(node.metrics);
 	node.metrics = NULL;
-	node_shutdown(&node);
 	event_free(sighup);
 	event_free(sigterm);
 	event_free(sigint);
+	node_shutdown(&node);
+	/*
+	 * A bufferevent freed while one of its deferred callbacks was queued
+	 * (BEV_OPT_DEFER_CALLBACKS) is only released when that callback runs;
+	 * event_base_free drops the queue without running it, and with it the
+	 * SSL and buffers of, say, a Replica Of link caught mid-handshake.
+	 * One pass of the loop lets them go; nothing live is left to call.
+	 */
+	event_base_loop(base, EVLOOP_NONBLOCK);
 	event_base_free(base);
 	log_info("stopped");
 	free(token_buf);

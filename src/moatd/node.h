@@ -27,6 +27,7 @@ struct node_config {
 	const char	*bootstrap_token;	/* NULL: none */
 	int		 workers;		/* data threads; 0: one per core */
 	int		 ui_idle_timeout;	/* seconds; UI sessions */
+	int		 data_path;		/* enum proxy_data_path */
 };
 
 struct applied;		/* apply/apply.c: what this node serves */

@@ -547,3 +547,27 @@ def test_validation(db_node, test_ca):
     bob = write_pair(n, certgen.make_leaf(test_ca, cn="bob"), "bob")
     assert tls_ping(n, port, bob) != PONG
     assert not problems, "\n".join(problems)
+
+
+# -- the refusal reaches the client -------------------------------------------
+
+def test_refusal_is_an_alert(db_node, test_ca):
+    """A client whose certificate is refused is told so by a TLS alert, on
+    both versions: shown only EOF, a client (or a Replica Of link) cannot
+    tell a refused certificate from a server that died."""
+    n = db_node
+    other_ca = certgen.make_ca("moat stranger CA")
+    stranger = write_pair(n, certgen.make_leaf(other_ca, cn="stranger"),
+                          "stranger")
+    db = make_bdb(n, tls=True, name="alerts",
+                  enforce_client_authentication="enabled",
+                  authentication_ssl_client_certs=[
+                      {"client_cert": test_ca.cert_pem}])
+    port = db["port"]
+    for v in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        for pair, alert in ((stranger, "UNKNOWN_CA"),
+                            (None, "CERTIFICATE_REQUIRED"
+                             if v == ssl.TLSVersion.TLSv1_3 else
+                             "HANDSHAKE_FAILURE")):
+            got = tls_ping(n, port, pair, max_version=v)
+            assert "ALERT_" + alert in got, (v, pair, got)

@@ -92,7 +92,8 @@ apply_bdbs_new(struct node *n, struct err *e)
 		err_set(e, E_INTERNAL, "out of memory");
 		return NULL;
 	}
-	if ((b->proxy = proxy_new_base(n->base, n->cfg.workers, e)) == NULL ||
+	if ((b->proxy = proxy_new_base(n->base, n->cfg.workers,
+	    (enum proxy_data_path)n->cfg.data_path, e)) == NULL ||
 	    (b->shards = shards_new(n->base, n->cfg.data_dir,
 	    apply_bdbs_shard_state, b, e)) == NULL ||
 	    (b->syncer = syncer_new(n->base, e)) == NULL) {

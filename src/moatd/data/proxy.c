@@ -35,79 +35,7 @@
 
 #include "log.h"
 #include "net.h"
-#include "proxy.h"
-#include "tlsctx_impl.h"
-
-#define SCRATCH		(64 * 1024)
-#define MAX_LISTENERS	1024
-#define HANDSHAKE_SECS	10
-#define MAX_EVENTS	128
-
-enum tag_kind { TAG_LISTEN, TAG_CLIENT, TAG_BACKEND, TAG_WAKE };
-
-struct tag {
-	enum tag_kind	 kind;
-	void		*ptr;
-};
-
-/*
- * Counters of one port, for the metrics exporter: part of its listener,
- * so they live exactly as long as the port is served (a database created
- * later on the same port starts from zero).  The workers add with
- * relaxed atomics, the control thread reads the same way.
- */
-struct pstats {
-	_Atomic uint64_t	 hs[TLS_HS__COUNT];
-	_Atomic uint64_t	 in, out;
-};
-
-#define STAT_ADD(field, v) \
-	atomic_fetch_add_explicit(&(field), (v), memory_order_relaxed)
-
-/* What a connection needs of its database; refcounted, immutable. */
-struct endpoint {
-	_Atomic int	 refs;
-	int		 port;
-	struct pstats	*st;		/* its listener's (freed after every
-					   connection that uses it) */
-	struct tlsctx	*ctx;		/* NULL: plaintext */
-	char		 backend[108];
-	char		 label[32];
-};
-
-struct listener {
-	int		 fd;
-	int		 port;
-	struct tag	 tag;
-	pthread_mutex_t	 mu;		/* guards ep */
-	struct endpoint	*ep;
-	struct pstats	 st;
-};
-
-enum {
-	C_HANDSHAKE	= 1 << 0,	/* TLS handshake not finished */
-	C_CLIENT_EOF	= 1 << 1,
-	C_BACKEND_EOF	= 1 << 2,
-	C_READ_WANTS_W	= 1 << 3,	/* SSL_read needs the socket writable */
-	C_DRY		= 1 << 4,	/* last client read was short */
-	C_CLOSED	= 1 << 5,	/* freed at the end of the epoll batch */
-};
-
-struct pconn {
-	struct tag	 ctag, btag;
-	int		 cfd, bfd;
-	SSL		*ssl;		/* NULL: plaintext */
-	struct endpoint	*ep;		/* reference */
-	struct worker	*w;
-	unsigned	 flags;
-	uint32_t	 cev, bev;	/* epoll interest now */
-	char		*c2b;		/* pending to the backend */
-	size_t		 c2b_len, c2b_off;
-	char		*b2c;		/* pending to the client (SSL_write retry) */
-	size_t		 b2c_len;
-	time_t		 born;
-	struct pconn	*prev, *next;
-};
+#include "proxy_impl.h"
 
 /*
  * Commands from the control thread to the workers.
@@ -164,20 +92,6 @@ struct pjob {
 	struct pjob_link	 links[];	/* one per worker */
 };
 
-struct worker {
-	pthread_t	 thread;
-	int		 started;
-	int		 idx;
-	int		 epfd;
-	int		 wakefd;
-	struct tag	 wtag;
-	char		*scratch;
-	struct pconn	*conns;
-	struct pconn	*dead;		/* closed during this epoll batch */
-	pthread_mutex_t	 mu;		/* guards the queue and stop */
-	struct pjob_link *qhead, **qtail;
-	int		 stop;		/* exit once the queue is run */
-};
 
 struct proxy {
 	struct worker	*w;
@@ -188,11 +102,12 @@ struct proxy {
 	pthread_mutex_t	 mu;		/* guards the done list */
 	struct pjob	*done_head, **done_tail;
 	struct pjob	*live;		/* JOB_POST jobs not yet finished */
+	enum proxy_data_path path;
 };
 
 static BIO_METHOD	*pbio_method;
 
-static void
+void
 endpoint_unref(struct endpoint *ep)
 {
 	if (ep == NULL || atomic_fetch_sub(&ep->refs, 1) != 1)
@@ -277,11 +192,30 @@ conn_interest(struct pconn *c, int backend, uint32_t ev)
 	*cur = ev;
 }
 
-static void
+/* Take c off its worker's list of live connections. */
+void
+conn_unlink(struct pconn *c)
+{
+	struct worker *w = c->w;
+
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+}
+
+void
 conn_close(struct pconn *c, int notify)
 {
 	struct worker *w = c->w;
 
+	if (w->u != NULL) {
+		uring_conn_close(c, notify);
+		return;
+	}
 	if (c->ssl != NULL) {
 		/* close_notify, best effort: a clean end for the client. */
 		if (notify && !(c->flags & C_HANDSHAKE))
@@ -298,12 +232,7 @@ conn_close(struct pconn *c, int notify)
 	c->c2b = c->b2c = NULL;
 	endpoint_unref(c->ep);
 	c->ep = NULL;
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		w->conns = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
+	conn_unlink(c);
 	/* Another event of this batch may still point at c. */
 	c->flags |= C_CLOSED;
 	c->next = w->dead;
@@ -311,7 +240,21 @@ conn_close(struct pconn *c, int notify)
 	ERR_clear_error();
 }
 
-static void
+/* Count and log a handshake that failed; the caller closes c. */
+void
+conn_handshake_failed(struct pconn *c)
+{
+	unsigned long	 ec = ERR_peek_last_error();
+	char		 why[200];
+
+	STAT_ADD(c->ep->st->hs[tlsctx_handshake_why(ec)], 1);
+	if (ec != 0) {
+		ERR_error_string_n(ec, why, sizeof(why));
+		log_info("%s: TLS handshake failed: %s", c->ep->label, why);
+	}
+}
+
+void
 worker_reap(struct worker *w)
 {
 	struct pconn *c;
@@ -620,9 +563,7 @@ conn_backend_writable(struct pconn *c)
 static int
 conn_handshake(struct pconn *c)
 {
-	int		 r = SSL_do_handshake(c->ssl), err;
-	unsigned long	 ec;
-	char		 why[200];
+	int	 r = SSL_do_handshake(c->ssl), err;
 
 	if (r == 1) {
 		c->flags &= ~C_HANDSHAKE;
@@ -639,12 +580,7 @@ conn_handshake(struct pconn *c)
 		conn_interest(c, 0, EPOLLIN | EPOLLOUT);
 		return 0;
 	}
-	ec = ERR_peek_last_error();
-	STAT_ADD(c->ep->st->hs[tlsctx_handshake_why(ec)], 1);
-	if (ec != 0) {
-		ERR_error_string_n(ec, why, sizeof(why));
-		log_info("%s: TLS handshake failed: %s", c->ep->label, why);
-	}
+	conn_handshake_failed(c);
 	conn_close(c, 0);
 	return -1;
 }
@@ -683,13 +619,33 @@ conn_event(struct pconn *c, int backend, uint32_t ev)
 	}
 }
 
+/* c's TLS session, reading and writing through pbio. */
+static int
+conn_init_tls(struct pconn *c)
+{
+	BIO *b = BIO_new(pbio_method);
+
+	c->ssl = SSL_new(tlsctx_ssl_ctx(c->ep->ctx));
+	if (b == NULL || c->ssl == NULL) {
+		BIO_free(b);
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+		return -1;
+	}
+	BIO_set_data(b, c);
+	SSL_set_bio(c->ssl, b, b);
+	SSL_set_accept_state(c->ssl);
+	c->flags |= C_HANDSHAKE;
+	return 0;
+}
+
 static int
 backend_connect(const char *path)
 {
 	return net_unix_connect(path, 1);
 }
 
-static void
+void
 worker_accept(struct worker *w, struct listener *l)
 {
 	struct epoll_event	 e;
@@ -728,27 +684,22 @@ worker_accept(struct worker *w, struct listener *l)
 		c->ctag.ptr = c;
 		c->btag.kind = TAG_BACKEND;
 		c->btag.ptr = c;
-		if (ep->ctx != NULL) {
-			BIO *b = BIO_new(pbio_method);
-			c->ssl = SSL_new(tlsctx_ssl_ctx(ep->ctx));
-			if (b == NULL || c->ssl == NULL) {
-				BIO_free(b);
-				SSL_free(c->ssl);
-				close(fd);
-				close(bfd);
-				endpoint_unref(ep);
-				free(c);
-				continue;
-			}
-			BIO_set_data(b, c);
-			SSL_set_bio(c->ssl, b, b);
-			SSL_set_accept_state(c->ssl);
-			c->flags |= C_HANDSHAKE;
+		if (ep->ctx != NULL && (w->u != NULL ? uring_conn_init(c) :
+		    conn_init_tls(c)) == -1) {
+			close(fd);
+			close(bfd);
+			endpoint_unref(ep);
+			free(c);
+			continue;
 		}
 		c->next = w->conns;
 		if (w->conns != NULL)
 			w->conns->prev = c;
 		w->conns = c;
+		if (w->u != NULL) {
+			uring_conn_start(c);
+			continue;
+		}
 		memset(&e, 0, sizeof(e));
 		e.events = c->cev = EPOLLIN;
 		e.data.ptr = &c->ctag;
@@ -955,46 +906,72 @@ worker_sweep(struct worker *w)
 	}
 }
 
+/*
+ * Wait up to timeout_ms for events of w's epoll set and handle them.
+ * Returns 1 when the control thread rang (commands are queued).  On the
+ * io_uring path the set holds only the listeners and the doorbell.
+ */
+int
+worker_epoll(struct worker *w, int timeout_ms)
+{
+	struct epoll_event	 ev[MAX_EVENTS];
+	int			 i, n, woken = 0;
+	uint64_t		 v;
+
+	n = epoll_wait(w->epfd, ev, MAX_EVENTS, timeout_ms);
+	for (i = 0; i < n; i++) {
+		struct tag *t = ev[i].data.ptr;
+		switch (t->kind) {
+		case TAG_LISTEN:
+			worker_accept(w, t->ptr);
+			break;
+		case TAG_CLIENT:
+			conn_event(t->ptr, 0, ev[i].events);
+			break;
+		case TAG_BACKEND:
+			/* The client side of this batch may have closed
+			 * the connection already. */
+			conn_event(t->ptr, 1, ev[i].events);
+			break;
+		case TAG_WAKE:
+			(void)!read(w->wakefd, &v, sizeof(v));
+			woken = 1;
+			break;
+		}
+	}
+	return woken;
+}
+
+/*
+ * The end of a batch, on both paths: run the control thread's commands
+ * when it rang, free what was closed, time out slow handshakes once a
+ * second.  Returns 1 when the worker is to exit.
+ */
+int
+worker_batch_end(struct worker *w, int woken)
+{
+	if (woken && worker_commands(w))
+		return 1;
+	worker_reap(w);
+	if (time(NULL) != w->last_sweep) {
+		w->last_sweep = time(NULL);
+		worker_sweep(w);
+	}
+	return 0;
+}
+
 static void *
 worker_main(void *arg)
 {
-	struct worker		*w = arg;
-	struct epoll_event	 ev[MAX_EVENTS];
-	time_t			 last = time(NULL);
-	int			 i, n, woken;
-	uint64_t		 v;
+	struct worker *w = arg;
 
-	for (;;) {
-		n = epoll_wait(w->epfd, ev, MAX_EVENTS, 1000);
-		woken = 0;
-		for (i = 0; i < n; i++) {
-			struct tag *t = ev[i].data.ptr;
-			switch (t->kind) {
-			case TAG_LISTEN:
-				worker_accept(w, t->ptr);
-				break;
-			case TAG_CLIENT:
-				conn_event(t->ptr, 0, ev[i].events);
-				break;
-			case TAG_BACKEND:
-				/* The client side of this batch may have
-				 * closed the connection already. */
-				conn_event(t->ptr, 1, ev[i].events);
-				break;
-			case TAG_WAKE:
-				(void)!read(w->wakefd, &v, sizeof(v));
-				woken = 1;
-				break;
-			}
-		}
-		if (woken && worker_commands(w))
-			break;
-		worker_reap(w);
-		if (time(NULL) != last) {
-			last = time(NULL);
-			worker_sweep(w);
-		}
+	w->last_sweep = time(NULL);
+	if (w->u != NULL) {
+		uring_main(w);
+		return NULL;
 	}
+	while (!worker_batch_end(w, worker_epoll(w, 1000)))
+		;
 	while (w->conns != NULL)
 		conn_close(w->conns, 1);
 	worker_reap(w);
@@ -1135,13 +1112,39 @@ proxy_done(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+enum proxy_data_path
+proxy_data_path(const struct proxy *p)
+{
+	return p->path;
+}
+
+const char *
+proxy_data_path_name(enum proxy_data_path path)
+{
+	return path == PROXY_IO_URING ? "io_uring" : "epoll";
+}
+
+int
+proxy_data_path_parse(const char *s, enum proxy_data_path *path)
+{
+	if (strcmp(s, "epoll") == 0)
+		*path = PROXY_EPOLL;
+	else if (strcmp(s, "io_uring") == 0)
+		*path = PROXY_IO_URING;
+	else
+		return -1;
+	return 0;
+}
+
 struct proxy *
-proxy_new_base(struct event_base *base, int nworkers, struct err *e)
+proxy_new_base(struct event_base *base, int nworkers,
+    enum proxy_data_path path, struct err *e)
 {
 	struct proxy		*p;
 	struct worker		*w;
 	struct epoll_event	 ev;
 	long			 ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	char			 why[200];
 	int			 i;
 
 	if (pbio_method == NULL) {
@@ -1177,6 +1180,18 @@ proxy_new_base(struct event_base *base, int nworkers, struct err *e)
 		proxy_free(p);
 		return NULL;
 	}
+	/* Every worker on the same path: all rings, or none. */
+	p->path = path;
+	for (i = 0; path == PROXY_IO_URING && i < nworkers; i++) {
+		if (uring_new(&p->w[i], why, sizeof(why)) == -1) {
+			log_warn("data path: io_uring is not available (%s); "
+			    "using epoll", why);
+			while (i >= 0)
+				uring_free(&p->w[i--]);
+			p->path = PROXY_EPOLL;
+			break;
+		}
+	}
 	for (i = 0; i < nworkers; i++) {
 		w = &p->w[i];
 		w->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -1196,6 +1211,8 @@ proxy_new_base(struct event_base *base, int nworkers, struct err *e)
 		}
 		w->started = 1;
 	}
+	log_info("data path: %s, %d worker%s", proxy_data_path_name(p->path),
+	    nworkers, nworkers == 1 ? "" : "s");
 	return p;
 }
 
@@ -1496,6 +1513,7 @@ proxy_free(struct proxy *p)
 			close(w->epfd);
 		if (w->wakefd != -1)
 			close(w->wakefd);
+		uring_free(w);
 		free(w->scratch);
 		pthread_mutex_destroy(&w->mu);
 	}

@@ -64,6 +64,17 @@ struct proxy_port_stats {
 	uint64_t	 bytes_in, bytes_out;
 };
 
+/*
+ * How the workers wait for and move bytes: readiness (epoll, then read
+ * and send) or completions (io_uring: receives into buffers the kernel
+ * picks from a ring, sends queued and submitted in one system call per
+ * batch).  Same behaviour either way; docs/performance.md compares them.
+ */
+enum proxy_data_path {
+	PROXY_EPOLL,
+	PROXY_IO_URING,
+};
+
 /* Result of a command: connections closed, summed over workers. */
 typedef void (*proxy_done_cb)(int result, void *arg);
 /* s is the proxy's, valid during the call only: copy what you keep. */
@@ -78,7 +89,14 @@ typedef void (*proxy_sessions_cb)(const struct proxy_sessions *s,
  * created.
  */
 struct proxy	*proxy_new_base(struct event_base *base, int nworkers,
-		    struct err *e);
+		    enum proxy_data_path path, struct err *e);
+/* The path the workers run: PROXY_IO_URING falls back to PROXY_EPOLL
+ * (and logs why) where the kernel or a sandbox refuses io_uring. */
+enum proxy_data_path proxy_data_path(const struct proxy *p);
+const char	*proxy_data_path_name(enum proxy_data_path path);
+/* "epoll" or "io_uring" to its path; -1 for anything else. */
+int		 proxy_data_path_parse(const char *s,
+		    enum proxy_data_path *path);
 /*
  * Stops the workers and closes every connection.  Blocks until the
  * workers exited (shutdown only).  Commands in flight are completed or
