@@ -311,6 +311,27 @@ def test_big_value_and_pipeline(dbs, tls):
         c.close()
 
 
+def test_small_fragments(dbs):
+    """A client that negotiated max_fragment_length 512 (RFC 6066) gets a
+    reply of many records, whole: the proxy writes every byte the shard
+    sent, 512 at a time."""
+    n = dbs
+    port = dbs.tls_db["port"]
+    c = redis_client(n, port, tls=True)
+    value = "v" * 5000
+    try:
+        assert c.set("mfl", value) is True
+    finally:
+        c.close()
+    p = subprocess.run(
+        ["openssl", "s_client", "-connect", "%s:%d" % (n.addr, port),
+         "-CAfile", n.ca, "-maxfraglen", "512", "-tls1_2", "-quiet",
+         "-ign_eof"],
+        input=b"GET mfl\r\nQUIT\r\n", capture_output=True, timeout=20)
+    want = b"$5000\r\n%s\r\n+OK\r\n" % value.encode()
+    assert p.stdout.endswith(want), (p.stdout[-200:], p.stderr[-500:])
+
+
 def test_tls_mode_change_applies_to_new_connections(db_node):
     """PUT tls_mode: new connections get the new mode, open ones go on."""
     n = db_node

@@ -966,10 +966,8 @@ worker_main(void *arg)
 	struct worker *w = arg;
 
 	w->last_sweep = time(NULL);
-	if (w->u != NULL) {
-		uring_main(w);
+	if (w->u != NULL && uring_main(w) == 0)
 		return NULL;
-	}
 	while (!worker_batch_end(w, worker_epoll(w, 1000)))
 		;
 	while (w->conns != NULL)

@@ -157,7 +157,8 @@ void	worker_reap(struct worker *w);
  * where the kernel or a sandbox refuses io_uring. */
 int	uring_new(struct worker *w, char *errbuf, size_t len);
 void	uring_free(struct worker *w);
-void	uring_main(struct worker *w);
+/* -1 when the ring would not start: the worker then uses epoll. */
+int	uring_main(struct worker *w);
 int	uring_conn_init(struct pconn *c);
 void	uring_conn_start(struct pconn *c);
 void	uring_conn_close(struct pconn *c, int notify);

@@ -41,9 +41,16 @@
 #include "log.h"
 #include "proxy_impl.h"
 
-#define RING_SQ		1024
-#define RING_CQ		8192
-#define NBUF		128		/* provided buffers per worker */
+/*
+ * Sizes: what an idle connection does not pay for, but the process does
+ * (docs/performance.md, idle KiB).  A full SQ is submitted on the spot
+ * and a full CQ overflows into the kernel's list, so neither bounds the
+ * connections; the ring of buffers only bounds receives completed in one
+ * batch (the rest complete with ENOBUFS and are retried).
+ */
+#define RING_SQ		256
+#define RING_CQ		2048
+#define NBUF		64		/* provided buffers per worker */
 #define BUFSZ		(16 * 1024)	/* one TLS record and its header */
 #define BGID		0
 #define OUT_HIGH	SCRATCH		/* stop reading the other side */
@@ -62,6 +69,7 @@ struct uring {
 	int			 nret;		/* put back, not yet advanced */
 	int			 fresh;		/* put back since the last retry */
 	int			 polling;	/* a poll of the epoll set queued */
+	int			 stopping;	/* at exit: no new poll */
 	int			 epoll_ready;
 	struct pconn		*dirty;		/* something to send */
 	struct pconn		*starved;	/* a receive to retry */
@@ -374,6 +382,7 @@ client_pump(struct pconn *c)
 			recv_arm(c, 0);
 			return 0;
 		case SSL_ERROR_ZERO_RETURN:
+			rin_release(c);	/* what follows close_notify */
 			return client_eof(c);
 		default:
 			conn_close(c, 0);
@@ -401,6 +410,9 @@ client_recv(struct pconn *c, int res, int bid)
 		return;
 	}
 	if (res < 0) {
+		/* (As the epoll path, which sees it through OpenSSL.) */
+		if (c->flags & C_HANDSHAKE)
+			conn_handshake_failed(c);
 		conn_close(c, 0);
 		return;
 	}
@@ -438,7 +450,7 @@ backend_recv(struct pconn *c, int res, int bid)
 {
 	struct uring	*u = c->w->u;
 	const char	*buf = bid >= 0 ? u->bufs + (size_t)bid * BUFSZ : NULL;
-	int		 ok;
+	int		 ok, off, n = 0;
 
 	if (res == -ENOBUFS) {
 		if (!(c->flags & (C_STARVE_C | C_STARVE_B))) {
@@ -456,16 +468,22 @@ backend_recv(struct pconn *c, int res, int bid)
 			conn_close(c, 1);
 		return;
 	}
-	if (c->ssl != NULL)
-		ok = SSL_write(c->ssl, buf, res) == res;
-	else
+	if (c->ssl != NULL) {
+		/* Partial writes are on (the epoll path needs them): a
+		 * client that negotiated a smaller max_fragment_length takes
+		 * a record at a time.  ubio_write never refuses, so this
+		 * ends. */
+		for (off = 0, ok = 1; ok && off < res; off += n)
+			ok = (n = SSL_write(c->ssl, buf + off, res - off)) > 0;
+		if (ok)
+			STAT_ADD(c->ep->st->out, (uint64_t)res);
+	} else
 		ok = obuf_append(&c->out[0], buf, (size_t)res) == 0;
 	buf_put(u, bid);
 	if (!ok) {
 		conn_close(c, 0);
 		return;
 	}
-	STAT_ADD(c->ep->st->out, (uint64_t)res);
 	dirty_mark(c);
 	if (obuf_pending(&c->out[0]) < OUT_HIGH)
 		recv_arm(c, 1);
@@ -482,6 +500,9 @@ send_done(struct pconn *c, int backend, int res)
 		conn_close(c, backend);
 		return;
 	}
+	/* Plaintext is counted as it leaves, as on the epoll path. */
+	if (!backend && c->ssl == NULL)
+		STAT_ADD(c->ep->st->out, (uint64_t)res);
 	o->foff += (size_t)res;
 	if (o->foff < o->flen) {
 		send_submit(c, backend);
@@ -693,7 +714,7 @@ uring_prepare(struct worker *w)
 		}
 	}
 	u->fresh = 0;
-	if (!u->polling) {
+	if (!u->polling && !u->stopping) {
 		sqe = sqe_get(u);
 		io_uring_prep_poll_add(sqe, w->epfd, POLLIN);
 		sqe_data(sqe, w, OP_POLL);
@@ -720,18 +741,23 @@ uring_batch(struct worker *w, int ms)
 	io_uring_cq_advance(&u->ring, n);
 }
 
-void
+int
 uring_main(struct worker *w)
 {
-	struct uring	*u = w->u;
-	int		 woken, waited;
+	struct uring		*u = w->u;
+	struct io_uring_sqe	*sqe;
+	int			 woken, waited;
 
 	/* The ring was made disabled by the control thread: enabling it
 	 * here makes this thread its only submitter.  (Debian's liburing
 	 * 2.3 declares io_uring_enable_rings but does not export it.) */
 	if (syscall(__NR_io_uring_register, u->ring.ring_fd,
-	    IORING_REGISTER_ENABLE_RINGS, NULL, 0) == -1)
-		log_warn("data worker %d: cannot enable its ring", w->idx);
+	    IORING_REGISTER_ENABLE_RINGS, NULL, 0) == -1) {
+		log_warn("data worker %d: cannot enable its ring (%s); "
+		    "this worker uses epoll", w->idx, strerror(errno));
+		uring_free(w);
+		return -1;
+	}
 	io_uring_register_ring_fd(&u->ring);
 	for (;;) {
 		uring_batch(w, 1000);
@@ -745,17 +771,23 @@ uring_main(struct worker *w)
 	}
 	while (w->conns != NULL)
 		conn_close(w->conns, 1);
+	/* Shutting the sockets down completes their operations; cancel
+	 * whatever would not (and the poll of the epoll set). */
+	u->stopping = 1;
+	sqe = sqe_get(u);
+	io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+	io_uring_sqe_set_data64(sqe, 0);
 	for (waited = 0; u->closing != NULL && waited < EXIT_MS;
 	    waited += 100)
 		uring_batch(w, 100);
-	/* What the kernel did not give back by now it never will. */
-	while (u->closing != NULL) {
-		u->closing->nops = 0;
-		conn_dead(u->closing);
-	}
+	/* Never seen: memory the kernel may still write is not freed. */
+	if (u->closing != NULL)
+		log_warn("data worker %d: connections still in the kernel at "
+		    "exit; left allocated", w->idx);
 	worker_reap(w);
 	/* Registered by this thread: only it can take it back. */
 	io_uring_unregister_ring_fd(&u->ring);
+	return 0;
 }
 
 /* ---- setup ---- */
