@@ -65,6 +65,8 @@ static const struct {
 	[E_LOCKOUT] =		{ "admin_lockout", 409 },
 	[E_INVALID_OCSP] =	{ "invalid_ocsp_response", 400 },
 	[E_NO_RESPONDER] =	{ "no_responder_url", 400 },
+	[E_ACME_UNREACHABLE] =	{ "acme_server_unreachable", 400 },
+	[E_ACME_REFUSED] =	{ "acme_refused", 400 },
 	[E_INTERNAL] =		{ "internal_error", 500 },
 };
 

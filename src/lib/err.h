@@ -66,6 +66,9 @@ enum errc {
 	E_LOCKOUT,	/* the change would leave no admin a way to sign in */
 	E_INVALID_OCSP,	/* the responder's answer is unusable */
 	E_NO_RESPONDER,	/* the certificate names no OCSP responder */
+	E_ACME_UNREACHABLE,	/* no answer from the ACME server (or an
+				   untrusted one) */
+	E_ACME_REFUSED,	/* the ACME server's problem document */
 	E_INTERNAL,
 	E__COUNT
 };
