@@ -514,7 +514,15 @@ acme_account(struct acme *a, const json_t *contact, const char **kid,
 	char	*loc = NULL;
 	int	 rc;
 
-	if (a->kid == NULL) {
+	/*
+	 * Always asked, even with an account URL known: newAccount with a
+	 * known key answers that account (RFC 8555 7.3.1), and a CA that
+	 * lost it (a restarted test CA, a deactivated account) makes a new
+	 * one instead of failing every order.
+	 */
+	free(a->kid);
+	a->kid = NULL;
+	{
 		req = json_pack("{s:b}", "termsOfServiceAgreed", 1);
 		if (contact != NULL && json_array_size(contact) > 0)
 			json_object_set(req, "contact", (json_t *)contact);

@@ -26,8 +26,7 @@ struct acme_opts {
 	const char	*ca_bundle;	/* PEM the server is checked against;
 					   NULL: the system's */
 	const char	*account_key;	/* PEM, EC P-256 */
-	const char	*account_url;	/* the kid; NULL: acme_account finds
-					   or creates it */
+	const char	*account_url;	/* the kid, until acme_account */
 	int		 timeout_s;	/* per request */
 };
 
@@ -37,8 +36,9 @@ void		 acme_free(struct acme *a);
 
 /*
  * Network: the account of the key (created when the server does not
- * know it, with these mailto: contacts and the terms agreed).  *kid gets
- * its URL (owned by a too).
+ * know it, with these mailto: contacts and the terms agreed; asked each
+ * time, so that an account the CA lost is made again).  *kid gets its
+ * URL (owned by a).
  */
 int		 acme_account(struct acme *a, const json_t *contact,
 		    const char **kid, struct err *e);

@@ -3,6 +3,7 @@
  * handshake that proves a new context works before anyone is served by it.
  */
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -362,6 +363,153 @@ tlsctx_set_staple(struct tlsctx *c, const struct tls_staple *in)
 	return 0;
 }
 
+/* ---- tls-alpn-01 answers ---- */
+
+#define ACME_ALPN	"acme-tls/1"
+
+struct alpn_entry {
+	char		*name;
+	X509		*cert;
+	EVP_PKEY	*key;
+};
+
+static pthread_mutex_t	 alpn_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct alpn_entry *alpn_v;
+static size_t		 alpn_n;
+static int		 alpn_idx = -1;	/* SSL ex_data: answered by us */
+
+static void
+alpn_entries_free(struct alpn_entry *v, size_t n)
+{
+	while (n > 0) {
+		n--;
+		free(v[n].name);
+		X509_free(v[n].cert);
+		EVP_PKEY_free(v[n].key);
+	}
+	free(v);
+}
+
+int
+tlsctx_acme_answers(const struct tls_alpn_answer *v, size_t n,
+    struct err *e)
+{
+	struct alpn_entry	*nv = NULL, *old;
+	size_t			 i, oldn;
+	BIO			*b;
+
+	if (n > 0 && (nv = calloc(n, sizeof(*nv))) == NULL)
+		return err_set(e, E_INTERNAL, "out of memory");
+	for (i = 0; i < n; i++) {
+		nv[i].name = strdup(v[i].name);
+		if ((b = BIO_new_mem_buf(v[i].cert_pem, -1)) != NULL) {
+			nv[i].cert = PEM_read_bio_X509(b, NULL, NULL, NULL);
+			BIO_free(b);
+		}
+		if ((b = BIO_new_mem_buf(v[i].key_pem, -1)) != NULL) {
+			nv[i].key = PEM_read_bio_PrivateKey(b, NULL, NULL,
+			    NULL);
+			BIO_free(b);
+		}
+		if (nv[i].name == NULL || nv[i].cert == NULL ||
+		    nv[i].key == NULL) {
+			ERR_clear_error();
+			alpn_entries_free(nv, n);
+			return err_set(e, E_INVALID_PEM, "a tls-alpn-01 answer "
+			    "does not parse");
+		}
+	}
+	pthread_mutex_lock(&alpn_mu);
+	if (alpn_idx == -1)
+		alpn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	old = alpn_v;
+	oldn = alpn_n;
+	alpn_v = nv;
+	alpn_n = n;
+	pthread_mutex_unlock(&alpn_mu);
+	alpn_entries_free(old, oldn);
+	return 0;
+}
+
+/* 1 when the wire-format protocol list p offers proto. */
+static int
+alpn_offers(const unsigned char *p, size_t len, const char *proto)
+{
+	size_t plen = strlen(proto), l;
+
+	while (len > 0) {
+		l = p[0];
+		if (l + 1 > len)
+			return 0;
+		if (l == plen && memcmp(p + 1, proto, plen) == 0)
+			return 1;
+		p += l + 1;
+		len -= l + 1;
+	}
+	return 0;
+}
+
+/* The host_name of a server_name extension's body, into buf. */
+static int
+sni_of(const unsigned char *p, size_t len, char *buf, size_t blen)
+{
+	size_t l;
+
+	/* list length (2), type (1), name length (2), name */
+	if (len < 5 || p[2] != 0)
+		return -1;
+	l = ((size_t)p[3] << 8) | p[4];
+	if (l + 5 > len || l >= blen)
+		return -1;
+	memcpy(buf, p + 5, l);
+	buf[l] = '\0';
+	return 0;
+}
+
+static int
+acme_hello_cb(SSL *ssl, int *al, void *arg)
+{
+	const unsigned char	*p;
+	size_t			 len, i;
+	char			 host[256];
+	int			 done = 0;
+
+	(void)al;
+	(void)arg;
+	if (SSL_client_hello_get0_ext(ssl,
+	    TLSEXT_TYPE_application_layer_protocol_negotiation, &p,
+	    &len) != 1 || len < 2 || !alpn_offers(p + 2, len - 2, ACME_ALPN) ||
+	    SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p,
+	    &len) != 1 || sni_of(p, len, host, sizeof(host)) == -1)
+		return SSL_CLIENT_HELLO_SUCCESS;
+	pthread_mutex_lock(&alpn_mu);
+	for (i = 0; i < alpn_n && !done; i++) {
+		if (strcasecmp(alpn_v[i].name, host) != 0)
+			continue;
+		done = SSL_use_certificate(ssl, alpn_v[i].cert) == 1 &&
+		    SSL_use_PrivateKey(ssl, alpn_v[i].key) == 1;
+	}
+	if (done)
+		SSL_set_ex_data(ssl, alpn_idx, (void *)1);
+	pthread_mutex_unlock(&alpn_mu);
+	ERR_clear_error();
+	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/* acme-tls/1 for the handshakes acme_hello_cb answered; no ALPN else. */
+static int
+acme_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+    const unsigned char *in, unsigned int inlen, void *arg)
+{
+	(void)arg;
+	if (alpn_idx == -1 || SSL_get_ex_data(ssl, alpn_idx) == NULL ||
+	    !alpn_offers(in, inlen, ACME_ALPN))
+		return SSL_TLSEXT_ERR_NOACK;
+	*out = (const unsigned char *)ACME_ALPN;
+	*outlen = (unsigned char)strlen(ACME_ALPN);
+	return SSL_TLSEXT_ERR_OK;
+}
+
 /* The handshake takes any client certificate: the API checks it at each
  * request, against the trust of that moment (tls_peer_verify). */
 static int
@@ -383,6 +531,10 @@ tlsctx_control_new(const struct x509_material *m, const struct tls_policy *p,
 
 	if (c != NULL && tlsctx_set_staple(c, staple) == -1)
 		goto nomem;
+	if (c != NULL) {
+		SSL_CTX_set_client_hello_cb(c->ctx, acme_hello_cb, NULL);
+		SSL_CTX_set_alpn_select_cb(c->ctx, acme_alpn_cb, NULL);
+	}
 	if (c == NULL || client_ca_pem == NULL)
 		return c;
 	if ((bio = BIO_new_mem_buf(client_ca_pem, -1)) == NULL)

@@ -95,6 +95,21 @@ struct tlsctx	*tlsctx_control_new(const struct x509_material *m,
 		    const struct tls_policy *p, const char *client_ca_pem,
 		    const struct tls_staple *staple, struct err *e);
 
+/*
+ * tls-alpn-01 (RFC 8737) on the control ports: a ClientHello that offers
+ * only "acme-tls/1" for a name in this process-wide table gets that
+ * name's challenge certificate and the protocol acme-tls/1, whatever
+ * context it reached; every other handshake is as before.  The table is
+ * replaced whole (n entries; 0 empties it); it is guarded by a lock.
+ */
+struct tls_alpn_answer {
+	const char	*name;
+	const char	*cert_pem;
+	const char	*key_pem;
+};
+int		 tlsctx_acme_answers(const struct tls_alpn_answer *v, size_t n,
+		    struct err *e);
+
 /* What a client certificate must satisfy to sign in (strings borrowed). */
 struct tls_peer_rules {
 	const char		*trust_pem;	/* the CAs it must chain to */

@@ -17,6 +17,7 @@
 #include "jobs.h"
 #include "log.h"
 #include "node.h"
+#include "certacme.h"
 #include "rollout.h"
 #include "schema.h"
 #include "seal.h"
@@ -296,6 +297,7 @@ node_shutdown(struct node *n)
 			store_txn_free(t);
 		}
 	}
+	certacme_shutdown(n);
 	apply_shutdown(n);
 	jobs_free(n->jobs);
 	rollout_free(n->ro);

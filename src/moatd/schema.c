@@ -63,6 +63,11 @@ static const struct {
 	{ SK_OCSP,	SCHEMA_ROOT "ocsp",	0, 0 },
 	/* What the endpoints staple, per certificate: apply acts on it. */
 	{ SK_OCSP_STAPLE, SCHEMA_ROOT "ocsp_staples/", 1, 1 },
+	/* The http-01 ports and the tls-alpn-01 answers: apply serves
+	 * them; the http-01 answers are read per request. */
+	{ SK_ACME,	SCHEMA_ROOT "acme/",	1, 1 },
+	{ SK_ACME_HTTP,	SCHEMA_ROOT "acme_http/", 1, 0 },
+	{ SK_ACME_ALPN,	SCHEMA_ROOT "acme_alpn/", 1, 1 },
 };
 #define NKEYS (sizeof(schema_keys) / sizeof(schema_keys[0]))
 
@@ -95,7 +100,7 @@ schema_key_of(enum schema_kind k, int id, char *buf)
 
 	if (p == NULL)
 		snprintf(buf, SCHEMA_KEY_MAX, "%s", schema_key(k));
-	else if (k == SK_CERT || k == SK_OCSP_STAPLE)
+	else if (k == SK_CERT || k == SK_OCSP_STAPLE || k == SK_ACME)
 		snprintf(buf, SCHEMA_KEY_MAX, "%s%s", p, id >= 0 &&
 		    id < CERT__COUNT ? cert_services[id].name : "?");
 	else
@@ -144,7 +149,8 @@ schema_classify(const char *key, int *id)
 			*id = cert_id_of(name);
 		} else if (id != NULL)
 			*id = schema_keys[i].kind == SK_CERT ||
-			    schema_keys[i].kind == SK_OCSP_STAPLE ?
+			    schema_keys[i].kind == SK_OCSP_STAPLE ||
+			    schema_keys[i].kind == SK_ACME ?
 			    cert_id_of(key + len) : atoi(key + len);
 		return schema_keys[i].kind;
 	}

@@ -70,6 +70,9 @@ enum schema_kind {
 	SK_JOBS,	/* the job scheduler's settings (jobs.c) */
 	SK_OCSP,	/* the OCSP settings (ocsp.c) */
 	SK_OCSP_STAPLE,	/* OCSP responses, per certificate (proxy, api, cm) */
+	SK_ACME,	/* ACME settings and account, per certificate */
+	SK_ACME_HTTP,	/* http-01 answers, per token (certacme.c) */
+	SK_ACME_ALPN,	/* tls-alpn-01 answers, per token */
 };
 
 /* How many earlier versions of each certificate are kept. */
@@ -84,7 +87,8 @@ char		*schema_cert_hist_prefix(int id, char *buf);
 /* The key of a singleton (SK_CLUSTER, SK_CA, SK_VERSION). */
 const char	*schema_key(enum schema_kind k);
 /* The key of item id of a collection into buf (SCHEMA_KEY_MAX bytes);
- * returns buf.  For SK_CERT and SK_OCSP_STAPLE, id is an enum cert_id. */
+ * returns buf.  For SK_CERT, SK_OCSP_STAPLE and SK_ACME, id is an enum
+ * cert_id. */
 char		*schema_key_of(enum schema_kind k, int id, char *buf);
 /* The prefix under which a collection lives ("/moat/users/"). */
 const char	*schema_prefix(enum schema_kind k);

@@ -24,7 +24,9 @@ CERTS_ALERT = "cluster_certs_about_to_expire"
 CA_ALERT = "node_internal_certs_about_to_expire"
 # The OCSP alerts (test_ocsp.py) are computed too, off until stapling is.
 OCSP_ALERTS = ("cluster_ocsp_status_revoked", "cluster_ocsp_query_failed")
-ALERTS = (CERTS_ALERT, CA_ALERT) + OCSP_ALERTS
+# And the ACME one (test_acme.py), quiet until a certificate is ordered.
+ACME_ALERTS = ("cluster_acme_order_failed",)
+ALERTS = (CERTS_ALERT, CA_ALERT) + OCSP_ALERTS + ACME_ALERTS
 DEFAULT_SETTINGS = {a: {"enabled": True, "threshold": "45"} for a in ALERTS}
 TICK = 5.0 * TIME_SCALE          # the alert/node tick of every node
 EVENT_WAIT = 12.0 * TIME_SCALE   # an alert transition shows in the log

@@ -105,8 +105,8 @@ def test_status_columns_line_up(db_node):
     assert titles == ["NODE:ID", "DB:ID", "NODE:ID", "ALERT"], p.stdout
     nodes, dbs, certs, alerts = (rows for _, rows in tables)
     assert sorted(r.split()[0] for r in alerts) == [
-        "cluster_certs_about_to_expire", "cluster_ocsp_query_failed",
-        "cluster_ocsp_status_revoked",
+        "cluster_acme_order_failed", "cluster_certs_about_to_expire",
+        "cluster_ocsp_query_failed", "cluster_ocsp_status_revoked",
         "node_internal_certs_about_to_expire"], p.stdout
     assert len(nodes) == 1 and len(dbs) == 2, p.stdout
     # api and metrics_exporter: names of different lengths, one column.

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "apply.h"
+#include "certacme.h"
 #include "apply_bdbs.h"
 #include "fsutil.h"
 #include "https.h"
@@ -462,6 +463,8 @@ apply_snapshot(struct node *n, const struct snapshot *snap,
 	}
 	/* Databases: every endpoint gets a context with the new certificate
 	 * or policy for its next handshake. */
+	/* ACME: the http-01 ports and tls-alpn-01 answers of this node. */
+	certacme_apply(n, snap->kv, snap->n);
 	apply_bdbs_run(ap->bdbs, n, snap->kv, snap->n,
 	    ap->served[CERT_PROXY].material, ap->served[CERT_SYNCER].material,
 	    &ap->cluster.policy, proxy_changed || syncer_changed || data);

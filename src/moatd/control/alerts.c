@@ -18,6 +18,7 @@
 #include "events.h"
 #include "log.h"
 #include "nodes.h"
+#include "certacme.h"
 #include "ocsp.h"
 #include "schema.h"
 #include "x509.h"
@@ -26,7 +27,7 @@
 #define MAX_THRESHOLD		3650
 
 enum alert_scope { SCOPE_SERVICE, SCOPE_CA, SCOPE_OCSP_REVOKED,
-	SCOPE_OCSP_FAILED };
+	SCOPE_OCSP_FAILED, SCOPE_ACME };
 
 /* The alerts moat computes: one table for settings, GET and the tick. */
 static const struct alert_def {
@@ -42,8 +43,24 @@ static const struct alert_def {
 	    "the OCSP responder says the proxy certificate is revoked" },
 	{ "cluster_ocsp_query_failed", SCOPE_OCSP_FAILED,
 	    "the OCSP responder has not answered usefully" },
+	{ "cluster_acme_order_failed", SCOPE_ACME,
+	    "the last order of a certificate from the ACME CA failed" },
 };
 #define NALERTS (sizeof(alert_defs) / sizeof(alert_defs[0]))
+
+/* "a, b, c": the names of the table, for messages. */
+static const char *
+alert_names(void)
+{
+	static char	buf[512];
+	size_t		i;
+
+	if (buf[0] == '\0')
+		for (i = 0; i < NALERTS; i++)
+			snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
+			    "%s%s", i > 0 ? ", " : "", alert_defs[i].name);
+	return buf;
+}
 
 static const struct alert_def *
 alert_def_of(const char *name)
@@ -120,11 +137,8 @@ alerts_settings_merge(const json_t *cluster_doc, const json_t *body,
 	json_object_foreach((json_t *)body, name, v) {
 		if (alert_def_of(name) == NULL)
 			return err_set(e, E_INVALID_SCHEMA, "alert_settings: "
-			    "unknown alert \"%.64s\"; known: "
-			    "cluster_certs_about_to_expire, "
-			    "node_internal_certs_about_to_expire, "
-			    "cluster_ocsp_status_revoked, "
-			    "cluster_ocsp_query_failed", name), NULL;
+			    "unknown alert \"%.64s\"; known: %s", name,
+			    alert_names()), NULL;
 		if (!json_is_object(v))
 			return err_set(e, E_INVALID_SCHEMA, "alert_settings."
 			    "%s must be an object {enabled, threshold}", name),
@@ -184,6 +198,12 @@ alert_certs(struct node *n, enum alert_scope scope, struct err *e)
 	if (scope == SCOPE_OCSP_REVOKED || scope == SCOPE_OCSP_FAILED) {
 		json_decref(out);
 		return ocsp_alert_items(n, scope == SCOPE_OCSP_REVOKED);
+	}
+	/* ACME: the certificates whose last order failed, hot since the
+	 * first failure of the row. */
+	if (scope == SCOPE_ACME) {
+		json_decref(out);
+		return certacme_alert_items(n);
 	}
 	for (i = 0; out != NULL && i < CERT__COUNT + 1; i++) {
 		const char *pem, *name;
@@ -345,10 +365,7 @@ alerts_json(struct node *n, const char *name, int ignore_settings,
 
 	if (name != NULL && (d = alert_def_of(name)) == NULL)
 		return err_set(e, E_NOT_FOUND, "no alert \"%.64s\"; moat "
-		    "computes cluster_certs_about_to_expire, "
-		    "node_internal_certs_about_to_expire, "
-		    "cluster_ocsp_status_revoked and cluster_ocsp_query_failed",
-		    name), NULL;
+		    "computes %s", name, alert_names()), NULL;
 	if ((cdoc = schema_get(n->store, schema_key(SK_CLUSTER), NULL, e)) ==
 	    NULL)
 		return NULL;

@@ -19,6 +19,7 @@
 #include "https.h"
 #include "log.h"
 #include "mtls.h"
+#include "certacme.h"
 #include "ocsp.h"
 #include "sessions.h"
 #include "ui.h"
@@ -52,6 +53,10 @@ static const struct api_route api_routes[] = {
 	{ EVHTTP_REQ_GET, "/v1/cluster/certificates/:name/history", PERM_VIEW_CLUSTER, 1, api_cert_history, 0 },
 	{ EVHTTP_REQ_POST, "/v1/cluster/certificates/:name/rollback", PERM_UPDATE_CLUSTER, 1, api_cert_rollback, 0 },
 	{ EVHTTP_REQ_DELETE, "/v1/cluster/certificates/:name", PERM_UPDATE_CLUSTER, 1, api_cert_delete, 0 },
+	{ EVHTTP_REQ_GET, "/v1/cluster/certificates/:name/acme", PERM_VIEW_CLUSTER, 1, api_acme_get, 0 },
+	{ EVHTTP_REQ_PUT, "/v1/cluster/certificates/:name/acme", PERM_UPDATE_CLUSTER, 1, api_acme_put, 0 },
+	{ EVHTTP_REQ_DELETE, "/v1/cluster/certificates/:name/acme", PERM_UPDATE_CLUSTER, 1, api_acme_delete, 0 },
+	{ EVHTTP_REQ_POST, "/v1/cluster/certificates/:name/acme/renew", PERM_UPDATE_CLUSTER, 1, api_acme_renew, 0 },
 	{ EVHTTP_REQ_GET, "/v1/cluster/alerts", PERM_VIEW_CLUSTER, 1, api_alerts_get, 0 },
 	{ EVHTTP_REQ_GET, "/v1/cluster/alerts/:name", PERM_VIEW_CLUSTER, 1, api_alert_get, 0 },
 	{ EVHTTP_REQ_GET, "/v1/logs", PERM_VIEW_CLUSTER, 1, api_logs_get, 0 },

@@ -197,7 +197,7 @@ api_mtls_ca_put(struct api_req *r, json_t *it, int single, struct err *e)
 int
 api_update_cert(struct api_req *r, struct err *e)
 {
-	struct cert_change	 c = { NULL, NULL, NULL, 0, 0 };
+	struct cert_change	 c = { NULL, NULL, NULL, 0, 0, 0 };
 	json_t			*b;
 	json_error_t		 je;
 	int			 rc = -1;

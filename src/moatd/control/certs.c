@@ -208,7 +208,7 @@ certs_validate(const struct cluster_doc *c, const struct cert_change *ch,
 	int				 rc = -1;
 
 	chk.fqdn = c->name;
-	chk.need_wildcard = svc->need_wildcard;
+	chk.need_wildcard = svc->need_wildcard && !ch->names_only;
 	chk.need_client_auth = svc->need_client_auth;
 	/* What is sent is one key and nothing else (a rollback's comes
 	 * from the store, as it was accepted then). */

@@ -18,6 +18,8 @@ struct cert_change {
 	const char	*key_pem;
 	int		 by_cluster_ca;	/* a rollback to one the CA issued */
 	int		 rollback_of;	/* a rollback: the version restored */
+	int		 names_only;	/* ACME without dns-01: the names it
+					   ordered, no *.<fqdn> required */
 };
 
 /* Issue certificate id from the CA and add its document to t; fp (100

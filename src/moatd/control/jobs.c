@@ -21,6 +21,7 @@
 #include "events.h"
 #include "jobs.h"
 #include "log.h"
+#include "certacme.h"
 #include "ocsp.h"
 #include "schema.h"
 
@@ -235,6 +236,7 @@ jobs_run(evutil_socket_t fd, short what, void *arg)
 	jobs_renew(j, now);
 	ca_tick(n);
 	ocsp_tick(n);
+	certacme_tick(n);
 	alerts_evaluate(n);
 	if (j->ticks++ % TRIM_EVERY == 0)
 		events_trim(n);
