@@ -231,6 +231,85 @@ static const struct token t_import[] = {
 	  .next = t_end },
 	{ 0 }
 };
+/*
+ * acme <name> set directory_url <url> [challenge <c>] [http_port <n>]
+ * [identifiers <a,b>] [contact <mailto:x,...>] [key_type <t>]
+ * [ca_bundle_file <path>] [dns_hook <path>] | show | renew | delete:
+ * after each value the options table comes back, so they go in any order.
+ */
+static const char *const acme_challenges[] = { "http-01", "tls-alpn-01",
+	"dns-01", NULL };
+static const char *const acme_key_types[] = { "ec256", "rsa2048", NULL };
+static const struct token t_acme_opts[10];
+#define ACME_VALUE(name, word, s, h) \
+static const struct token name[] = { \
+	{ .type = TOK_VALUE, .keyword = word, .slot = s, .hints = h, \
+	  .next = t_acme_opts, .usage = "[<option> <value> ...]" }, \
+	{ 0 } \
+}
+ACME_VALUE(t_acme_chal_v, "challenge", ARG_ACME_CHALLENGE, acme_challenges);
+ACME_VALUE(t_acme_port_v, "port", ARG_ACME_HTTP_PORT, NULL);
+ACME_VALUE(t_acme_ids_v, "name[,name...]", ARG_ACME_IDENTS, NULL);
+ACME_VALUE(t_acme_contact_v, "mailto:address[,...]", ARG_ACME_CONTACT, NULL);
+ACME_VALUE(t_acme_kt_v, "key_type", ARG_ACME_KEY_TYPE, acme_key_types);
+ACME_VALUE(t_acme_hook_v, "path", ARG_ACME_HOOK, NULL);
+static const struct token t_acme_ca_v[] = {
+	{ .type = TOK_FILE, .keyword = "path", .slot = ARG_ACME_CA_FILE,
+	  .next = t_acme_opts, .usage = "[<option> <value> ...]" },
+	{ 0 }
+};
+static const struct token t_acme_opts[10] = {
+	{ .type = TOK_ENDTOKEN },
+	{ .type = TOK_KEYWORD, .keyword = "challenge", .slot = NO_SLOT,
+	  .next = t_acme_chal_v, .help = "how the names are proved: "
+	  "http-01 (the default), tls-alpn-01 (api, cm) or dns-01" },
+	{ .type = TOK_KEYWORD, .keyword = "http_port", .slot = NO_SLOT,
+	  .next = t_acme_port_v, .help = "where every node answers http-01 "
+	  "(80 by default)" },
+	{ .type = TOK_KEYWORD, .keyword = "identifiers", .slot = NO_SLOT,
+	  .next = t_acme_ids_v, .help = "the names to order (the cluster "
+	  "name by default)" },
+	{ .type = TOK_KEYWORD, .keyword = "contact", .slot = NO_SLOT,
+	  .next = t_acme_contact_v },
+	{ .type = TOK_KEYWORD, .keyword = "key_type", .slot = NO_SLOT,
+	  .next = t_acme_kt_v, .help = "ec256 (the default) or rsa2048" },
+	{ .type = TOK_KEYWORD, .keyword = "ca_bundle_file", .slot = NO_SLOT,
+	  .next = t_acme_ca_v, .help = "the CAs the ACME server's HTTPS is "
+	  "checked against (the system's by default)" },
+	{ .type = TOK_KEYWORD, .keyword = "dns_hook", .slot = NO_SLOT,
+	  .next = t_acme_hook_v, .help = "dns-01: run as `hook set|clear "
+	  "<name> <txt value>`" },
+	{ 0 }
+};
+static const struct token t_acme_dir_v[] = {
+	{ .type = TOK_VALUE, .keyword = "url", .slot = ARG_ACME_DIR,
+	  .next = t_acme_opts },
+	{ 0 }
+};
+static const struct token t_acme_set[] = {
+	{ .type = TOK_KEYWORD, .keyword = "directory_url", .slot = NO_SLOT,
+	  .next = t_acme_dir_v, .help = "the CA's ACME directory (https://)" },
+	{ 0 }
+};
+static const struct token t_acme_verb[] = {
+	{ .type = TOK_KEYWORD, .keyword = "set", .slot = NO_SLOT,
+	  .action = cmd_acme_set, .next = t_acme_set,
+	  .help = "order this certificate from an ACME CA (asked at once)" },
+	{ .type = TOK_KEYWORD, .keyword = "show", .slot = NO_SLOT,
+	  .action = cmd_acme_show, .next = t_end },
+	{ .type = TOK_KEYWORD, .keyword = "renew", .slot = NO_SLOT,
+	  .action = cmd_acme_renew, .next = t_end,
+	  .help = "order a new certificate now" },
+	{ .type = TOK_KEYWORD, .keyword = "delete", .slot = NO_SLOT,
+	  .action = cmd_acme_delete, .next = t_end,
+	  .help = "stop ordering it; the certificate in place stays" },
+	{ 0 }
+};
+static const struct token t_acme[] = {
+	{ .type = TOK_NAME, .keyword = "name", .slot = ARG_CERT_NAME,
+	  .hints = adm_cert_names, .next = t_acme_verb },
+	{ 0 }
+};
 static const struct token t_cert[] = {
 	{ .type = TOK_KEYWORD, .keyword = "set", .slot = NO_SLOT,
 	  .action = cmd_cert_set, .next = t_cert_set },
@@ -242,6 +321,9 @@ static const struct token t_cert[] = {
 	  .action = cmd_cert_rollback, .next = t_rollback },
 	{ .type = TOK_KEYWORD, .keyword = "import", .slot = NO_SLOT,
 	  .action = cmd_cert_import, .next = t_import },
+	{ .type = TOK_KEYWORD, .keyword = "acme", .slot = NO_SLOT,
+	  .next = t_acme, .help = "a certificate from an ACME CA, renewed "
+	  "by the cluster" },
 	{ 0 }
 };
 

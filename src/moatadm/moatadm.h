@@ -121,6 +121,15 @@ enum arg_slot {
 	ARG_NOW,		/* certificate rotate ca now */
 	ARG_FOLDER,		/* certificate import <folder> */
 	ARG_CA_FP,		/* cluster join ... ca_fingerprint <sha256> */
+	/* cluster certificate acme <name> set ... */
+	ARG_ACME_DIR,
+	ARG_ACME_CHALLENGE,
+	ARG_ACME_HTTP_PORT,
+	ARG_ACME_IDENTS,
+	ARG_ACME_CONTACT,
+	ARG_ACME_KEY_TYPE,
+	ARG_ACME_CA_FILE,
+	ARG_ACME_HOOK,
 	ARG_MAX
 };
 
@@ -217,6 +226,10 @@ int cmd_cert_rotate(struct adm_session *, const struct cmd_args *);
 int cmd_cert_rollback(struct adm_session *, const struct cmd_args *);
 int cmd_ca_rotate(struct adm_session *, const struct cmd_args *);
 int cmd_cert_import(struct adm_session *, const struct cmd_args *);
+int cmd_acme_set(struct adm_session *, const struct cmd_args *);
+int cmd_acme_show(struct adm_session *, const struct cmd_args *);
+int cmd_acme_renew(struct adm_session *, const struct cmd_args *);
+int cmd_acme_delete(struct adm_session *, const struct cmd_args *);
 
 /* ---- rollout.c: what the nodes did with a change ---- */
 

@@ -510,3 +510,41 @@ def test_delete(make_pebble, db_node):
     assert n.fingerprints() == before
     assert cert_fp(n, "proxy") == fp
     assert served_by(n.addr, port, root_file) == fp
+
+
+# -- 7. moatadm ---------------------------------------------------------------
+
+def test_moatadm(make_pebble, db_node):
+    """The same through moatadm's words: set (with the CA bundle read from
+    a file), show, renew, delete; a wrong word is a usage error."""
+    n = db_node
+    pb = make_pebble()
+    p = n.adm("cluster", "certificate", "acme", "metrics_exporter", "set",
+              "directory_url", pb.directory_url, "http_port",
+              str(pb.http_port), "ca_bundle_file", pb.ca_file,
+              "contact", "mailto:a@example.com,mailto:b@example.com")
+    assert p.returncode == 0, p.stderr
+    assert "metrics_exporter: ordered from" in p.stdout, p.stdout
+    j = wait_issued(n, "metrics_exporter", pb,
+                    old_fp=cert_fp(n, "metrics_exporter"))
+    p = n.adm("cluster", "certificate", "acme", "metrics_exporter", "show")
+    assert p.returncode == 0, p.stderr
+    assert "state: valid" in p.stdout, p.stdout
+    assert j["fingerprint_sha256"] in p.stdout, p.stdout
+    assert "ca_bundle: (given)" in p.stdout, p.stdout
+    assert "PRIVATE KEY" not in p.stdout and "account_key" not in p.stdout
+    p = n.adm("cluster", "certificate", "acme", "metrics_exporter", "renew")
+    assert p.returncode == 0, p.stderr
+    wait_issued(n, "metrics_exporter", pb, old_fp=j["fingerprint_sha256"])
+    p = n.adm("cluster", "certificate", "acme", "metrics_exporter", "delete")
+    assert p.returncode == 0, p.stderr
+    p = n.adm("cluster", "certificate", "acme", "metrics_exporter", "show")
+    assert p.returncode == 1 and "not ordered from an ACME CA" in p.stderr, \
+        (p.returncode, p.stderr)
+    p = n.adm("cluster", "certificate", "acme", "metrics_exporter", "set",
+              "directory_url", pb.directory_url, "http_port", "x")
+    assert p.returncode == 2 and "http_port" in p.stderr, \
+        (p.returncode, p.stderr)
+    p = n.adm("cluster", "certificate", "acme", "nosuch", "show")
+    assert p.returncode != 0 and "nosuch" in p.stderr, (p.returncode,
+                                                          p.stderr)
