@@ -38,6 +38,8 @@ struct acme {
 	json_t		*jwk;
 	char		 thumb[64];
 	int		 timeout;
+	int		(*abort_cb)(void *);
+	void		*abort_arg;
 };
 
 struct hdrs {
@@ -140,6 +142,19 @@ hdrs_clear(struct hdrs *h)
 	memset(h, 0, sizeof(*h));
 }
 
+static int
+xfer_cb(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+    curl_off_t un)
+{
+	struct acme *a = arg;
+
+	(void)dt;
+	(void)dn;
+	(void)ut;
+	(void)un;
+	return a->abort_cb != NULL && a->abort_cb(a->abort_arg);
+}
+
 /*
  * One request; the body (NULL: GET, or HEAD when head) goes as JOSE.
  * A failure to talk to the server at all is E_ACME_UNREACHABLE, with
@@ -163,6 +178,9 @@ http(struct acme *a, const char *url, const char *body, int head,
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "moat-acme");
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, xfer_cb);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, a);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	if (a->ca != NULL) {
 		blob.data = a->ca;
 		blob.len = strlen(a->ca);
@@ -448,6 +466,8 @@ acme_new(const struct acme_opts *o, struct err *e)
 		return NULL;
 	}
 	a->timeout = o->timeout_s > 0 ? o->timeout_s : 10;
+	a->abort_cb = o->abort_cb;
+	a->abort_arg = o->abort_arg;
 	a->dir_url = strdup(o->directory_url);
 	a->ca = o->ca_bundle ? strdup(o->ca_bundle) : NULL;
 	a->kid = o->account_url ? strdup(o->account_url) : NULL;

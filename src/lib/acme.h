@@ -28,6 +28,9 @@ struct acme_opts {
 	const char	*account_key;	/* PEM, EC P-256 */
 	const char	*account_url;	/* the kid, until acme_account */
 	int		 timeout_s;	/* per request */
+	/* Polled during transfers: non-zero aborts them (NULL: never). */
+	int		(*abort_cb)(void *);
+	void		*abort_arg;
 };
 
 /* Network: read the directory.  The strings of o are copied. */

@@ -486,6 +486,10 @@ acme_hello_cb(SSL *ssl, int *al, void *arg)
 	for (i = 0; i < alpn_n && !done; i++) {
 		if (strcasecmp(alpn_v[i].name, host) != 0)
 			continue;
+		/* Replace, not add: with two certificates OpenSSL would pick
+		 * by the client's signature algorithms, and a validator
+		 * that lists RSA first would get the real one. */
+		SSL_certs_clear(ssl);
 		done = SSL_use_certificate(ssl, alpn_v[i].cert) == 1 &&
 		    SSL_use_PrivateKey(ssl, alpn_v[i].key) == 1;
 	}

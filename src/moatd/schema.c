@@ -63,10 +63,10 @@ static const struct {
 	{ SK_OCSP,	SCHEMA_ROOT "ocsp",	0, 0 },
 	/* What the endpoints staple, per certificate: apply acts on it. */
 	{ SK_OCSP_STAPLE, SCHEMA_ROOT "ocsp_staples/", 1, 1 },
-	/* The http-01 ports and the tls-alpn-01 answers: apply serves
-	 * them; the http-01 answers are read per request. */
+	/* The http-01 ports and the challenges' answers: apply loads
+	 * them (a request never waits on the store). */
 	{ SK_ACME,	SCHEMA_ROOT "acme/",	1, 1 },
-	{ SK_ACME_HTTP,	SCHEMA_ROOT "acme_http/", 1, 0 },
+	{ SK_ACME_HTTP,	SCHEMA_ROOT "acme_http/", 1, 1 },
 	{ SK_ACME_ALPN,	SCHEMA_ROOT "acme_alpn/", 1, 1 },
 };
 #define NKEYS (sizeof(schema_keys) / sizeof(schema_keys[0]))

@@ -15,6 +15,8 @@
  * control thread, which installs it through certs_update_now.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,13 +40,16 @@
 #include "workpool.h"
 #include "x509.h"
 
-#define LEASE_S		300	/* an order's lease in the store */
+#define LEASE_S		900	/* an order's lease in the store; an order
+				   gives up LEASE_MARGIN_S before it ends */
+#define LEASE_MARGIN_S	120
 #define POLL_S		60	/* how long a challenge or order is polled */
 #define RETRY_MIN_S	10	/* back-off after a failure, doubling */
 #define RETRY_MAX_S	3600
-#define ALPN_SETTLE_S	2	/* for every node to load a tls-alpn answer */
+#define ALPN_SETTLE_S	2	/* for every node to load an answer */
 #define MAX_IDENTS	20
 #define MAX_HTTP_PORTS	8
+#define HOOK_S		60	/* a dns-01 hook's run */
 
 /* The challenges moat answers, and where. */
 static const char *const challenges[] = { "http-01", "tls-alpn-01",
@@ -61,6 +66,8 @@ static struct {
 } http_ls[MAX_HTTP_PORTS];
 static int		 http_n;
 static int64_t		 alpn_rev = -1;		/* of the answers loaded */
+/* The http-01 answers, as apply last saw the store: token, answer. */
+static json_t		*http_answers;
 
 /* ---- documents ---- */
 
@@ -168,7 +175,9 @@ struct ajob {
 	json_t		*set;		/* the settings (a copy) */
 	char		*account_key;	/* PEM, clear */
 	char		*order_url;	/* continue this one; NULL: new */
-	int64_t		 state_rev;	/* the state at the lease */
+	time_t		 deadline;	/* the lease's end, less a margin */
+	int64_t		 set_rev;	/* the settings it runs with */
+	int		 renew_asked;	/* renew_requested was set at start */
 	/* What it found. */
 	char		*new_account_key;
 	char		*account_url;
@@ -192,16 +201,113 @@ ajob_free(struct ajob *j)
 	free(j);
 }
 
-/* Sleep s seconds unless moatd is stopping; -1 when it is. */
+/* 1 when the order must end now: moatd stops, or its lease runs out. */
 static int
-nap(int s)
+must_end(const struct ajob *j)
 {
-	while (s-- > 0) {
-		if (atomic_load(&stopping))
-			return -1;
+	return atomic_load(&stopping) || time(NULL) >= j->deadline;
+}
+
+/* Sleep s seconds unless the order must end; -1 (e set) when it must. */
+static int
+nap(const struct ajob *j, int s, struct err *e)
+{
+	for (;;) {
+		if (must_end(j))
+			return err_set(e, E_ACME_REFUSED, "%s",
+			    atomic_load(&stopping) ? "moatd is stopping" :
+			    "the order took longer than its lease");
+		if (s-- <= 0)
+			return 0;
 		sleep(1);
 	}
-	return atomic_load(&stopping) ? -1 : 0;
+}
+
+/* For acme.c's transfers: abort them when the order must end. */
+static int
+abort_cb(void *arg)
+{
+	return must_end(arg);
+}
+
+/*
+ * Store commits of the order's thread run on the control thread: the
+ * store's watchers (rollouts, apply) and the SQLite connection's
+ * transactions are the control thread's.  The order waits for the
+ * answer; at shutdown it stops waiting (the control thread no longer
+ * runs these).
+ */
+struct xcommit {
+	struct store_txn	*t;
+	int			 rc, done;
+	struct err		 e;
+	struct xcommit		*next;
+};
+
+static pthread_mutex_t	 x_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t	 x_cv = PTHREAD_COND_INITIALIZER;
+static struct xcommit	*x_head;
+static struct event	*x_ev;
+static struct node	*x_node;
+
+static void
+x_run(evutil_socket_t fd, short what, void *arg)
+{
+	struct xcommit *list, *x;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	pthread_mutex_lock(&x_mu);
+	list = x_head;
+	x_head = NULL;
+	pthread_mutex_unlock(&x_mu);
+	while ((x = list) != NULL) {
+		list = x->next;
+		x->rc = x_node->store != NULL ? store_txn_commit(x_node->store,
+		    x->t, &x->e) : err_set(&x->e, E_STORE, "no store");
+		pthread_mutex_lock(&x_mu);
+		x->done = 1;
+		pthread_cond_broadcast(&x_cv);
+		pthread_mutex_unlock(&x_mu);
+	}
+}
+
+static int
+pool_commit(struct store_txn *t, struct err *e)
+{
+	struct xcommit	 x = { t, -1, 0, { 0 }, NULL }, **pp;
+	struct timespec	 ts;
+
+	pthread_mutex_lock(&x_mu);
+	x.next = x_head;
+	x_head = &x;
+	pthread_mutex_unlock(&x_mu);
+	event_active(x_ev, EV_READ, 0);
+	pthread_mutex_lock(&x_mu);
+	while (!x.done && !atomic_load(&stopping)) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&x_cv, &x_mu, &ts);
+	}
+	if (!x.done)
+		for (pp = &x_head; *pp != NULL; pp = &(*pp)->next)
+			if (*pp == &x) {
+				*pp = x.next;
+				break;
+			}
+	pthread_mutex_unlock(&x_mu);
+	if (!x.done)
+		return err_set(e, E_INTERNAL, "moatd is stopping");
+	if (x.rc == -1) {
+		err_set(e, x.e.code, "%s", err_msg(&x.e));
+		err_clear(&x.e);
+	}
+	return x.rc;
 }
 
 /* dns-01: the operator's hook, `hook set|clear <name> <txt>`. */
@@ -209,8 +315,8 @@ static int
 dns_hook(const char *hook, const char *verb, const char *name,
     const char *txt, struct err *e)
 {
-	pid_t	pid;
-	int	st;
+	pid_t	pid, r;
+	int	st = 0, waited;
 
 	if ((pid = fork()) == -1)
 		return err_set(e, E_INTERNAL, "fork: %s", strerror(errno));
@@ -218,8 +324,17 @@ dns_hook(const char *hook, const char *verb, const char *name,
 		execl(hook, hook, verb, name, txt, (char *)NULL);
 		_exit(127);
 	}
-	while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
-		;
+	/* A hook that hangs must not hold the orders (or the shutdown). */
+	for (waited = 0; (r = waitpid(pid, &st, WNOHANG)) == 0 &&
+	    waited < HOOK_S * 10 && !atomic_load(&stopping); waited++)
+		usleep(100 * 1000);
+	if (r == 0) {
+		kill(pid, SIGKILL);
+		while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
+			;
+		return err_set(e, E_ACME_REFUSED, "the dns-01 hook %s %s %s "
+		    "did not finish within %d s", hook, verb, name, HOOK_S);
+	}
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		return err_set(e, E_ACME_REFUSED, "the dns-01 hook %s %s %s "
 		    "failed (status %d)", hook, verb, name, WIFEXITED(st) ?
@@ -272,7 +387,7 @@ publish(struct ajob *j, const char *kind, const char *ident,
 	}
 	store_txn_put_json(t, key, doc);
 	json_decref(doc);
-	rc = store_txn_commit(j->n->store, t, e);
+	rc = pool_commit(t, e);
 	store_txn_free(t);
 	return rc;
 }
@@ -296,7 +411,7 @@ unpublish(struct ajob *j, const char *kind, const char *ident,
 	if ((t = store_txn_new()) == NULL)
 		return;
 	store_txn_del(t, key);
-	store_txn_commit(j->n->store, t, NULL);
+	pool_commit(t, NULL);
 	store_txn_free(t);
 }
 
@@ -325,27 +440,35 @@ object_error(const json_t *o, const char *what, struct err *e)
 static int
 authorize(struct ajob *j, struct acme *a, const char *url, struct err *e)
 {
-	const char	*kind = str(j->set, "challenge"), *ident, *token;
-	const char	*curl = NULL;
+	const char	*kind = str(j->set, "challenge");
 	json_t		*az = NULL, *ch, *empty = json_object();
-	char		*ka = NULL;
+	char		*ka = NULL, *ident = NULL, *token = NULL, *curl = NULL;
 	size_t		 i;
 	int		 rc = -1, waited;
 
 	if (acme_post(a, url, NULL, &az, NULL, NULL, e) == -1)
 		goto out;
-	ident = str(json_object_get(az, "identifier"), "value");
 	if (status_is(az, "valid")) {
 		rc = 0;
 		goto out;
 	}
+	/* Copies: az is replaced while the validation is polled.  A
+	 * wildcard's authorization names the base domain (RFC 8555 7.1.4):
+	 * the hook is told "*.<name>", the record still goes to
+	 * _acme-challenge.<name>. */
+	if (str(json_object_get(az, "identifier"), "value") != NULL &&
+	    asprintf(&ident, "%s%s", json_is_true(json_object_get(az,
+	    "wildcard")) ? "*." : "", str(json_object_get(az,
+	    "identifier"), "value")) == -1)
+		ident = NULL;
 	for (i = 0; i < json_array_size(json_object_get(az, "challenges"));
 	    i++) {
 		ch = json_array_get(json_object_get(az, "challenges"), i);
 		if (str(ch, "type") != NULL && strcmp(str(ch, "type"),
-		    kind) == 0) {
-			curl = str(ch, "url");
-			token = str(ch, "token");
+		    kind) == 0 && str(ch, "url") != NULL &&
+		    str(ch, "token") != NULL) {
+			curl = strdup(str(ch, "url"));
+			token = strdup(str(ch, "token"));
 			break;
 		}
 	}
@@ -357,15 +480,16 @@ authorize(struct ajob *j, struct acme *a, const char *url, struct err *e)
 	if ((ka = acme_key_authorization(a, token)) == NULL ||
 	    publish(j, kind, ident, token, ka, e) == -1)
 		goto out;
-	if (strcmp(kind, "http-01") != 0 && nap(ALPN_SETTLE_S) == -1)
+	/* Every node loads the answer when its watch applies it. */
+	if (strcmp(kind, "dns-01") != 0 && nap(j, ALPN_SETTLE_S, e) == -1)
 		goto unpub;
 	if (acme_post(a, curl, empty, NULL, NULL, NULL, e) == -1)
 		goto unpub;
 	for (waited = 0; waited < POLL_S; waited++) {
 		json_decref(az);
 		az = NULL;
-		if (nap(1) == -1 || acme_post(a, url, NULL, &az, NULL, NULL,
-		    e) == -1)
+		if (nap(j, 1, e) == -1 || acme_post(a, url, NULL, &az, NULL,
+		    NULL, e) == -1)
 			goto unpub;
 		if (status_is(az, "valid")) {
 			rc = 0;
@@ -382,6 +506,9 @@ unpub:
 	unpublish(j, kind, ident, token, ka);
 out:
 	free(ka);
+	free(ident);
+	free(token);
+	free(curl);
 	json_decref(az);
 	json_decref(empty);
 	return rc;
@@ -389,8 +516,8 @@ out:
 
 /* Poll the order until its status is not `while_is`. */
 static json_t *
-order_wait(struct acme *a, const char *url, const char *while_is,
-    struct err *e)
+order_wait(struct ajob *j, struct acme *a, const char *url,
+    const char *while_is, struct err *e)
 {
 	json_t	*o = NULL;
 	int	 waited;
@@ -401,8 +528,10 @@ order_wait(struct acme *a, const char *url, const char *while_is,
 			return NULL;
 		if (!status_is(o, while_is))
 			return o;
-		if (nap(1) == -1)
-			break;
+		if (nap(j, 1, e) == -1) {
+			json_decref(o);
+			return NULL;
+		}
 	}
 	json_decref(o);
 	err_set(e, E_ACME_REFUSED, "the order stayed %s for %d s", while_is,
@@ -453,6 +582,8 @@ ajob_work(void *arg)
 	o.account_key = j->account_key;
 	o.account_url = str(j->set, "account_url");
 	o.timeout_s = 10;
+	o.abort_cb = abort_cb;
+	o.abort_arg = j;
 	if (o.account_key == NULL) {
 		if (acme_key_new("ec256", &j->new_account_key, e) == -1)
 			return;
@@ -470,8 +601,11 @@ ajob_work(void *arg)
 	if (j->order_url != NULL && (acme_post(a, j->order_url, NULL, &ord,
 	    NULL, NULL, e) == -1 || str(ord, "status") == NULL ||
 	    status_is(ord, "invalid"))) {
-		if (e->code == E_ACME_UNREACHABLE)
+		if (e->code == E_ACME_UNREACHABLE) {
+			/* A network blip: the order goes on next time. */
+			j->new_order_url = strdup(j->order_url);
 			goto out;
+		}
 		err_clear(e);
 		json_decref(ord);
 		ord = NULL;
@@ -488,7 +622,7 @@ ajob_work(void *arg)
 			if (authorize(j, a, json_string_value(v), e) == -1)
 				goto out;
 		json_decref(ord);
-		if ((ord = order_wait(a, url, "pending", e)) == NULL)
+		if ((ord = order_wait(j, a, url, "pending", e)) == NULL)
 			goto out;
 	}
 	if (status_is(ord, "ready")) {
@@ -514,7 +648,7 @@ ajob_work(void *arg)
 		}
 		json_decref(req);
 		json_decref(ord);
-		if ((ord = order_wait(a, url, "processing", e)) == NULL)
+		if ((ord = order_wait(j, a, url, "processing", e)) == NULL)
 			goto out;
 	}
 	if (!status_is(ord, "valid") || str(ord, "certificate") == NULL) {
@@ -660,16 +794,19 @@ account_save(struct ajob *j)
 
 static time_t	lease_of(const struct ajob *j);
 
+/* An order that failed: count it, say why, retry later (with back-off);
+ * what was issued before stays. */
 static void
-order_failed(struct ajob *j, const char *why)
+fail_record(struct node *n, int id, time_t lease, const char *order_url,
+    int renew_asked, const char *why)
 {
-	struct node	*n = j->n;
-	json_t		*st = state_read(n, j->id, NULL), *ch;
+	json_t		*st = state_read(n, id, NULL), *ch;
 	int		 tries = (int)json_integer_value(json_object_get(st,
 			    "tries")) + 1;
 	int		 backoff = RETRY_MIN_S;
-	const char	*drop[] = { "renew_requested", NULL, NULL };
+	const char	*drop[] = { NULL, NULL, NULL };
 	time_t		 now = time(NULL);
+	size_t		 nd = 0;
 
 	while (backoff < RETRY_MAX_S && backoff < (RETRY_MIN_S << (tries >
 	    12 ? 12 : tries - 1)))
@@ -681,21 +818,30 @@ order_failed(struct ajob *j, const char *why)
 	if (tries == 1)
 		set_time(ch, "first_failure", now);
 	set_time(ch, "next_try", now + backoff);
-	if (j->new_order_url != NULL)
-		json_object_set_new(ch, "order_url",
-		    json_string(j->new_order_url));
+	if (order_url != NULL)
+		json_object_set_new(ch, "order_url", json_string(order_url));
 	else
-		drop[1] = "order_url";
-	if (record(n, j->id, lease_of(j), ch, drop) == 1) {
+		drop[nd++] = "order_url";
+	/* A renewal asked for meanwhile stays asked for. */
+	if (renew_asked)
+		drop[nd++] = "renew_requested";
+	if (record(n, id, lease, ch, drop) == 1) {
 		log_warn("ACME: the %s certificate's order failed (try %d, "
-		    "next in %d s): %s", cert_services[j->id].name, tries,
+		    "next in %d s): %s", cert_services[id].name, tries,
 		    backoff, why);
 		events_add(n, "acme_order_failed", "WARNING", json_pack("{s:s, "
-		    "s:i, s:s}", "name", cert_services[j->id].name, "tries",
+		    "s:i, s:s}", "name", cert_services[id].name, "tries",
 		    tries, "last_error", why));
 	}
 	json_decref(ch);
 	json_decref(st);
+}
+
+static void
+order_failed(struct ajob *j, const char *why)
+{
+	fail_record(j->n, j->id, lease_of(j), j->new_order_url,
+	    j->renew_asked, why);
 }
 
 static void
@@ -705,12 +851,36 @@ install(struct ajob *j)
 	struct cert_change	 ch = { 0 };
 	struct x509_material	*m = NULL;
 	struct err		 e = { 0 };
-	json_t			*out = NULL, *st;
+	json_t			*out = NULL, *st, *set;
 	time_t			 nb, na, now = time(NULL);
 	char			 fp[100];
+	int64_t			 srev;
+	/* (renew_requested first: kept when asked for during the order) */
 	const char		*drop[] = { "renew_requested", "order_url",
 				    "next_try", "first_failure", NULL };
 
+	/* Still this order's to install: the lease held, and the settings
+	 * it ran with (a PUT or DELETE meanwhile wins). */
+	st = state_read(n, j->id, NULL);
+	set = settings_read(n, j->id, &srev, NULL);
+	if (json_integer_value(json_object_get(st, "lease_uid")) != n->uid ||
+	    time_field(st, "lease_until") != lease_of(j) ||
+	    time_field(st, "lease_until") <= now || set == NULL ||
+	    srev != j->set_rev) {
+		log_info("ACME: the %s order ended after its lease or "
+		    "settings changed; its certificate is not used",
+		    cert_services[j->id].name);
+		json_decref(st);
+		json_decref(set);
+		st = json_object();
+		record(n, j->id, lease_of(j), st, NULL);
+		json_decref(st);
+		return;
+	}
+	json_decref(st);
+	json_decref(set);
+	if (!j->renew_asked)
+		drop[0] = "order_url";
 	ch.name = cert_services[j->id].name;
 	ch.cert_pem = j->cert_pem;
 	ch.key_pem = j->key_pem;
@@ -783,6 +953,11 @@ ajob_start(struct node *n, struct ajob *j, struct err *e)
 {
 	if (pool == NULL && (pool = workpool_new(n->base, 1, e)) == NULL)
 		return -1;
+	if (x_ev == NULL) {
+		x_node = n;
+		if ((x_ev = event_new(n->base, -1, 0, x_run, NULL)) == NULL)
+			return err_set(e, E_INTERNAL, "out of memory");
+	}
 	if (live_add(j) == -1)
 		return err_set(e, E_INTERNAL, "too many ACME orders at once");
 	if (workpool_run(pool, ajob_work, ajob_done, j) == -1) {
@@ -832,7 +1007,7 @@ due(const json_t *st, time_t now)
 }
 
 static void
-tick_one(struct node *n, int id, json_t *set, time_t now)
+tick_one(struct node *n, int id, json_t *set, int64_t set_rev, time_t now)
 {
 	struct store_txn	*t;
 	struct ajob		*j;
@@ -866,19 +1041,24 @@ tick_one(struct node *n, int id, json_t *set, time_t now)
 	store_txn_free(t);
 	json_object_set_new(set, "_lease_until", json_integer(now + LEASE_S));
 	if ((j = ajob_new(n, id, json_incref(set), &e)) == NULL) {
-		log_warn("ACME: %s: %s", cert_services[id].name, err_msg(&e));
+		/* Counted like any failure: back-off, alert. */
+		fail_record(n, id, now + LEASE_S, str(st, "order_url"),
+		    json_is_true(json_object_get(st, "renew_requested")),
+		    err_msg(&e));
 		json_decref(st);
 		err_clear(&e);
 		return;
 	}
+	j->set_rev = set_rev;
+	j->deadline = now + LEASE_S - LEASE_MARGIN_S;
+	j->renew_asked = json_is_true(json_object_get(st, "renew_requested"));
 	if (str(st, "order_url") != NULL)
 		j->order_url = strdup(str(st, "order_url"));
 	json_decref(st);
 	busy[id] = 1;
 	if (ajob_start(n, j, &e) == -1) {
 		busy[id] = 0;
-		log_warn("ACME: cannot start the %s order: %s",
-		    cert_services[id].name, err_msg(&e));
+		order_failed(j, err_msg(&e));
 		ajob_free(j);
 	}
 	err_clear(&e);
@@ -897,11 +1077,12 @@ certacme_tick(struct node *n)
 	if ((list = schema_list(n->store, SK_ACME, NULL)) == NULL)
 		return;
 	json_array_foreach(list, i, set) {
+		int64_t rev = json_integer_value(json_object_get(set, "_rev"));
 		if ((id = cert_id_of(str(set, "name") ? str(set, "name") :
 		    "")) < 0 || busy[id])
 			continue;
 		json_object_del(set, "_rev");
-		tick_one(n, id, set, now);
+		tick_one(n, id, set, rev, now);
 	}
 	json_decref(list);
 }
@@ -1111,6 +1292,7 @@ api_acme_put(struct api_req *r, struct err *e)
 		return -1;
 	j->r = r;
 	j->probe = 1;
+	j->deadline = time(NULL) + 2 * POLL_S;
 	if (ajob_start(r->n, j, e) == -1) {
 		ajob_free(j);
 		return -1;
@@ -1130,7 +1312,8 @@ put_done(struct ajob *j)
 	struct err		 e = { 0 };
 	json_t			*st;
 	char			 key[SCHEMA_KEY_MAX], *sealed = NULL;
-	int			 rc = -1;
+	int			 rc = -1, foreign;
+	int64_t			 srev;
 	const char		*drop[] = { "order_url", "next_try",
 				    "renew_requested", "lease_uid",
 				    "lease_until", "first_failure", NULL };
@@ -1149,10 +1332,15 @@ put_done(struct ajob *j)
 	}
 	json_object_set_new(j->set, "account_url", json_string(
 	    j->account_url));
-	/* What was issued before stays described; the new order starts. */
-	st = state_read(n, j->id, NULL);
+	/* What was issued before stays described; the new order starts.
+	 * Another node's order under way keeps its lease (it will not
+	 * install what it gets: the settings changed). */
+	st = state_read(n, j->id, &srev);
+	foreign = time_field(st, "lease_until") > time(NULL) &&
+	    json_integer_value(json_object_get(st, "lease_uid")) != n->uid;
 	for (i = 0; drop[i] != NULL; i++)
-		json_object_del(st, drop[i]);
+		if (!foreign || strncmp(drop[i], "lease_", 6) != 0)
+			json_object_del(st, drop[i]);
 	json_object_set_new(st, "state", json_string(str(st, "last_issued") ?
 	    "valid" : "pending"));
 	json_object_set_new(st, "renew_requested", json_true());
@@ -1164,7 +1352,8 @@ put_done(struct ajob *j)
 		goto out;
 	}
 	store_txn_put_json(t, schema_key_of(SK_ACME, j->id, key), j->set);
-	store_txn_put_json(t, state_key(j->id, key), st);
+	store_txn_cmp(t, state_key(j->id, key), srev);
+	store_txn_put_json(t, key, st);
 	if (store_txn_commit(n->store, t, &e) == 0) {
 		json_object_del(j->set, "account_key");
 		r->resp = view(j->id, j->set, st);
@@ -1270,33 +1459,29 @@ api_acme_renew(struct api_req *r, struct err *e)
 static void
 http01_cb(struct evhttp_request *req, void *arg)
 {
-	struct node	*n = arg;
 	const char	*uri = evhttp_request_get_uri(req), *tok;
-	const char	*pre = "/.well-known/acme-challenge/";
-	char		 key[SCHEMA_KEY_MAX];
+	const char	*pre = "/.well-known/acme-challenge/", *ka = NULL;
 	struct evbuffer	*b = evbuffer_new();
-	json_t		*doc = NULL;
 	size_t		 i;
 
 	if (b == NULL) {
 		evhttp_send_error(req, 500, NULL);
 		return;
 	}
+	(void)arg;
 	if (evhttp_request_get_command(req) == EVHTTP_REQ_GET && uri != NULL &&
-	    strncmp(uri, pre, strlen(pre)) == 0 && n->store != NULL) {
+	    strncmp(uri, pre, strlen(pre)) == 0) {
 		tok = uri + strlen(pre);
 		for (i = 0; tok[i] != '\0' && ((tok[i] >= 'a' && tok[i] <= 'z') ||
 		    (tok[i] >= 'A' && tok[i] <= 'Z') || (tok[i] >= '0' &&
 		    tok[i] <= '9') || tok[i] == '-' || tok[i] == '_'); i++)
 			;
-		if (tok[i] == '\0' && i > 0 && i < SCHEMA_KEY_MAX - 20) {
-			snprintf(key, sizeof(key), "%s%s",
-			    schema_prefix(SK_ACME_HTTP), tok);
-			doc = schema_get(n->store, key, NULL, NULL);
-		}
+		if (tok[i] == '\0' && i > 0)
+			ka = json_string_value(json_object_get(http_answers,
+			    tok));
 	}
-	if (str(doc, "key_authorization") != NULL) {
-		evbuffer_add_printf(b, "%s", str(doc, "key_authorization"));
+	if (ka != NULL) {
+		evbuffer_add_printf(b, "%s", ka);
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		    "Content-Type", "application/octet-stream");
 		evhttp_send_reply(req, 200, "OK", b);
@@ -1304,7 +1489,6 @@ http01_cb(struct evhttp_request *req, void *arg)
 		evbuffer_add_printf(b, "no such challenge\n");
 		evhttp_send_reply(req, 404, "Not Found", b);
 	}
-	json_decref(doc);
 	evbuffer_free(b);
 }
 
@@ -1360,11 +1544,21 @@ certacme_apply(struct node *n, const struct store_kv *kv, size_t nkv)
 	struct err		 e = { 0 };
 	json_t			*docs[16];
 
+	json_decref(http_answers);
+	http_answers = json_object();
 	for (k = 0; k < nkv; k++) {
 		enum schema_kind kind = schema_classify(kv[k].key, &id);
 		json_t *doc;
 		if (kind == SK_ACME_ALPN)
 			rev += kv[k].mod_rev;
+		if (kind == SK_ACME_HTTP && (doc = json_loads(kv[k].value, 0,
+		    NULL)) != NULL) {
+			json_object_set(http_answers, kv[k].key +
+			    strlen(schema_prefix(SK_ACME_HTTP)),
+			    json_object_get(doc, "key_authorization"));
+			json_decref(doc);
+			continue;
+		}
 		if (kind != SK_ACME || (doc = json_loads(kv[k].value, 0,
 		    NULL)) == NULL)
 			continue;
@@ -1445,12 +1639,25 @@ certacme_shutdown(struct node *n)
 	atomic_store(&stopping, 1);
 	workpool_free(pool);
 	pool = NULL;
-	/* What the pool dropped: nobody will call it back. */
+	/* What the pool dropped: nobody will call it back; a PUT still
+	 * waiting for the CA is told. */
 	for (i = 0; i < sizeof(live) / sizeof(live[0]); i++)
 		if (live[i] != NULL) {
+			if (live[i]->r != NULL) {
+				struct err e = { 0 };
+				live[i]->r->in_job = 0;
+				err_set(&e, E_INTERNAL, "moatd is stopping");
+				api_finish(live[i]->r, -1, &e);
+				err_clear(&e);
+			}
 			ajob_free(live[i]);
 			live[i] = NULL;
 		}
+	if (x_ev != NULL)
+		event_free(x_ev);
+	x_ev = NULL;
+	json_decref(http_answers);
+	http_answers = NULL;
 	while (http_n > 0)
 		evhttp_free(http_ls[--http_n].h);
 	tlsctx_acme_answers(NULL, 0, NULL);
