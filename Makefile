@@ -152,10 +152,15 @@ unit: all $(UNIT_BIN) replay
 DATA_PATH_TESTS := test_proxy.py test_proxy_rotation.py test_slow_clients.py \
 	test_client_cert_rules.py test_many_connections.py test_policy.py \
 	test_hot_swap.py test_data_async.py
+# Two test processes (python3-pytest-xdist): every test picks its own
+# ports and directories, and the suite takes half the time.
+PYTEST_JOBS ?= 2
 integration: all
-	MOAT_BUILD=$(CURDIR)/$(BUILD) $(PY) -m pytest -q -x tests/integration
+	MOAT_BUILD=$(CURDIR)/$(BUILD) $(PY) -m pytest -q -x -n $(PYTEST_JOBS) \
+	    tests/integration
 	cd tests/integration && MOAT_BUILD=$(CURDIR)/$(BUILD) \
-	    MOAT_DATA_PATH=epoll $(PY) -m pytest -q -x $(DATA_PATH_TESTS)
+	    MOAT_DATA_PATH=epoll $(PY) -m pytest -q -x -n $(PYTEST_JOBS) \
+	    $(DATA_PATH_TESTS)
 
 test:
 	scripts/deps test
