@@ -27,6 +27,7 @@ pebble 2.4 issues 5-year certificates only, so renewal is triggered with
 POST .../acme/renew rather than by waiting for next_renewal.
 """
 
+import datetime
 import os
 import threading
 
@@ -548,3 +549,31 @@ def test_moatadm(make_pebble, db_node):
     p = n.adm("cluster", "certificate", "acme", "nosuch", "show")
     assert p.returncode != 0 and "nosuch" in p.stderr, (p.returncode,
                                                           p.stderr)
+
+
+# -- 8. when renewal comes ----------------------------------------------------
+
+def _ts(iso):
+    return datetime.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+
+
+def test_renewal_time(make_pebble, node):
+    """Two thirds into the certificate's life by default; RS's
+    expiry_days_before_rotation before its end once the operator set it."""
+    n = node
+    pb = make_pebble()
+    put_acme(n, "cm", acme_body(pb))
+    j = wait_issued(n, "cm", pb, old_fp=cert_fp(n, "cm"))
+    start, end = _ts(j["last_issued"]), _ts(j["not_after"])
+    want = start + (end - start) * 2 / 3
+    got = _ts(j["next_renewal"])
+    assert abs((got - want).total_seconds()) < 86400, (j, want)
+
+    r = n.sock("PUT", "/v1/job_scheduler", {"cert_rotation_job_settings": {
+        "expiry_days_before_rotation": 30}})
+    assert r.status_code == 200, r.text
+    r = call(n, "POST", acme_path("cm") + "/renew")
+    assert r.status_code == 200, r.text
+    j = wait_issued(n, "cm", pb, old_fp=j["fingerprint_sha256"])
+    got, end = _ts(j["next_renewal"]), _ts(j["not_after"])
+    assert abs((end - got).total_seconds() - 30 * 86400) < 120, j

@@ -844,6 +844,30 @@ order_failed(struct ajob *j, const char *why)
 	    j->renew_asked, why);
 }
 
+/*
+ * When to renew a certificate valid from nb to na: two thirds into its
+ * life, as Let's Encrypt advises, or RS's expiry_days_before_rotation
+ * before it ends when the operator set it (PUT /v1/job_scheduler) --
+ * never before half its life, so that a short-lived certificate is not
+ * renewed over and over.
+ */
+static time_t
+renewal_time(struct node *n, time_t nb, time_t na)
+{
+	json_t	*doc = schema_get(n->store, schema_key(SK_JOBS), NULL, NULL);
+	json_t	*days = json_object_get(json_object_get(doc,
+		    "cert_rotation_job_settings"), "expiry_days_before_rotation");
+	time_t	 t = nb + (na - nb) * 2 / 3;
+
+	if (json_is_integer(days)) {
+		t = na - (time_t)json_integer_value(days) * 86400;
+		if (t < nb + (na - nb) / 2)
+			t = nb + (na - nb) / 2;
+	}
+	json_decref(doc);
+	return t;
+}
+
 static void
 install(struct ajob *j)
 {
@@ -906,8 +930,7 @@ install(struct ajob *j)
 	    "last_error", "", "fingerprint_sha256", fp);
 	set_time(st, "last_issued", now);
 	set_time(st, "not_after", na);
-	/* Two thirds into its life, as Let's Encrypt advises. */
-	set_time(st, "next_renewal", nb + (na - nb) * 2 / 3);
+	set_time(st, "next_renewal", renewal_time(n, nb, na));
 	if (record(n, j->id, lease_of(j), st, drop) == 1) {
 		log_info("ACME: the %s certificate was issued (%s, until %s)",
 		    ch.name, fp, str(st, "not_after"));
