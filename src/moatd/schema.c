@@ -125,6 +125,30 @@ schema_cert_hist_key(int id, int version, char *buf)
 	return buf;
 }
 
+char *
+schema_cert_state_key(const char *what, int id, char *buf)
+{
+	snprintf(buf, SCHEMA_KEY_MAX, "%s%s.%s", schema_prefix(SK_STATE), what,
+	    id >= 0 && id < CERT__COUNT ? cert_services[id].name : "?");
+	return buf;
+}
+
+json_t *
+schema_cert_state_get(struct store *s, const char *what, int id,
+    int64_t *rev)
+{
+	char	 key[SCHEMA_KEY_MAX];
+	json_t	*doc = schema_get(s, schema_cert_state_key(what, id, key), rev,
+		    NULL);
+
+	if (doc == NULL) {
+		if (rev != NULL)
+			*rev = 0;
+		doc = json_object();
+	}
+	return doc;
+}
+
 enum schema_kind
 schema_classify(const char *key, int *id)
 {
@@ -875,6 +899,17 @@ iso_now(void)
 	char buf[ISO_TIME_LEN];
 
 	return strdup(iso_time(time(NULL), buf));
+}
+
+time_t
+iso_field(const json_t *doc, const char *field)
+{
+	time_t t = 0;
+
+	if (iso_parse(json_string_value(json_object_get(doc, field)), 0,
+	    &t) == -1)
+		return 0;
+	return t;
 }
 
 int

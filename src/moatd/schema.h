@@ -83,6 +83,13 @@ enum schema_kind {
 char		*schema_cert_hist_key(int id, int version, char *buf);
 /* The prefix of certificate id's history, into buf; returns buf. */
 char		*schema_cert_hist_prefix(int id, char *buf);
+/* The key of a job's state about certificate id, "<state/><what>.<name>"
+ * (what: "ocsp.fetch", "acme"), into buf; returns buf. */
+char		*schema_cert_state_key(const char *what, int id, char *buf);
+/* That state document, or a new empty object (*rev 0) when there is none
+ * yet or the store cannot say. */
+json_t		*schema_cert_state_get(struct store *s, const char *what, int id,
+		    int64_t *rev);
 
 /* The key of a singleton (SK_CLUSTER, SK_CA, SK_VERSION). */
 const char	*schema_key(enum schema_kind k);
@@ -290,5 +297,7 @@ char		*iso_time(time_t t, char buf[ISO_TIME_LEN]);
 /* The reverse (the Z optional; with date_ok, "2026-11-29" too): 0, or
  * -1 when s is neither. */
 int		 iso_parse(const char *s, int date_ok, time_t *out);
+/* The time in doc's ISO-8601 string field; 0 when absent or not one. */
+time_t		 iso_field(const json_t *doc, const char *field);
 
 #endif

@@ -40,7 +40,8 @@ import requests
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import certgen  # noqa: E402
-from moatlib import free_port, port_free_on, short_tmpdir  # noqa: E402
+from moatlib import (free_port, port_free_on, short_tmpdir,  # noqa: E402
+                     wait_for)
 
 PEBBLE = "/usr/bin/pebble"
 CHALLTESTSRV = "/usr/bin/pebble-challtestsrv"
@@ -216,7 +217,7 @@ class Pebble:
                                  "ready.moat.test", timeout=0.5)
             except OSError:
                 return False
-        if not _wait(up, READY_TIMEOUT):
+        if not wait_for(up, READY_TIMEOUT, 0.1):
             stop_pid(self.chall)
             self.chall = None
             raise AssertionError("pebble-challtestsrv not ready after %.0fs:"
@@ -250,7 +251,7 @@ class Pebble:
                 return r.status_code == 200 and "newOrder" in r.json()
             except (requests.RequestException, ValueError):
                 return False
-        if not _wait(up, READY_TIMEOUT):
+        if not wait_for(up, READY_TIMEOUT, 0.1):
             self.stop()
             raise AssertionError("pebble directory %s not answering after "
                                  "%.0fs:\n%s" % (self.directory_url,
@@ -326,17 +327,6 @@ class Pebble:
     def resolve(self, name, qtype=1):
         """What pebble's resolver gets for name (A by default, 16: TXT)."""
         return dns_query("127.0.0.1", self.dns_port, name, qtype)
-
-
-def _wait(pred, timeout, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(interval)
 
 
 @pytest.fixture

@@ -74,23 +74,13 @@ static json_t		*http_answers;
 static const char *
 state_key(int id, char *buf)
 {
-	snprintf(buf, SCHEMA_KEY_MAX, "%sacme.%s", schema_prefix(SK_STATE),
-	    cert_services[id].name);
-	return buf;
+	return schema_cert_state_key("acme", id, buf);
 }
 
 static json_t *
 state_read(struct node *n, int id, int64_t *rev)
 {
-	char	 key[SCHEMA_KEY_MAX];
-	json_t	*doc = schema_get(n->store, state_key(id, key), rev, NULL);
-
-	if (doc == NULL) {
-		if (rev != NULL)
-			*rev = 0;
-		doc = json_object();
-	}
-	return doc;
+	return schema_cert_state_get(n->store, "acme", id, rev);
 }
 
 static json_t *
@@ -99,17 +89,6 @@ settings_read(struct node *n, int id, int64_t *rev, struct err *e)
 	char key[SCHEMA_KEY_MAX];
 
 	return schema_get(n->store, schema_key_of(SK_ACME, id, key), rev, e);
-}
-
-static time_t
-time_field(const json_t *doc, const char *field)
-{
-	time_t t = 0;
-
-	if (iso_parse(json_string_value(json_object_get(doc, field)), 0,
-	    &t) == -1)
-		return 0;
-	return t;
 }
 
 static void
@@ -725,7 +704,7 @@ record(struct node *n, int id, time_t lease_until, json_t *changes,
 	for (try = 0; try < 5; try++) {
 		st = state_read(n, id, &rev);
 		if (json_integer_value(json_object_get(st, "lease_uid")) !=
-		    n->uid || time_field(st, "lease_until") != lease_until) {
+		    n->uid || iso_field(st, "lease_until") != lease_until) {
 			json_decref(st);
 			return 0;
 		}
@@ -888,8 +867,8 @@ install(struct ajob *j)
 	st = state_read(n, j->id, NULL);
 	set = settings_read(n, j->id, &srev, NULL);
 	if (json_integer_value(json_object_get(st, "lease_uid")) != n->uid ||
-	    time_field(st, "lease_until") != lease_of(j) ||
-	    time_field(st, "lease_until") <= now || set == NULL ||
+	    iso_field(st, "lease_until") != lease_of(j) ||
+	    iso_field(st, "lease_until") <= now || set == NULL ||
 	    srev != j->set_rev) {
 		log_info("ACME: the %s order ended after its lease or "
 		    "settings changed; its certificate is not used",
@@ -1020,13 +999,13 @@ due(const json_t *st, time_t now)
 {
 	const char *state = str(st, "state");
 
-	if (time_field(st, "next_try") > now)
+	if (iso_field(st, "next_try") > now)
 		return 0;
 	if (state == NULL || strcmp(state, "valid") != 0 ||
 	    json_is_true(json_object_get(st, "renew_requested")) ||
 	    json_integer_value(json_object_get(st, "tries")) > 0)
 		return 1;
-	return time_field(st, "next_renewal") <= now;
+	return iso_field(st, "next_renewal") <= now;
 }
 
 static void
@@ -1040,7 +1019,7 @@ tick_one(struct node *n, int id, json_t *set, int64_t set_rev, time_t now)
 	int64_t			 rev;
 
 	st = state_read(n, id, &rev);
-	if (!due(st, now) || (time_field(st, "lease_until") > now &&
+	if (!due(st, now) || (iso_field(st, "lease_until") > now &&
 	    json_integer_value(json_object_get(st, "lease_uid")) != n->uid)) {
 		json_decref(st);
 		return;
@@ -1123,20 +1102,29 @@ param_id(struct api_req *r, struct err *e)
 	return id;
 }
 
+/* The settings of the request's certificate (*id), or 404. */
+static json_t *
+settings_of_req(struct api_req *r, int *id, int64_t *rev, struct err *e)
+{
+	json_t *set;
+
+	if ((*id = param_id(r, e)) == -1)
+		return NULL;
+	if ((set = settings_read(r->n, *id, rev, e)) == NULL &&
+	    e->code == E_NOT_FOUND)
+		err_set(e, E_NOT_FOUND, "the %s certificate is not ordered "
+		    "from an ACME CA", r->param);
+	return set;
+}
+
 int
 api_acme_get(struct api_req *r, struct err *e)
 {
 	json_t	*set, *st;
 	int	 id;
 
-	if ((id = param_id(r, e)) == -1)
+	if ((set = settings_of_req(r, &id, NULL, e)) == NULL)
 		return -1;
-	if ((set = settings_read(r->n, id, NULL, e)) == NULL) {
-		if (e->code == E_NOT_FOUND)
-			err_set(e, E_NOT_FOUND, "the %s certificate is not "
-			    "ordered from an ACME CA", r->param);
-		return -1;
-	}
 	st = state_read(r->n, id, NULL);
 	r->resp = view(id, set, st);
 	json_decref(set);
@@ -1359,7 +1347,7 @@ put_done(struct ajob *j)
 	 * Another node's order under way keeps its lease (it will not
 	 * install what it gets: the settings changed). */
 	st = state_read(n, j->id, &srev);
-	foreign = time_field(st, "lease_until") > time(NULL) &&
+	foreign = iso_field(st, "lease_until") > time(NULL) &&
 	    json_integer_value(json_object_get(st, "lease_uid")) != n->uid;
 	for (i = 0; drop[i] != NULL; i++)
 		if (!foreign || strncmp(drop[i], "lease_", 6) != 0)
@@ -1409,14 +1397,8 @@ api_acme_delete(struct api_req *r, struct err *e)
 	int64_t			 rev;
 	int			 id, rc;
 
-	if ((id = param_id(r, e)) == -1)
+	if ((set = settings_of_req(r, &id, &rev, e)) == NULL)
 		return -1;
-	if ((set = settings_read(r->n, id, &rev, e)) == NULL) {
-		if (e->code == E_NOT_FOUND)
-			err_set(e, E_NOT_FOUND, "the %s certificate is not "
-			    "ordered from an ACME CA", r->param);
-		return -1;
-	}
 	json_decref(set);
 	if ((t = store_txn_new()) == NULL)
 		return err_set(e, E_INTERNAL, "out of memory");
@@ -1445,14 +1427,8 @@ api_acme_renew(struct api_req *r, struct err *e)
 	int64_t			 rev;
 	int			 id, rc;
 
-	if ((id = param_id(r, e)) == -1)
+	if ((set = settings_of_req(r, &id, NULL, e)) == NULL)
 		return -1;
-	if ((set = settings_read(r->n, id, NULL, e)) == NULL) {
-		if (e->code == E_NOT_FOUND)
-			err_set(e, E_NOT_FOUND, "the %s certificate is not "
-			    "ordered from an ACME CA", r->param);
-		return -1;
-	}
 	st = state_read(r->n, id, &rev);
 	json_object_set_new(st, "renew_requested", json_true());
 	json_object_del(st, "next_try");

@@ -176,34 +176,13 @@ staple_is_for(const json_t *staple, const char *fp)
 static const char *
 state_key(int id, char *buf)
 {
-	snprintf(buf, SCHEMA_KEY_MAX, "%socsp.fetch.%s",
-	    schema_prefix(SK_STATE), cert_services[id].name);
-	return buf;
+	return schema_cert_state_key("ocsp.fetch", id, buf);
 }
 
 static json_t *
 state_read(struct node *n, int id, int64_t *rev)
 {
-	char	 key[SCHEMA_KEY_MAX];
-	json_t	*doc = schema_get(n->store, state_key(id, key), rev, NULL);
-
-	if (doc == NULL) {
-		if (rev != NULL)
-			*rev = 0;
-		doc = json_object();
-	}
-	return doc;
-}
-
-static time_t
-time_field(const json_t *doc, const char *field)
-{
-	time_t t = 0;
-
-	if (iso_parse(json_string_value(json_object_get(doc, field)), 0,
-	    &t) == -1)
-		return 0;
-	return t;
+	return schema_cert_state_get(n->store, "ocsp.fetch", id, rev);
 }
 
 static json_t *
@@ -525,7 +504,7 @@ due(const struct ocsp_settings *s, const json_t *state, const json_t *staple,
 			    (int)json_integer_value(json_object_get(state,
 			    "tries")) : 0;
 	time_t		 last = sfp != NULL && strcmp(sfp, fp) == 0 ?
-			    time_field(state, "last_try") : 0;
+			    iso_field(state, "last_try") : 0;
 
 	if (tries == 0 && (pfp == NULL || strcmp(pfp, fp) != 0))
 		return 1;	/* nothing about this certificate yet */
@@ -554,7 +533,7 @@ tick_one(struct node *n, const struct ocsp_settings *s, int id, time_t now)
 	state = state_read(n, id, &rev);
 	staple = staple_read(n, id);
 	if (!due(s, state, staple, t.fp, now) ||
-	    (time_field(state, "lease_until") > now &&
+	    (iso_field(state, "lease_until") > now &&
 	    json_integer_value(json_object_get(state, "lease_uid")) !=
 	    n->uid)) {
 		json_decref(staple);
@@ -822,12 +801,12 @@ ocsp_alert_items(struct node *n, int revoked)
 			    json_object_get(doc, "cert_status")) != NULL &&
 			    strcmp(json_string_value(json_object_get(doc,
 			    "cert_status")), "REVOKED") == 0)
-				since = time_field(doc, "revocation_time");
+				since = iso_field(doc, "revocation_time");
 		} else {
 			doc = state_read(n, id, NULL);
 			if (staple_is_for(doc, t.fp) && json_integer_value(
 			    json_object_get(doc, "tries")) >= s.max_tries)
-				since = time_field(doc, "first_failure");
+				since = iso_field(doc, "first_failure");
 		}
 		json_decref(doc);
 		target_clear(&t);

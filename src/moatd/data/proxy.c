@@ -619,11 +619,12 @@ conn_event(struct pconn *c, int backend, uint32_t ev)
 	}
 }
 
-/* c's TLS session, reading and writing through pbio. */
-static int
-conn_init_tls(struct pconn *c)
+/* c's TLS session, reading and writing through a BIO of method m (the
+ * data path's: pbio here, proxy_uring.c's ubio). */
+int
+conn_init_tls(struct pconn *c, BIO_METHOD *m)
 {
-	BIO *b = BIO_new(pbio_method);
+	BIO *b = BIO_new(m);
 
 	c->ssl = SSL_new(tlsctx_ssl_ctx(c->ep->ctx));
 	if (b == NULL || c->ssl == NULL) {
@@ -684,8 +685,8 @@ worker_accept(struct worker *w, struct listener *l)
 		c->ctag.ptr = c;
 		c->btag.kind = TAG_BACKEND;
 		c->btag.ptr = c;
-		if (ep->ctx != NULL && (w->u != NULL ? uring_conn_init(c) :
-		    conn_init_tls(c)) == -1) {
+		if (ep->ctx != NULL && conn_init_tls(c, w->u != NULL ?
+		    uring_bio_method() : pbio_method) == -1) {
 			close(fd);
 			close(bfd);
 			endpoint_unref(ep);

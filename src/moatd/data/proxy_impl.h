@@ -148,6 +148,7 @@ void	endpoint_unref(struct endpoint *ep);
 void	conn_close(struct pconn *c, int notify);
 void	conn_unlink(struct pconn *c);
 void	conn_handshake_failed(struct pconn *c);
+int	conn_init_tls(struct pconn *c, BIO_METHOD *m);
 void	worker_accept(struct worker *w, struct listener *l);
 int	worker_epoll(struct worker *w, int timeout_ms);
 int	worker_batch_end(struct worker *w, int woken);
@@ -159,7 +160,7 @@ int	uring_new(struct worker *w, char *errbuf, size_t len);
 void	uring_free(struct worker *w);
 /* -1 when the ring would not start: the worker then uses epoll. */
 int	uring_main(struct worker *w);
-int	uring_conn_init(struct pconn *c);
+BIO_METHOD *uring_bio_method(void);
 void	uring_conn_start(struct pconn *c);
 void	uring_conn_close(struct pconn *c, int notify);
 

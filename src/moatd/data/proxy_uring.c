@@ -285,23 +285,10 @@ ubio_create(BIO *b)
 
 /* ---- connections ---- */
 
-int
-uring_conn_init(struct pconn *c)
+BIO_METHOD *
+uring_bio_method(void)
 {
-	BIO *b = BIO_new(ubio_method);
-
-	c->ssl = SSL_new(tlsctx_ssl_ctx(c->ep->ctx));
-	if (b == NULL || c->ssl == NULL) {
-		BIO_free(b);
-		SSL_free(c->ssl);
-		c->ssl = NULL;
-		return -1;
-	}
-	BIO_set_data(b, c);
-	SSL_set_bio(c->ssl, b, b);
-	SSL_set_accept_state(c->ssl);
-	c->flags |= C_HANDSHAKE;
-	return 0;
+	return ubio_method;
 }
 
 void
