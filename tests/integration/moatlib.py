@@ -65,11 +65,31 @@ def binaries_missing():
     return missing
 
 
+# `make test` runs two pytest processes (xdist).  A port from the kernel
+# (bind to 0) is an ephemeral one, which the other process's outgoing
+# connections may take before moatd binds it; so ports come from below the
+# ephemeral range (32768), from a slice of its own for each process, and
+# above the databases' 10000-19999.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+_SLICE = 6000
+_BASE = 20000 + _SLICE * (int(_WORKER[2:]) % 2 if _WORKER[2:].isdigit()
+                          else 0)
+_next_port = [_BASE + os.getpid() % _SLICE]
+
+
 def free_port(addr="127.0.0.1"):
-    """A TCP port that was free on addr a moment ago (bind port 0, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((addr, 0))
-        return s.getsockname()[1]
+    """A TCP port of this process's slice that is free on addr now."""
+    for _ in range(_SLICE):
+        port = _next_port[0]
+        _next_port[0] = _BASE + (port - _BASE + 1) % _SLICE
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((addr, port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port from %d to %d" % (_BASE,
+                                                        _BASE + _SLICE - 1))
 
 
 def port_free_on(addr, port):
