@@ -941,12 +941,14 @@ ajob_done(void *arg)
 		return;
 	}
 	busy[j->id] = 0;
-	account_save(j);
 	if (j->err.code == E_OK && j->cert_pem != NULL)
 		install(j);
 	else
 		order_failed(j, j->err.code != E_OK ? err_msg(&j->err) :
 		    "the order ended without a certificate");
+	/* After install, which compares the settings' revision with the
+	 * one the order ran with: the account is no change of settings. */
+	account_save(j);
 	ajob_free(j);
 }
 
