@@ -388,3 +388,16 @@ def selfcheck():
 
 if __name__ == "__main__":
     selfcheck()
+
+
+def check_chain(chain, root):
+    """Each certificate of chain signed by the next, the last by root
+    (pebble's): an AssertionError that names the link otherwise."""
+    for cert, issuer in zip(chain, chain[1:] + [root]):
+        if cert.subject == root.subject:
+            break
+        assert certgen.verify_issued_by(cert, issuer), \
+            "%s is not signed by %s (pebble's root: %s)" % (
+                cert.subject.rfc4514_string(),
+                issuer.subject.rfc4514_string(),
+                root.subject.rfc4514_string())

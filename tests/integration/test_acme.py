@@ -36,7 +36,7 @@ from moatlib import (CERT_NAMES, FP_RE, FQDN, ISO_RE, TIME_SCALE, LoadClient,
                      assert_error, assert_no_private_key, free_port,
                      https_request, make_bdb, make_cluster, redis_client,
                      served_cert_der, served_fingerprint, wait_for)
-from pebble import make_pebble  # noqa: F401  (fixture)
+from pebble import check_chain, make_pebble  # noqa: F401  (fixture)
 
 ACME_WAIT = 60.0 * TIME_SCALE     # an order completes within a few ticks
 APPLY_WAIT = 15.0 * TIME_SCALE    # a stored certificate reaching a port
@@ -177,15 +177,7 @@ def check_from_pebble(n, name, pb, acme):
         assert "DNS:" + ident in sans, "want DNS:%s in %s" % (ident, sans)
     assert leaf.not_valid_after.strftime("%Y-%m-%dT%H:%M:%SZ") == \
         acme["not_after"], (leaf.not_valid_after, acme)
-    root = certgen.load_pem_chain(pb.roots_pem())[0]
-    for cert, issuer in zip(chain, chain[1:] + [root]):
-        if cert.subject == root.subject:
-            break
-        assert certgen.verify_issued_by(cert, issuer), \
-            "%s is not signed by %s (pebble's root: %s)" % (
-                cert.subject.rfc4514_string(),
-                issuer.subject.rfc4514_string(),
-                root.subject.rfc4514_string())
+    check_chain(chain, certgen.load_pem_chain(pb.roots_pem())[0])
     info = n.cert_info(name)
     assert info["issued_by_cluster_ca"] is False, info
     return leaf
@@ -388,17 +380,24 @@ def test_api_tls_alpn01(make_pebble, node):
     assert served_fingerprint(n.addr, n.cm_port) == cm
 
 
+def proxy_served(n, pb, db_name):
+    """A TLS database, the proxy certificate ordered over http-01 and
+    served on its port: (port, GET .../acme, pebble's root file)."""
+    port = make_bdb(n, name=db_name)["port"]
+    put_acme(n, "proxy", acme_body(pb))
+    j = wait_issued(n, "proxy", pb, old_fp=cert_fp(n, "proxy"))
+    root_file = pb.roots_file()
+    wait_served(n.addr, port, root_file, j["fingerprint_sha256"])
+    return port, j, root_file
+
+
 # -- 4. renewal under load ----------------------------------------------------
 
 def test_renewal_under_load(make_pebble, db_node):
     n = db_node
     pb = make_pebble()
-    port = make_bdb(n, name="acme-load")["port"]
-    put_acme(n, "proxy", acme_body(pb))
-    j1 = wait_issued(n, "proxy", pb, old_fp=cert_fp(n, "proxy"))
+    port, j1, root_file = proxy_served(n, pb, "acme-load")
     fp1 = j1["fingerprint_sha256"]
-    root_file = pb.roots_file()
-    wait_served(n.addr, port, root_file, fp1)
     bundle = os.path.join(pb.dir, "bundle.pem")
     with open(bundle, "w") as f:
         f.write(open(n.ca).read() + pb.roots_pem())
@@ -494,12 +493,8 @@ def test_pebble_down_at_renewal(make_pebble, db_node):
 def test_delete(make_pebble, db_node):
     n = db_node
     pb = make_pebble()
-    port = make_bdb(n, name="acme-delete")["port"]
-    put_acme(n, "proxy", acme_body(pb))
-    j = wait_issued(n, "proxy", pb, old_fp=cert_fp(n, "proxy"))
+    port, j, root_file = proxy_served(n, pb, "acme-delete")
     fp = j["fingerprint_sha256"]
-    root_file = pb.roots_file()
-    wait_served(n.addr, port, root_file, fp)
     before = n.fingerprints()
 
     r = call(n, "DELETE", acme_path("proxy"))

@@ -29,7 +29,7 @@ import stat
 import certgen
 from moatlib import (FQDN, TIME_SCALE, assert_error, assert_no_private_key,
                      dns_name, make_bdb, served_cert_der, wait_for)
-from pebble import make_pebble  # noqa: F401  (fixture)
+from pebble import check_chain, make_pebble  # noqa: F401  (fixture)
 
 ACME_WAIT = 60.0 * TIME_SCALE     # the order completes
 APPLY_WAIT = 15.0 * TIME_SCALE    # a stored certificate reaching a port
@@ -204,18 +204,6 @@ def cluster_chain(n):
     chain = certgen.load_pem_chain(r.json()["proxy_cert"])
     assert chain, r.json()["proxy_cert"][:300]
     return chain
-
-
-def check_chain(chain, root):
-    """Each certificate signed by the next, the last by pebble's root."""
-    for cert, issuer in zip(chain, chain[1:] + [root]):
-        if cert.subject == root.subject:
-            break
-        assert certgen.verify_issued_by(cert, issuer), \
-            "%s is not signed by %s (pebble's root: %s)" % (
-                cert.subject.rfc4514_string(),
-                issuer.subject.rfc4514_string(),
-                root.subject.rfc4514_string())
 
 
 def served(addr, port, servername, root_file):
