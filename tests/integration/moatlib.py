@@ -615,8 +615,10 @@ def key_body_fragment(key_pem):
 # Helpers for the database tests (test_bdbs.py, test_proxy*.py).  Nothing
 # above depends on them.
 
-DB_PORT_MIN = 10000
-DB_PORT_MAX = 19999
+# moatd's database ports are 10000-19999; each test process (xdist) picks
+# from its own half, so that two never race for one.
+DB_PORT_MIN = 10000 + 5000 * (_BASE != 20000)
+DB_PORT_MAX = DB_PORT_MIN + 4999
 BDB_ACTIVE_TIMEOUT = 10.0
 _DB_PORTS_GIVEN = set()
 
