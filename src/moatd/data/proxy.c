@@ -1,12 +1,16 @@
 /*
- * proxy.c — TLS termination workers.
+ * proxy.c — TLS termination workers: the listeners, the control thread's
+ * commands, accepting, and the epoll data path (--data-path epoll); the
+ * io_uring path, the default, is proxy_uring.c.
  *
  * Each worker thread owns an epoll set and the connections it accepted;
  * nothing about a connection is shared with another thread.  Listening
- * sockets are shared (EPOLLEXCLUSIVE wakes one worker per connection).
+ * sockets are shared (EPOLLEXCLUSIVE wakes one worker per connection on
+ * the epoll path; on the io_uring path the ring polls the epoll set,
+ * which cannot be exclusive, so every worker wakes).
  *
  * Where the time goes (docs/performance.md measures it): mostly the
- * kernel.  So the loop avoids syscalls: OpenSSL reads through a BIO of
+ * kernel.  So the epoll loop avoids syscalls: OpenSSL reads through a BIO of
  * ours that remembers a short read (the socket is then empty, and asking
  * again would only return EAGAIN), read-ahead pulls a batch of records per
  * read, epoll interest changes only when a side blocks, and data goes
