@@ -10,15 +10,22 @@
 
 #include "moatadm.h"
 
-static char *
-acme_path(const struct cmd_args *args, const char *tail)
+/* method on /v1/cluster/certificates/<name>/acme<tail>; *resp (may be
+ * NULL) gets the answer on ADM_EXIT_OK, the caller's. */
+static int
+acme_call(struct adm_session *sess, const struct cmd_args *args,
+    const char *method, const char *tail, const json_t *body, json_t **resp)
 {
-	char *name = http_path_escape(args->arg[ARG_CERT_NAME]), *p;
+	char	*name = http_path_escape(args->arg[ARG_CERT_NAME]), *path;
+	int	 rc = ADM_EXIT_SERVER;
 
-	p = name ? str_printf("/v1/cluster/certificates/%s/acme%s", name,
+	path = name ? str_printf("/v1/cluster/certificates/%s/acme%s", name,
 	    tail) : NULL;
+	if (path != NULL)
+		rc = session_api_call(sess, method, path, body, resp);
 	free(name);
-	return p;
+	free(path);
+	return rc;
 }
 
 /* "a,b,c" as a JSON array of strings. */
@@ -44,7 +51,7 @@ int
 cmd_acme_set(struct adm_session *sess, const struct cmd_args *args)
 {
 	json_t	*body, *resp = NULL;
-	char	*path, *pem = NULL, *err = NULL, *end;
+	char	*pem = NULL, *err = NULL, *end;
 	size_t	 len;
 	long	 port;
 	int	 rc;
@@ -87,12 +94,8 @@ cmd_acme_set(struct adm_session *sess, const struct cmd_args *args)
 		json_object_set_new(body, "ca_bundle", json_string(pem));
 		mem_wipe_free(pem);
 	}
-	if ((path = acme_path(args, "")) == NULL) {
-		json_decref(body);
-		return ADM_EXIT_SERVER;
-	}
 	/* moatd asks the CA before it answers: a few seconds. */
-	rc = session_api_call(sess, "PUT", path, body, &resp);
+	rc = acme_call(sess, args, "PUT", "", body, &resp);
 	if (rc == ADM_EXIT_OK) {
 		printf("%s: ordered from %s (%s); the order goes on in the "
 		    "background (cluster certificate acme %s show)\n",
@@ -102,7 +105,6 @@ cmd_acme_set(struct adm_session *sess, const struct cmd_args *args)
 	}
 	json_decref(resp);
 	json_decref(body);
-	free(path);
 	return rc;
 }
 
@@ -110,13 +112,10 @@ int
 cmd_acme_show(struct adm_session *sess, const struct cmd_args *args)
 {
 	json_t	*resp = NULL;
-	char	*path = acme_path(args, "");
 	int	 rc;
 
-	if (path == NULL)
-		return ADM_EXIT_SERVER;
 	/* The CA bundle is long and says nothing at a glance. */
-	if ((rc = session_api_call(sess, "GET", path, NULL, &resp)) ==
+	if ((rc = acme_call(sess, args, "GET", "", NULL, &resp)) ==
 	    ADM_EXIT_OK) {
 		if (json_is_string(json_object_get(resp, "ca_bundle")))
 			json_object_set_new(resp, "ca_bundle",
@@ -124,43 +123,30 @@ cmd_acme_show(struct adm_session *sess, const struct cmd_args *args)
 		json_fields_print(resp, "");
 	}
 	json_decref(resp);
-	free(path);
 	return rc;
 }
 
 int
 cmd_acme_renew(struct adm_session *sess, const struct cmd_args *args)
 {
-	json_t	*resp = NULL;
-	char	*path = acme_path(args, "/renew");
-	int	 rc;
+	int rc;
 
-	if (path == NULL)
-		return ADM_EXIT_SERVER;
-	if ((rc = session_api_call(sess, "POST", path, NULL, &resp)) ==
+	if ((rc = acme_call(sess, args, "POST", "/renew", NULL, NULL)) ==
 	    ADM_EXIT_OK)
 		printf("%s: a new order starts now (cluster certificate acme "
 		    "%s show)\n", args->arg[ARG_CERT_NAME],
 		    args->arg[ARG_CERT_NAME]);
-	json_decref(resp);
-	free(path);
 	return rc;
 }
 
 int
 cmd_acme_delete(struct adm_session *sess, const struct cmd_args *args)
 {
-	json_t	*resp = NULL;
-	char	*path = acme_path(args, "");
-	int	 rc;
+	int rc;
 
-	if (path == NULL)
-		return ADM_EXIT_SERVER;
-	if ((rc = session_api_call(sess, "DELETE", path, NULL, &resp)) ==
+	if ((rc = acme_call(sess, args, "DELETE", "", NULL, NULL)) ==
 	    ADM_EXIT_OK)
 		printf("%s: no longer ordered from an ACME CA; the certificate "
 		    "in place stays\n", args->arg[ARG_CERT_NAME]);
-	json_decref(resp);
-	free(path);
 	return rc;
 }

@@ -101,6 +101,27 @@ def port_free_on(addr, port):
     return True
 
 
+def stop_process(p, timeout=5.0):
+    """SIGTERM p by its PID, SIGKILL if it is still there after timeout;
+    waits for the exit.  True when SIGKILL was needed."""
+    if p.poll() is not None:
+        return False
+    try:
+        os.kill(p.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        p.wait(timeout)
+        return False
+    except subprocess.TimeoutExpired:
+        try:
+            os.kill(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait(timeout)
+        return True
+
+
 def short_tmpdir(prefix="moat-"):
     # Unix socket paths are limited to 108 bytes: keep data dirs short
     # instead of using pytest's long tmp_path names.
@@ -419,20 +440,8 @@ class Node:
             return None
         if p.poll() is not None and self.died is None:
             self.died = p.returncode
-        else:
-            try:
-                os.kill(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                p.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.needed_sigkill = True
-                try:
-                    os.kill(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                p.wait(STOP_TIMEOUT)
+        elif stop_process(p, STOP_TIMEOUT):
+            self.needed_sigkill = True
         LIVE.pop(p.pid, None)
         self.proc = None
         if not self.needed_sigkill and p.returncode != 0 and \
@@ -863,18 +872,7 @@ class EtcdCluster:
         if p is None:
             return
         self.procs[i] = None
-        try:
-            os.kill(p.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            try:
-                os.kill(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait(10)
+        stop_process(p, 10)
 
     def stop_all(self):
         for i in range(len(self)):

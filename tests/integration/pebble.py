@@ -27,12 +27,10 @@ Run this file (`/usr/bin/python3 pebble.py`) for a self-check.
 import json
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
@@ -41,7 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import certgen  # noqa: E402
 from moatlib import (free_port, port_free_on, short_tmpdir,  # noqa: E402
-                     wait_for)
+                     stop_process, wait_for)
 
 PEBBLE = "/usr/bin/pebble"
 CHALLTESTSRV = "/usr/bin/pebble-challtestsrv"
@@ -72,22 +70,10 @@ def free_port_on_all(addrs):
 
 
 def stop_pid(proc):
-    """SIGTERM by PID, SIGKILL after STOP_TIMEOUT; waits for the exit."""
+    """SIGTERM by PID, SIGKILL after STOP_TIMEOUT; the exit status."""
     if proc is None:
         return None
-    if proc.poll() is None:
-        try:
-            os.kill(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            try:
-                os.kill(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(STOP_TIMEOUT)
+    stop_process(proc, STOP_TIMEOUT)
     return proc.returncode
 
 

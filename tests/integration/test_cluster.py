@@ -15,7 +15,7 @@ import time
 import pytest
 
 import certgen
-from moatlib import FQDN, free_port, served_fingerprint
+from moatlib import FQDN, free_port, served_fingerprint, stop_process
 
 
 def start_member(d, name, cport, pport, initial=None, state="new",
@@ -39,12 +39,7 @@ def start_member(d, name, cport, pport, initial=None, state="new",
 
 
 def stop_pid(p):
-    os.kill(p.pid, signal.SIGTERM)
-    try:
-        p.wait(10)
-    except subprocess.TimeoutExpired:
-        os.kill(p.pid, signal.SIGKILL)
-        p.wait(10)
+    stop_process(p, 10)
 
 
 @pytest.fixture

@@ -955,11 +955,14 @@ worker_epoll(struct worker *w, int timeout_ms)
 int
 worker_batch_end(struct worker *w, int woken)
 {
+	time_t now;
+
 	if (woken && worker_commands(w))
 		return 1;
 	worker_reap(w);
-	if (time(NULL) != w->last_sweep) {
-		w->last_sweep = time(NULL);
+	now = time(NULL);
+	if (now != w->last_sweep) {
+		w->last_sweep = now;
 		worker_sweep(w);
 	}
 	return 0;
